@@ -1,0 +1,1 @@
+"""edgedet.calibration (installed from the top-level `calibration/` folder)."""

@@ -1,0 +1,1 @@
+"""edgedet.exporters (installed from the top-level `exporters/` folder)."""

@@ -1,0 +1,1 @@
+"""edgedet.runtimes (installed from the top-level `runtimes/` folder)."""
