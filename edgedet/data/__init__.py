@@ -1,0 +1,1 @@
+"""Datasets: COCO JSON, YOLO txt and VOC XML readers, and the synthetic shapes generator."""
