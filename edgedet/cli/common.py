@@ -1,0 +1,93 @@
+"""Helpers shared by the commands: model resolution, error translation, options."""
+
+import contextlib
+import pathlib
+
+import click
+
+# Errors a user can act on. Library code raises these with a message that
+# names the bad value; the CLI shows the message without a traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
+               IsADirectoryError, PermissionError)
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Turns library errors into `click.ClickException`s (exit code 1)."""
+    try:
+        yield
+    except click.ClickException:
+        raise
+    except USER_ERRORS as e:
+        raise click.ClickException(str(e) or repr(e)) from e
+
+
+def preset_names():
+    from edgedet.models.yolo_v8_presets import PRESETS
+
+    return sorted(PRESETS)
+
+
+def resolve_model(spec):
+    """Returns a Keras YOLOv8 for `spec`: a `.keras` path or a preset name.
+
+    A preset builds the architecture with random weights (a warning says so).
+    """
+    from edgedet.config import closest
+
+    path = pathlib.Path(spec)
+    if path.exists() or path.suffix:
+        from edgedet.models.loading import load_model
+
+        return load_model(path)
+    names = preset_names()
+    if spec in names:
+        from edgedet.models import YOLOV8Detector
+
+        click.echo(f"note: '{spec}' is a preset: random weights, for trying the pipeline.", err=True)
+        return YOLOV8Detector.from_preset(spec)
+    raise click.ClickException(
+        f"Model '{spec}' is neither an existing file nor a preset. Presets: {names}."
+        + closest(spec, names)
+    )
+
+
+def inference_options(function):
+    """The NMS / output options shared by `predict` and `export`."""
+    options = [
+        click.option("--imgsz", type=int, default=None,
+                     help="Model input size (multiple of 32). Default: the model's own."),
+        click.option("--conf", type=click.FloatRange(0, 1), default=None,
+                     help="Confidence threshold. Default: 0.25."),
+        click.option("--iou", type=click.FloatRange(0, 1), default=None,
+                     help="NMS IoU threshold. Default: 0.7."),
+        click.option("--max-det", type=click.IntRange(min=1), default=None,
+                     help="Detections per image (fixed output size). Default: 100."),
+        click.option("--agnostic", is_flag=True, default=False,
+                     help="Class-agnostic NMS (KerasCV's behaviour). Default: class-aware."),
+        click.option("--box-format", default=None,
+                     help="Output box format: xyxy, yxyx, xywh, center_xywh, center_yxhw, "
+                          "rel_xyxy, rel_yxyx, rel_xywh, rel_center_xywh. Default: xyxy."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def inference_config(model, imgsz=None, conf=None, iou=None, max_det=None, agnostic=False,
+                     box_format=None):
+    """The model's default `InferenceConfig` with the command-line overrides."""
+    import dataclasses
+
+    config = model.default_inference_config()
+    letterbox = config.letterbox
+    if imgsz is not None:
+        letterbox = dataclasses.replace(letterbox, size=imgsz)
+    nms = config.nms
+    changes = {k: v for k, v in [("confidence_threshold", conf), ("iou_threshold", iou),
+                                 ("max_detections", max_det)] if v is not None}
+    if agnostic:
+        changes["class_aware"] = False
+    nms = dataclasses.replace(nms, **changes)
+    return config.replace(letterbox=letterbox, nms=nms,
+                          bounding_box_format=box_format or config.bounding_box_format)

@@ -1,0 +1,53 @@
+"""`edgedet info`: what a model or an artifact is."""
+
+import json
+import pathlib
+
+import click
+
+from edgedet.cli.common import resolve_model, user_errors
+
+ARTIFACT_SUFFIXES = (".onnx", ".tflite", ".engine")
+
+
+def is_artifact(spec):
+    """True for exported artifacts (as opposed to `.keras` models and presets)."""
+    path = pathlib.Path(spec)
+    return path.suffix.lower() in ARTIFACT_SUFFIXES or (path / "saved_model.pb").exists()
+
+
+def _print_dict(data, indent=0):
+    for key, value in data.items():
+        if isinstance(value, dict):
+            click.echo(f"{' ' * indent}{key}:")
+            _print_dict(value, indent + 2)
+        else:
+            if isinstance(value, (list, tuple)) and len(value) > 12:
+                value = f"{list(value[:12])} ... ({len(value)} in all)"
+            click.echo(f"{' ' * indent}{key}: {value}")
+
+
+@click.command("info")
+@click.argument("source", metavar="MODEL_OR_ARTIFACT")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def info_command(source, as_json):
+    """Print what MODEL_OR_ARTIFACT is.
+
+    For a `.keras` model or a preset: architecture, classes, input size,
+    parameter count. For an artifact (SavedModel folder, .onnx, .tflite,
+    .engine): the edgedet metadata inside it (class names, letterbox, NMS
+    settings, box format, precision, version, source weights hash).
+    """
+    with user_errors():
+        if is_artifact(source):
+            from edgedet.runtimes.registry import read_metadata
+
+            data = {"artifact": str(source), **read_metadata(source).to_dict()}
+        else:
+            from edgedet.models.loading import describe_model
+
+            data = describe_model(resolve_model(source))
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        _print_dict(data)

@@ -1,0 +1,40 @@
+"""The `edgedet` command: a click group over thin command modules.
+
+Command modules import only click at import time; each command imports the
+library (and so TensorFlow) when it runs, so `edgedet --help` is instant and
+works without TensorRT or LiteRT installed.
+"""
+
+import click
+
+import edgedet
+from edgedet.cli.export import export_command
+from edgedet.cli.info import info_command
+from edgedet.cli.predict import predict_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(edgedet.__version__, prog_name="edgedet")
+def cli():
+    """Ship a Keras 3 YOLOv8 detector to the edge.
+
+    A model is a `.keras` file, a KerasCV `.keras` file, or a preset name
+    (yolov8n/s/m/l/x, tiny: random weights, for trying the pipeline).
+    Artifacts (SavedModel folder, .onnx, .tflite) carry their class names and
+    settings inside; `edgedet info ARTIFACT` prints them.
+
+    \b
+    Examples:
+      edgedet info yolov8n
+      edgedet predict --model model.keras photo.jpg --out preds/
+      edgedet export --model model.keras --target all --out artifacts/
+      edgedet predict --model artifacts/model.onnx photo.jpg --out preds-onnx/
+    """
+
+
+cli.add_command(info_command)
+cli.add_command(predict_command)
+cli.add_command(export_command)
+
+if __name__ == "__main__":  # pragma: no cover
+    cli()
