@@ -1,0 +1,1 @@
+"""Parity: detection-level agreement of artifacts with the Keras reference."""
