@@ -1,1 +1,35 @@
-"""YOLOv8 in Keras 3: layers, detector, presets and weight importers."""
+"""YOLOv8 in Keras 3: layers, detector, presets and weight importers.
+
+The names below are imported lazily (PEP 562), so `edgedet.models.preset_names`
+and `edgedet.models.yolo_v8_presets` cost no Keras import (the CLI's `--help`
+lists presets); `YOLOV8Detector`, `load_model`, ... import Keras on first use.
+"""
+
+import importlib
+
+_EXPORTS = {
+    "YOLOV8Detector": "edgedet.models.yolo_v8_detector",
+    "PRESETS": "edgedet.models.yolo_v8_presets",
+    "preset_names": "edgedet.models.yolo_v8_presets",
+    "get_preset": "edgedet.models.yolo_v8_presets",
+    "load_model": "edgedet.models.loading",
+    "describe_model": "edgedet.models.loading",
+    "ModelLoadError": "edgedet.models.loading",
+    "from_kerascv": "edgedet.models.kerascv_import",
+    "KerasCVImportError": "edgedet.models.kerascv_import",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'edgedet.models' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
