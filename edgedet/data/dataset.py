@@ -1,0 +1,646 @@
+"""Common dataset types: samples, records, validation of annotations, sampling.
+
+A sample is a plain dict:
+
+```python
+{
+    "image": uint8 [H, W, 3] RGB array,
+    "boxes": float32 [N, 4] in the dataset's `bounding_box_format`,
+    "classes": int32 [N], indices into `dataset.class_names`,
+    "image_id": int or str,
+    "file_name": str,
+}
+```
+
+Every dataset here stores boxes as `"xyxy"` in pixels (the names of
+`edgedet.boxes`), with continuous pixel edges: an object that covers pixel
+columns `3..7` (inclusive) has `left = 3` and `right = 8`, so `right - left`
+is its width in pixels. This is COCO's convention (`[x, y, w, h]` with `w` the
+width in pixels); the VOC reader converts VOC's 1-based inclusive corners to
+it and the YOLO reader multiplies the normalized boxes by the image size.
+
+Nothing here imports TensorFlow.
+"""
+
+import dataclasses
+import os
+import warnings
+
+import numpy as np
+
+BOUNDING_BOX_FORMAT = "xyxy"
+ON_INVALID = ("skip", "clip", "error")
+IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
+
+# Boxes that stick out of the image by at most this many pixels (rounding in
+# the annotation tool, normalized YOLO values like 1.0000001) are clipped
+# silently; beyond it, `on_invalid` decides.
+BORDER_TOLERANCE = 0.5
+# At most this many warnings per load; the rest are counted in one summary.
+MAX_WARNINGS = 20
+
+
+class DatasetError(ValueError):
+    """A dataset or annotation file that cannot be read as asked."""
+
+
+class AnnotationWarning(UserWarning):
+    """An annotation that was skipped or clipped (`on_invalid="skip"|"clip"`)."""
+
+
+def check_on_invalid(on_invalid):
+    """Checks an `on_invalid` policy name and returns it."""
+    from edgedet.config import closest
+
+    if on_invalid not in ON_INVALID:
+        raise ValueError(
+            f"Invalid on_invalid: {on_invalid!r}. Expected one of {list(ON_INVALID)}."
+            + closest(on_invalid, ON_INVALID)
+        )
+    return on_invalid
+
+
+def where(path, line=None):
+    """Formats a location for messages: `path` or `path:line`."""
+    return f"{path}:{line}" if line is not None else str(path)
+
+
+class Validator:
+    """Applies an `on_invalid` policy to bad annotations while reading a dataset.
+
+    Args:
+        on_invalid: str. `"skip"` drops the bad box (or image) with a warning,
+            `"clip"` clips boxes that stick out of the image to its border
+            (and drops what cannot be repaired) with a warning, `"error"`
+            raises `DatasetError`. Defaults to `"skip"`.
+    """
+
+    def __init__(self, on_invalid="skip"):
+        self.on_invalid = check_on_invalid(on_invalid)
+        self.num_issues = 0
+
+    def issue(self, location, message, repairable=False):
+        """Reports one problem; raises under `"error"`, warns otherwise.
+
+        Returns:
+            True when the caller should repair (clip) the annotation, False
+            when it should drop it.
+        """
+        text = f"{location}: {message}"
+        if self.on_invalid == "error":
+            raise DatasetError(text + " (on_invalid='error'; use 'skip' or 'clip' to go on).")
+        repair = repairable and self.on_invalid == "clip"
+        self.num_issues += 1
+        if self.num_issues <= MAX_WARNINGS:
+            action = "clipped to the image" if repair else "skipped"
+            warnings.warn(f"{text}; {action}.", AnnotationWarning, stacklevel=3)
+        return repair
+
+    def fail(self, location, message):
+        """Raises `DatasetError` whatever the policy (unreadable input)."""
+        raise DatasetError(f"{location}: {message}")
+
+    def finish(self, source):
+        """Emits one summary warning when more issues were found than shown."""
+        if self.num_issues > MAX_WARNINGS:
+            warnings.warn(
+                f"{source}: {self.num_issues} invalid annotations in all; only the first "
+                f"{MAX_WARNINGS} were shown.",
+                AnnotationWarning,
+                stacklevel=3,
+            )
+
+    def check_box(self, box, class_id, width, height, num_classes, location):
+        """Validates one `xyxy` pixel box and its class.
+
+        Returns:
+            The (possibly clipped) box as a tuple of 4 floats, or None to
+            drop it.
+        """
+        if not 0 <= class_id < num_classes:
+            self.issue(
+                location,
+                f"class id {class_id} is outside the class list (expected 0..{num_classes - 1})",
+            )
+            return None
+        x0, y0, x1, y1 = (float(v) for v in box)
+        if not all(np.isfinite([x0, y0, x1, y1])):
+            self.issue(location, f"box {_fmt_box(box)} is not finite")
+            return None
+        if x1 <= x0 or y1 <= y0:
+            self.issue(location, f"box {_fmt_box(box)} has zero or negative size")
+            return None
+        tol = BORDER_TOLERANCE
+        outside = x0 < -tol or y0 < -tol or x1 > width + tol or y1 > height + tol
+        if outside:
+            fully_outside = x0 >= width or y0 >= height or x1 <= 0 or y1 <= 0
+            repair = self.issue(
+                location,
+                f"box {_fmt_box(box)} is outside the image of size {width}x{height} (WxH)",
+                repairable=not fully_outside,
+            )
+            if not repair:
+                return None
+        x0, x1 = min(max(x0, 0.0), width), min(max(x1, 0.0), width)
+        y0, y1 = min(max(y0, 0.0), height), min(max(y1, 0.0), height)
+        return (x0, y0, x1, y1)
+
+
+def _fmt_box(box):
+    return "[" + ", ".join(f"{float(v):g}" for v in box) + "]"
+
+
+@dataclasses.dataclass
+class Record:
+    """One image and its annotations, as stored by the file-based datasets.
+
+    Args:
+        file_name: str. Name of the image relative to the dataset's image
+            folder (written as is by the writers).
+        image_id: int or str.
+        boxes: float32 `[N, 4]` `xyxy` pixel boxes.
+        classes: int32 `[N]`.
+        path: str. Absolute path of the image file, or None when `image` is
+            given.
+        width: int. Image width in pixels, or None when unknown.
+        height: int. Image height in pixels, or None when unknown.
+        image: uint8 `[H, W, 3]` array held in memory, or None.
+    """
+
+    file_name: str
+    image_id: object
+    boxes: np.ndarray
+    classes: np.ndarray
+    path: str = None
+    width: int = None
+    height: int = None
+    image: np.ndarray = None
+
+    def __post_init__(self):
+        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        self.classes = np.asarray(self.classes, dtype=np.int32).reshape(-1)
+        if len(self.boxes) != len(self.classes):
+            raise ValueError(
+                f"{self.file_name}: {len(self.boxes)} boxes but {len(self.classes)} classes."
+            )
+
+
+def load_image(path, exif_transpose=False):
+    """Reads an image file as a uint8 `[H, W, 3]` RGB array.
+
+    Args:
+        path: str. Image file.
+        exif_transpose: bool. Apply the EXIF orientation tag (Ultralytics
+            does; COCO and VOC annotations refer to the stored pixels).
+            Defaults to False.
+    """
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as image:
+            if exif_transpose:
+                image = ImageOps.exif_transpose(image)
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except FileNotFoundError:
+        raise DatasetError(f"Image not found: {path}") from None
+    except OSError as error:
+        raise DatasetError(f"Cannot read image {path}: {error}") from None
+
+
+def image_size(path, exif_transpose=False):
+    """Returns `(width, height)` of an image file, reading only its header."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        width, height = image.size
+        if exif_transpose and image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+            width, height = height, width
+    return width, height
+
+
+class DetectionDataset:
+    """Base class: a sized, indexable, deterministic sequence of samples.
+
+    Subclasses set `class_names` and implement `__len__` and `get`.
+    Iteration follows the index order, which is fixed for a given input.
+
+    Attributes:
+        class_names: tuple of str. `classes` index into it.
+        bounding_box_format: str. Format of `boxes` (an `edgedet.boxes`
+            name); `"xyxy"` pixels for every dataset here.
+    """
+
+    class_names = ()
+    bounding_box_format = BOUNDING_BOX_FORMAT
+
+    def __len__(self):
+        raise NotImplementedError
+
+    def get(self, index):
+        """Returns sample `index` with its image decoded."""
+        raise NotImplementedError
+
+    def annotation(self, index):
+        """Returns sample `index` without decoding the image when possible.
+
+        File-based datasets put the image path under `"image"` (and
+        `"path"`); generated datasets return the full sample.
+        """
+        return self.get(index)
+
+    def _check_index(self, index):
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"Dataset indices must be integers, received: {index!r}")
+        size = len(self)
+        if not -size <= index < size:
+            raise IndexError(f"Index {index} out of range for a dataset of {size} samples.")
+        return int(index) % size
+
+    def __getitem__(self, index):
+        return self.get(self._check_index(index))
+
+    def __iter__(self):
+        for index in range(len(self)):
+            yield self.get(index)
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    def write(self, out_dir, format="coco", split="train", force=False, image_format="png"):
+        """Writes the dataset to disk as COCO JSON, YOLO txt or Pascal VOC XML.
+
+        Layouts (`split` names the subset):
+        - coco: `annotations/instances_<split>.json`, `images/<split>/`.
+        - yolo: `data.yaml`, `images/<split>/`, `labels/<split>/`.
+        - voc: `Annotations/`, `JPEGImages/`, `ImageSets/Main/<split>.txt`,
+          and `labels.txt` with the class names in order.
+
+        Args:
+            out_dir: str. Output root; other splits already there are kept.
+            format: str. `"coco"`, `"yolo"` or `"voc"`. Defaults to `"coco"`.
+            split: str. Defaults to `"train"`.
+            force: bool. Overwrite files of this split that already exist.
+                Defaults to False (refuse, naming the first one).
+            image_format: str. `"png"` (lossless) or `"jpg"`. Defaults to
+                `"png"`.
+
+        Returns:
+            The path to load it back with `load_dataset` (the JSON file, the
+            `data.yaml` or the VOC root).
+        """
+        return write_dataset(self, out_dir, format, split, force, image_format)
+
+
+class RecordDataset(DetectionDataset):
+    """A dataset backed by a list of `Record`s (what the readers return).
+
+    Args:
+        records: list of `Record`.
+        class_names: sequence of str.
+        source: str. Where the data came from, for messages and `repr`.
+            Defaults to "".
+        exif_transpose: bool. Apply EXIF orientation when decoding images.
+            Defaults to False.
+        category_ids: sequence of int. Original COCO category id of each
+            class index, or None. Defaults to None.
+    """
+
+    def __init__(self, records, class_names, source="", exif_transpose=False, category_ids=None):
+        self.records = list(records)
+        self.class_names = tuple(str(name) for name in class_names)
+        self.source = str(source)
+        self.exif_transpose = exif_transpose
+        self.category_ids = tuple(category_ids) if category_ids is not None else None
+
+    def __len__(self):
+        return len(self.records)
+
+    def __repr__(self):
+        return (
+            f"{type(self).__name__}(source={self.source!r}, samples={len(self)}, "
+            f"classes={len(self.class_names)})"
+        )
+
+    def _sample(self, record, image):
+        return {
+            "image": image,
+            "boxes": record.boxes.copy(),
+            "classes": record.classes.copy(),
+            "image_id": record.image_id,
+            "file_name": record.file_name,
+        }
+
+    def get(self, index):
+        record = self.records[index]
+        if record.image is not None:
+            image = record.image
+        else:
+            image = load_image(record.path, self.exif_transpose)
+        return self._sample(record, image)
+
+    def annotation(self, index):
+        record = self.records[index]
+        sample = self._sample(record, record.image if record.image is not None else record.path)
+        sample["path"] = record.path
+        return sample
+
+
+class Subset(DetectionDataset):
+    """A view of `dataset` at the given indices, in that order."""
+
+    def __init__(self, dataset, indices):
+        self.dataset = dataset
+        self.indices = [int(i) for i in indices]
+        self.class_names = dataset.class_names
+        self.bounding_box_format = dataset.bounding_box_format
+
+    def __len__(self):
+        return len(self.indices)
+
+    def get(self, index):
+        return self.dataset.get(self.indices[index])
+
+    def annotation(self, index):
+        return self.dataset.annotation(self.indices[index])
+
+
+def sample(dataset, n, seed=0):
+    """Picks `n` distinct samples of `dataset`, the same ones for the same seed.
+
+    The indices are drawn without replacement with numpy's PCG64 generator
+    and returned in increasing order, so the result does not depend on the
+    platform or on how many samples are read.
+
+    Args:
+        dataset: `DetectionDataset`.
+        n: int. Number of samples, at most `len(dataset)`.
+        seed: int. Defaults to 0.
+
+    Returns:
+        A `Subset` of `dataset`.
+    """
+    size = len(dataset)
+    if not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"Invalid n: {n!r}. Expected a non-negative int.")
+    if n > size:
+        raise ValueError(f"Cannot sample {n} images from a dataset of {size}.")
+    rng = np.random.default_rng(seed)
+    indices = np.sort(rng.choice(size, size=n, replace=False)) if n else []
+    return Subset(dataset, indices)
+
+
+def to_keras_cv(sample, bounding_box_format=None):
+    """Presents a sample the KerasCV way.
+
+    Args:
+        sample: dict. A sample from any dataset here (boxes in `"xyxy"`).
+        bounding_box_format: str. Convert the boxes to this `edgedet.boxes`
+            format, or None to keep `"xyxy"`. Defaults to None.
+
+    Returns:
+        `{"images": image, "bounding_boxes": {"boxes": ..., "classes": ...}}`.
+    """
+    boxes = np.asarray(sample["boxes"], dtype=np.float32).reshape(-1, 4)
+    if bounding_box_format is not None and bounding_box_format != BOUNDING_BOX_FORMAT:
+        from edgedet import boxes as box_utils
+
+        image = sample["image"]
+        if isinstance(image, (str, os.PathLike)):
+            raise ValueError(
+                "Converting to another box format needs the decoded image (its size); "
+                f"received the path {image!r}. Use dataset[i] instead of annotation(i)."
+            )
+        boxes = box_utils.convert_format(
+            boxes, BOUNDING_BOX_FORMAT, bounding_box_format, image_shape=np.shape(image)[:2]
+        )
+    return {
+        "images": sample["image"],
+        "bounding_boxes": {
+            "boxes": boxes,
+            "classes": np.asarray(sample["classes"], dtype=np.int32).reshape(-1),
+        },
+    }
+
+
+# --------------------------------------------------------------------------
+# Loading by spec.
+
+_SPEC_HELP = (
+    "Expected a COCO JSON file (or a folder with one), a YOLO data.yaml (or its folder), "
+    "a Pascal VOC root (with Annotations/), or 'synthetic:shapes[?n=100&seed=0&size=320]'."
+)
+
+
+def load_dataset(spec, split="train", on_invalid="skip", class_names=None):
+    """Opens a dataset from a path or a `synthetic:` spec.
+
+    Example:
+
+    ```python
+    load_dataset("synthetic:shapes?n=500&seed=1&size=320")
+    load_dataset("coco/annotations/instances_val2017.json")
+    load_dataset("data.yaml", split="val")
+    load_dataset("VOCdevkit/VOC2007", split="test")
+    ```
+
+    Args:
+        spec: str, path or `DetectionDataset` (returned as is). A COCO JSON
+            file or a folder holding `annotations/instances_<split>.json`,
+            `instances_<split>.json` or a single `*.json`; a YOLO `data.yaml`
+            or a folder holding one; a VOC root (a folder with
+            `Annotations/`); or `synthetic:shapes?...` (see
+            `edgedet.data.synthetic.from_spec` for the options).
+        split: str. Which split to read (YOLO and VOC split lists, COCO file
+            name, synthetic stream). Defaults to `"train"`.
+        on_invalid: str. What to do with a bad box, class id or missing
+            image: `"skip"`, `"clip"` or `"error"`. Defaults to `"skip"`.
+        class_names: sequence of str. Class list for VOC (otherwise read from
+            `labels.txt` or collected from the data). Defaults to None.
+
+    Returns:
+        A `DetectionDataset`.
+    """
+    if isinstance(spec, DetectionDataset):
+        return spec
+    check_on_invalid(on_invalid)
+    text = os.fspath(spec)
+    if text.startswith("synthetic:"):
+        from edgedet.data.synthetic import from_spec
+
+        return from_spec(text, split=split)
+    if not os.path.exists(text):
+        raise DatasetError(f"Dataset not found: {text!r}. {_SPEC_HELP}")
+    kind, path = _detect(text, split)
+    if class_names is not None and kind != "voc":
+        raise ValueError(
+            f"class_names is only used for Pascal VOC; {text!r} is a {kind} dataset, "
+            "which names its classes itself."
+        )
+    if kind == "coco":
+        from edgedet.data.coco import read_coco
+
+        return read_coco(path, on_invalid=on_invalid)
+    if kind == "yolo":
+        from edgedet.data.yolo import read_yolo
+
+        return read_yolo(path, split=split, on_invalid=on_invalid)
+    from edgedet.data.voc import read_voc
+
+    return read_voc(path, split=split, class_names=class_names, on_invalid=on_invalid)
+
+
+def _detect(path, split):
+    """Returns `(kind, path)` for an existing file or folder."""
+    if os.path.isfile(path):
+        suffix = os.path.splitext(path)[1].lower()
+        if suffix == ".json":
+            return "coco", path
+        if suffix in (".yaml", ".yml"):
+            return "yolo", path
+        raise DatasetError(f"Unrecognised dataset file {path!r}. {_SPEC_HELP}")
+    names = sorted(os.listdir(path))
+    yamls = [n for n in names if n.lower().endswith((".yaml", ".yml"))]
+    if "data.yaml" in names:
+        return "yolo", os.path.join(path, "data.yaml")
+    if len(yamls) == 1:
+        return "yolo", os.path.join(path, yamls[0])
+    if os.path.isdir(os.path.join(path, "Annotations")):
+        return "voc", path
+    from edgedet.data.coco import find_annotation_file
+
+    found = find_annotation_file(path, split)
+    if found:
+        return "coco", found
+    raise DatasetError(f"No dataset recognised in folder {path!r}. {_SPEC_HELP}")
+
+
+# --------------------------------------------------------------------------
+# Writing helpers shared by the COCO, YOLO and VOC writers.
+
+WRITE_FORMATS = ("coco", "yolo", "voc")
+IMAGE_FORMATS = {"png": ("PNG", (".png",)), "jpg": ("JPEG", (".jpg", ".jpeg"))}
+
+
+def write_dataset(dataset, out_dir, format="coco", split="train", force=False, image_format="png"):
+    """Writes `dataset` in `format`; see `DetectionDataset.write`."""
+    from edgedet.config import closest
+
+    if format not in WRITE_FORMATS:
+        raise ValueError(
+            f"Invalid format: {format!r}. Expected one of {list(WRITE_FORMATS)}."
+            + closest(format, WRITE_FORMATS)
+        )
+    if image_format not in IMAGE_FORMATS:
+        raise ValueError(
+            f"Invalid image_format: {image_format!r}. Expected one of {list(IMAGE_FORMATS)}."
+        )
+    if (
+        not isinstance(split, str)
+        or not split
+        or any(c in split for c in "/\\.")
+        or split != split.strip()
+    ):
+        raise ValueError(f"Invalid split: {split!r}. Expected a plain name such as 'train'.")
+    os.makedirs(out_dir, exist_ok=True)
+    if format == "coco":
+        from edgedet.data.coco import write_coco as writer
+    elif format == "yolo":
+        from edgedet.data.yolo import write_yolo as writer
+    else:
+        from edgedet.data.voc import write_voc as writer
+    return writer(dataset, out_dir, split=split, force=force, image_format=image_format)
+
+
+@dataclasses.dataclass
+class ExportItem:
+    """One sample ready to be written: its image (array or file to copy) and boxes."""
+
+    index: int
+    image_id: object
+    file_name: str
+    boxes: np.ndarray
+    classes: np.ndarray
+    width: int
+    height: int
+    image: np.ndarray = None
+    source: str = None
+
+    def save(self, path, image_format):
+        """Writes the image to `path` atomically (copying a file when possible)."""
+        import shutil
+
+        from PIL import Image
+
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+        try:
+            if self.source is not None:
+                shutil.copyfile(self.source, tmp)
+            else:
+                Image.fromarray(self.image).save(tmp, format=IMAGE_FORMATS[image_format][0])
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+
+def export_items(dataset, image_format):
+    """Yields an `ExportItem` per sample; image files of the right type are copied."""
+    format_suffixes = IMAGE_FORMATS[image_format][1]
+    exif = getattr(dataset, "exif_transpose", False)
+    for index in range(len(dataset)):
+        annotation = dataset.annotation(index)
+        image, source = annotation["image"], None
+        stem, suffix = os.path.splitext(str(annotation["file_name"]).replace("\\", "/"))
+        if isinstance(image, (str, os.PathLike)):
+            if suffix.lower() in format_suffixes and not exif:
+                source, image = os.fspath(image), None
+                width, height = image_size(source)
+            else:
+                image = load_image(image, exif)
+        if image is not None:
+            height, width = image.shape[:2]
+        yield ExportItem(
+            index=index,
+            image_id=_plain(annotation["image_id"]),
+            file_name=stem + (suffix if source else format_suffixes[0]),
+            boxes=np.asarray(annotation["boxes"], np.float32).reshape(-1, 4),
+            classes=np.asarray(annotation["classes"], np.int32).reshape(-1),
+            width=int(width),
+            height=int(height),
+            image=image,
+            source=source,
+        )
+
+
+def _plain(value):
+    """numpy scalars to Python ones (for JSON and id checks)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def write_text(path, text):
+    """Writes a text file atomically (temporary file, then rename)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def claim(path, force):
+    """Makes sure writing to `path` overwrites nothing unless `force`.
+
+    A non-empty folder is removed (with `force`) so no stale file of an
+    earlier write is read back; an existing file is left to be replaced.
+    """
+    import shutil
+
+    if os.path.isdir(path) and os.listdir(path):
+        if not force:
+            raise DatasetError(
+                f"Output folder {path} exists and is not empty; pass force=True to overwrite it."
+            )
+        shutil.rmtree(path)
+    elif os.path.isfile(path) and not force:
+        raise DatasetError(f"Output file {path} exists; pass force=True to overwrite it.")
