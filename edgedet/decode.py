@@ -1,0 +1,117 @@
+"""Decode YOLOv8's raw head into boxes and scores (stage 3 of the contract).
+
+The head predicts, for every anchor point, a distribution over `reg_max`
+bins for each of the four distances left, top, right, bottom (DFL), and one
+logit per class. Decoding takes the expectation of each distribution (in
+units of the level's stride), and places the box around the anchor centre,
+as KerasCV (`decode_regression_to_boxes` + `dist2bbox`) and Ultralytics do.
+
+Anchor order: the stride-8 level first, then 16, then 32; within a level,
+row-major (y outer, x inner), centres at `(col + 0.5) * stride`.
+"""
+
+import numpy as np
+
+DEFAULT_STRIDES = (8, 16, 32)
+
+
+def _image_hw(image_size):
+    if np.ndim(image_size) == 0:
+        return int(image_size), int(image_size)
+    height, width = (int(v) for v in image_size)
+    return height, width
+
+
+def make_anchors(image_size, strides=DEFAULT_STRIDES):
+    """Anchor centres and per-anchor strides, as numpy constants.
+
+    Args:
+        image_size: int or `(height, width)`. Side of the model input.
+        strides: tuple of int. Feature-map strides, in anchor order.
+            Defaults to `(8, 16, 32)`.
+
+    Returns:
+        `(centers, stride_per_anchor)`: float32 `[A, 2]` anchor centres
+        `(x, y)` in input pixels and float32 `[A]` strides.
+
+    Example:
+
+    >>> centers, s = make_anchors(64)
+    >>> centers.shape, centers[0].tolist(), centers[-1].tolist()
+    ((84, 2), [4.0, 4.0], [48.0, 48.0])
+    """
+    height, width = _image_hw(image_size)
+    centers, per_anchor = [], []
+    for stride in strides:
+        if height % stride or width % stride:
+            raise ValueError(
+                f"Invalid image_size {image_size!r} for stride {stride}: "
+                f"expected a multiple of every stride in {tuple(strides)}."
+            )
+        ys = (np.arange(height // stride, dtype=np.float32) + 0.5) * stride
+        xs = (np.arange(width // stride, dtype=np.float32) + 0.5) * stride
+        grid_x, grid_y = np.meshgrid(xs, ys)  # row-major: y outer, x inner
+        centers.append(np.stack([grid_x.ravel(), grid_y.ravel()], axis=-1))
+        per_anchor.append(np.full(grid_x.size, stride, dtype=np.float32))
+    return np.concatenate(centers).astype(np.float32), np.concatenate(per_anchor)
+
+
+def num_anchors(image_size, strides=DEFAULT_STRIDES):
+    """Number of anchors `A` for a model input size."""
+    height, width = _image_hw(image_size)
+    return sum((height // s) * (width // s) for s in strides)
+
+
+def decode(raw_boxes, raw_classes, image_size, strides=DEFAULT_STRIDES, reg_max=16,
+           classes_are_logits=True):
+    """Decodes the raw head into xyxy boxes and class scores.
+
+    Args:
+        raw_boxes: float tensor `[B, A, 4 * reg_max]`, DFL logits, ordered
+            left, top, right, bottom (each `reg_max` bins).
+        raw_classes: float tensor `[B, A, C]`, class logits (or
+            probabilities when `classes_are_logits=False`).
+        image_size: int or `(height, width)`. Side of the model input.
+        strides: tuple of int. Defaults to `(8, 16, 32)`.
+        reg_max: int. Bins per side. Defaults to 16.
+        classes_are_logits: bool. Apply a sigmoid to `raw_classes`. False for
+            KerasCV models, whose head already applies it. Defaults to True.
+
+    Returns:
+        `(boxes, scores)`: float32 `[B, A, 4]` xyxy boxes in model-input
+        (letterboxed) pixels, and float32 `[B, A, C]` scores in [0, 1].
+    """
+    import tensorflow as tf
+
+    centers, stride_per_anchor = make_anchors(image_size, strides)
+    anchors = centers.shape[0]
+    raw_boxes = tf.cast(raw_boxes, tf.float32)
+    raw_classes = tf.cast(raw_classes, tf.float32)
+    if raw_boxes.shape.rank != 3 or raw_boxes.shape[1] not in (anchors, None) or (
+        raw_boxes.shape[2] not in (4 * reg_max, None)
+    ):
+        raise ValueError(
+            f"Expected raw boxes of shape [B, {anchors}, {4 * reg_max}] for image_size "
+            f"{image_size}, strides {tuple(strides)} and reg_max {reg_max}; "
+            f"received shape {raw_boxes.shape}."
+        )
+    if raw_classes.shape.rank != 3 or raw_classes.shape[1] not in (anchors, None):
+        raise ValueError(
+            f"Expected raw classes of shape [B, {anchors}, C]; received shape "
+            f"{raw_classes.shape}."
+        )
+    # [B, A, 4, reg_max] -> softmax over bins -> expected bin index.
+    bins = tf.reshape(raw_boxes, [-1, anchors, 4, reg_max])
+    probabilities = tf.nn.softmax(bins, axis=-1)
+    projection = tf.constant(np.arange(reg_max, dtype=np.float32))
+    distances = tf.reduce_sum(probabilities * projection, axis=-1)  # [B, A, 4] ltrb
+    distances = distances * stride_per_anchor[:, None]
+    center_xy = tf.constant(centers)[None]  # [1, A, 2]
+    top_left = center_xy - distances[..., :2]
+    bottom_right = center_xy + distances[..., 2:]
+    boxes = tf.concat([top_left, bottom_right], axis=-1)
+    scores = tf.sigmoid(raw_classes) if classes_are_logits else raw_classes
+    return boxes, scores
+
+
+__all__ = ["DEFAULT_STRIDES", "decode", "make_anchors", "num_anchors"]

@@ -1,0 +1,236 @@
+"""The end-to-end graph: uint8 images in, fixed-size detections out.
+
+This is the one function of DESIGN.md ("The one contract"): the SavedModel,
+ONNX and TFLite exporters convert it and the Keras reference runtime runs it.
+Stages, in order: letterbox (`edgedet.letterbox`) -> network (float32 pixels
+0-255, `training=False`) -> decode (`edgedet.decode`) -> NMS
+(`edgedet.nms`) -> undo the letterbox -> output box format
+(`edgedet.boxes.convert_format`).
+
+Example:
+
+```python
+model = edgedet.models.YOLOV8Detector.from_preset("yolov8n", num_classes=3)
+e2e = build_end_to_end(model, model.default_inference_config())
+out = e2e.serve(images)  # uint8 [B, H, W, 3]
+out["boxes"], out["confidence"], out["classes"], out["num_detections"]
+```
+"""
+
+import warnings
+
+from edgedet import boxes as box_utils
+from edgedet.config import InferenceConfig
+from edgedet.decode import DEFAULT_STRIDES, num_anchors
+from edgedet.nms import DEFAULT_PRE_NMS_TOPK
+
+OUTPUT_NAMES = ("boxes", "confidence", "classes", "num_detections")
+DEBUG_OUTPUT_NAMES = ("pre_nms_boxes", "pre_nms_scores")
+INPUT_NAME = "images"
+
+
+def is_kerascv_model(model):
+    """True for KerasCV models (whose class head already applies a sigmoid)."""
+    return any(cls.__module__.split(".")[0] == "keras_cv" for cls in type(model).__mro__)
+
+
+def build_end_to_end(model, config=None, debug=False, classes_are_logits=None,
+                     pre_nms_topk=DEFAULT_PRE_NMS_TOPK):
+    """Builds the end-to-end graph around a YOLOv8 model.
+
+    The graph is traced once here, so a model whose outputs are not
+    YOLOv8-shaped fails now, with a `ValueError`.
+
+    Args:
+        model: edgedet `YOLOV8Detector` (class logits; `strides`, `reg_max`
+            and `letterbox` are read from it) or a KerasCV `YOLOV8Detector`
+            (class probabilities, strides `(8, 16, 32)`), or any Keras model
+            returning `{"boxes": [B, A, 4 * reg_max], "classes": [B, A, C]}`
+            for float32 pixels 0-255.
+        config: `InferenceConfig` or None. None uses
+            `model.default_inference_config()` when the model has one, else
+            `InferenceConfig()`. Defaults to None.
+        debug: bool. Also return `pre_nms_boxes` (float32 `[B, A, 4]`, xyxy
+            in original-image pixels, NOT clipped, whatever the output format)
+            and `pre_nms_scores` (float32 `[B, A, C]`). Defaults to False.
+        classes_are_logits: bool or None. Whether `classes` are logits (a
+            sigmoid is applied) or probabilities. None: False for KerasCV
+            models, else `model.classes_are_logits` if set, else True.
+            Defaults to None.
+        pre_nms_topk: int. Best anchors per image entering the NMS (see
+            `edgedet.nms`). Defaults to 1000.
+
+    Returns:
+        An `EndToEnd` module; call `serve(images)`.
+
+    Raises:
+        ValueError: for a model whose outputs are not YOLOv8-shaped, or whose
+            static input size differs from `config.letterbox.size`.
+    """
+    if config is None:
+        default = getattr(model, "default_inference_config", None)
+        config = default() if callable(default) else InferenceConfig()
+    if not isinstance(config, InferenceConfig):
+        config = InferenceConfig.from_dict(config)
+    if classes_are_logits is None:
+        if is_kerascv_model(model):
+            classes_are_logits = False
+        else:
+            classes_are_logits = bool(getattr(model, "classes_are_logits", True))
+    module = end_to_end_class()(model, config, debug=debug, classes_are_logits=classes_are_logits,
+                      pre_nms_topk=pre_nms_topk)
+    module.serve.get_concrete_function()  # trace now: shape errors surface here
+    return module
+
+
+def _model_attributes(model, config):
+    """Strides and reg_max of `model`, after checking its input size."""
+    strides = tuple(int(s) for s in getattr(model, "strides", DEFAULT_STRIDES))
+    reg_max = getattr(model, "reg_max", None)
+    size = config.letterbox.size
+    if size % max(strides):
+        raise ValueError(
+            f"Letterbox size {size} is not a multiple of the model's largest stride "
+            f"{max(strides)}."
+        )
+    input_shape = getattr(model, "input_shape", None)
+    if isinstance(input_shape, tuple) and len(input_shape) == 4:
+        spatial = tuple(d for d in input_shape[1:3] if d is not None)
+        if any(d != size for d in spatial) or input_shape[3] not in (3, None):
+            raise ValueError(
+                f"The model's input shape {input_shape} does not match the letterbox "
+                f"size {size}: expected (None, {size}, {size}, 3) or dynamic height/width."
+            )
+    model_letterbox = getattr(model, "letterbox", None)
+    if hasattr(model_letterbox, "to_dict") and model_letterbox != config.letterbox:
+        warnings.warn(
+            f"The inference letterbox {config.letterbox} differs from the one the model "
+            f"was built with ({model_letterbox}); detections may degrade.",
+            stacklevel=3,
+        )
+    return strides, reg_max
+
+
+def _split_outputs(outputs, anchors, reg_max):
+    """Checks the raw head and returns `(raw_boxes, raw_classes, reg_max)`."""
+    if isinstance(outputs, dict) and {"boxes", "classes"} <= set(outputs):
+        raw_boxes, raw_classes = outputs["boxes"], outputs["classes"]
+    elif isinstance(outputs, (list, tuple)) and len(outputs) == 2:
+        raw_boxes, raw_classes = outputs
+    else:
+        what = (
+            f"a dict with keys {sorted(outputs)}" if isinstance(outputs, dict)
+            else f"{type(outputs).__name__}"
+        )
+        raise ValueError(
+            "Expected the model to return YOLOv8's raw head, a dict "
+            '{"boxes": [B, A, 4 * reg_max], "classes": [B, A, C]}; received ' + what + "."
+        )
+    box_shape, class_shape = tuple(raw_boxes.shape), tuple(raw_classes.shape)
+    if reg_max is None and len(box_shape) == 3 and box_shape[2] and box_shape[2] % 4 == 0:
+        reg_max = box_shape[2] // 4
+    expected_boxes = (anchors, 4 * (reg_max or 16))
+    if (
+        len(box_shape) != 3
+        or len(class_shape) != 3
+        or box_shape[1:] != expected_boxes
+        or class_shape[1] != anchors
+        or not class_shape[2]
+    ):
+        raise ValueError(
+            f"Expected YOLOv8 outputs boxes [B, {anchors}, {expected_boxes[1]}] and "
+            f"classes [B, {anchors}, C] for this input size; received boxes {box_shape} "
+            f"and classes {class_shape}."
+        )
+    return raw_boxes, raw_classes, reg_max
+
+
+def _end_to_end_class():
+    import tensorflow as tf
+
+    from edgedet.decode import decode
+    from edgedet.letterbox import letterbox, unletterbox, unletterbox_unclipped
+    from edgedet.nms import non_max_suppression
+
+    class EndToEnd(tf.Module):
+        """letterbox -> network -> decode -> NMS -> unletterbox -> format.
+
+        Holds the Keras model (so a SavedModel export tracks its variables)
+        and the `InferenceConfig`.
+
+        Attributes:
+            model: the Keras model.
+            config: the `InferenceConfig`.
+            debug: whether `serve` also returns the pre-NMS tensors.
+            classes_are_logits: whether a sigmoid is applied to the classes.
+            pre_nms_topk: candidates per image entering the NMS.
+            strides: the model's strides.
+        """
+
+        def __init__(self, model, config, debug=False, classes_are_logits=True,
+                     pre_nms_topk=DEFAULT_PRE_NMS_TOPK):
+            super().__init__(name="end_to_end")
+            self.strides, self._reg_max = _model_attributes(model, config)
+            self.model = model
+            self.config = config
+            self.debug = bool(debug)
+            self.classes_are_logits = bool(classes_are_logits)
+            self.pre_nms_topk = pre_nms_topk
+
+        @property
+        def output_names(self):
+            """Names of the outputs of `serve`, in a fixed order."""
+            return OUTPUT_NAMES + (DEBUG_OUTPUT_NAMES if self.debug else ())
+
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name=INPUT_NAME)]
+        )
+        def serve(self, images):
+            """Detects objects in a batch of uint8 RGB images `[B, H, W, 3]`.
+
+            Returns a dict: `boxes` float32 `[B, max_det, 4]` in original
+            pixels and `config.bounding_box_format`, `confidence` float32
+            `[B, max_det]`, `classes` int32 `[B, max_det]` (-1 for padding),
+            `num_detections` int32 `[B]` (+ the debug outputs).
+            """
+            config = self.config
+            size = config.letterbox.size
+            pixels, params = letterbox(images, config.letterbox)
+            outputs = self.model(pixels, training=False)
+            anchors = num_anchors(size, self.strides)
+            raw_boxes, raw_classes, reg_max = _split_outputs(outputs, anchors, self._reg_max)
+            boxes, scores = decode(
+                raw_boxes, raw_classes, size, self.strides, reg_max,
+                classes_are_logits=self.classes_are_logits,
+            )
+            result = non_max_suppression(boxes, scores, config.nms, self.pre_nms_topk)
+            out_boxes = unletterbox(result["boxes"], params)
+            result["boxes"] = box_utils.convert_format(
+                out_boxes, "xyxy", config.bounding_box_format,
+                image_shape=(params.height, params.width),
+            )
+            if self.debug:
+                result["pre_nms_boxes"] = unletterbox_unclipped(boxes, params)
+                result["pre_nms_scores"] = scores
+            return {name: result[name] for name in self.output_names}
+
+    return EndToEnd
+
+
+_EndToEnd = None
+
+
+def end_to_end_class():
+    """Returns the `EndToEnd` class (created on first use, with TensorFlow)."""
+    global _EndToEnd
+    if _EndToEnd is None:
+        _EndToEnd = _end_to_end_class()
+    return _EndToEnd
+
+
+def __getattr__(name):
+    # `EndToEnd` subclasses tf.Module, so it is created on first access:
+    # importing this module does not import TensorFlow.
+    if name == "EndToEnd":
+        return end_to_end_class()
+    raise AttributeError(f"module 'edgedet.end_to_end' has no attribute '{name}'")
