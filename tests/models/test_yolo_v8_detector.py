@@ -225,3 +225,17 @@ def test_mixed_precision_outputs_are_float32():
     assert model.get_layer("stem_1_conv").compute_dtype == "float16"
     out = model(np.zeros((1, 64, 64, 3), "float32"))
     assert out["boxes"].dtype == "float32" and out["classes"].dtype == "float32"
+
+
+def test_presets_import_without_keras():
+    """`edgedet --help` can list presets without importing Keras."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, edgedet.models as m; names = m.preset_names(); "
+        "assert 'keras' not in sys.modules, 'keras imported'; print(names)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "yolov8n" in result.stdout
