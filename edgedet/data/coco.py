@@ -20,8 +20,8 @@ from edgedet.data.dataset import (
     claim,
     export_items,
     image_size,
-    write_text,
 )
+from edgedet.files import atomic_write_text
 
 
 def find_annotation_file(folder, split="train"):
@@ -265,7 +265,7 @@ def write_coco(dataset, out_dir, split="train", force=False, image_format="png")
     category_ids = list(category_ids)
     images, annotations = [], []
     for item in export_items(dataset, image_format):
-        item.save(os.path.join(image_dir, item.file_name), image_format)
+        item.save(os.path.join(image_dir, item.file_name))
         images.append(
             {
                 "id": item.image_id,
@@ -304,5 +304,5 @@ def write_coco(dataset, out_dir, split="train", force=False, image_format="png")
             for cid, name in zip(category_ids, dataset.class_names)
         ],
     }
-    write_text(json_path, json.dumps(document))
+    atomic_write_text(json_path, json.dumps(document))
     return json_path

@@ -19,7 +19,9 @@ is its width in pixels. This is COCO's convention (`[x, y, w, h]` with `w` the
 width in pixels); the VOC reader converts VOC's 1-based inclusive corners to
 it and the YOLO reader multiplies the normalized boxes by the image size.
 
-Nothing here imports TensorFlow.
+Images are decoded with `edgedet.images.load_image` (EXIF orientation
+applied, any Pillow mode to RGB), as everywhere else in edgedet, so a dataset
+image is exactly what a runtime would be fed. Nothing here imports TensorFlow.
 """
 
 import dataclasses
@@ -28,9 +30,11 @@ import warnings
 
 import numpy as np
 
+from edgedet.images import IMAGE_SUFFIXES
+
 BOUNDING_BOX_FORMAT = "xyxy"
 ON_INVALID = ("skip", "clip", "error")
-IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = IMAGE_SUFFIXES
 
 # Boxes that stick out of the image by at most this many pixels (rounding in
 # the annotation tool, normalized YOLO values like 1.0000001) are clipped
@@ -185,35 +189,17 @@ class Record:
             )
 
 
-def load_image(path, exif_transpose=False):
-    """Reads an image file as a uint8 `[H, W, 3]` RGB array.
+def image_size(path):
+    """Returns `(width, height)` of an image file as displayed, reading its header only.
 
-    Args:
-        path: str. Image file.
-        exif_transpose: bool. Apply the EXIF orientation tag (Ultralytics
-            does; COCO and VOC annotations refer to the stored pixels).
-            Defaults to False.
+    EXIF orientations 5-8 swap the sides, as `edgedet.images.load_image`
+    (which applies the orientation) does.
     """
-    from PIL import Image, ImageOps
-
-    try:
-        with Image.open(path) as image:
-            if exif_transpose:
-                image = ImageOps.exif_transpose(image)
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except FileNotFoundError:
-        raise DatasetError(f"Image not found: {path}") from None
-    except OSError as error:
-        raise DatasetError(f"Cannot read image {path}: {error}") from None
-
-
-def image_size(path, exif_transpose=False):
-    """Returns `(width, height)` of an image file, reading only its header."""
     from PIL import Image
 
     with Image.open(path) as image:
         width, height = image.size
-        if exif_transpose and image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+        if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
             width, height = height, width
     return width, height
 
@@ -300,17 +286,14 @@ class RecordDataset(DetectionDataset):
         class_names: sequence of str.
         source: str. Where the data came from, for messages and `repr`.
             Defaults to "".
-        exif_transpose: bool. Apply EXIF orientation when decoding images.
-            Defaults to False.
         category_ids: sequence of int. Original COCO category id of each
             class index, or None. Defaults to None.
     """
 
-    def __init__(self, records, class_names, source="", exif_transpose=False, category_ids=None):
+    def __init__(self, records, class_names, source="", category_ids=None):
         self.records = list(records)
         self.class_names = tuple(str(name) for name in class_names)
         self.source = str(source)
-        self.exif_transpose = exif_transpose
         self.category_ids = tuple(category_ids) if category_ids is not None else None
 
     def __len__(self):
@@ -336,7 +319,9 @@ class RecordDataset(DetectionDataset):
         if record.image is not None:
             image = record.image
         else:
-            image = load_image(record.path, self.exif_transpose)
+            from edgedet.images import load_image
+
+            image = load_image(record.path)
         return self._sample(record, image)
 
     def annotation(self, index):
@@ -519,7 +504,7 @@ def _detect(path, split):
 # Writing helpers shared by the COCO, YOLO and VOC writers.
 
 WRITE_FORMATS = ("coco", "yolo", "voc")
-IMAGE_FORMATS = {"png": ("PNG", (".png",)), "jpg": ("JPEG", (".jpg", ".jpeg"))}
+IMAGE_FORMATS = {"png": (".png",), "jpg": (".jpg", ".jpeg")}
 
 
 def write_dataset(dataset, out_dir, format="coco", split="train", force=False, image_format="png"):
@@ -566,39 +551,33 @@ class ExportItem:
     image: np.ndarray = None
     source: str = None
 
-    def save(self, path, image_format):
-        """Writes the image to `path` atomically (copying a file when possible)."""
-        import shutil
+    def save(self, path):
+        """Writes the image to `path` atomically (copying the source file if any)."""
+        from edgedet.files import atomic_write_bytes
+        from edgedet.images import save_image
 
-        from PIL import Image
-
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
-        try:
-            if self.source is not None:
-                shutil.copyfile(self.source, tmp)
-            else:
-                Image.fromarray(self.image).save(tmp, format=IMAGE_FORMATS[image_format][0])
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        if self.source is None:
+            save_image(self.image, path)
+        else:
+            with open(self.source, "rb") as f:
+                atomic_write_bytes(path, f.read())
 
 
 def export_items(dataset, image_format):
     """Yields an `ExportItem` per sample; image files of the right type are copied."""
-    format_suffixes = IMAGE_FORMATS[image_format][1]
-    exif = getattr(dataset, "exif_transpose", False)
+    format_suffixes = IMAGE_FORMATS[image_format]
     for index in range(len(dataset)):
         annotation = dataset.annotation(index)
         image, source = annotation["image"], None
         stem, suffix = os.path.splitext(str(annotation["file_name"]).replace("\\", "/"))
         if isinstance(image, (str, os.PathLike)):
-            if suffix.lower() in format_suffixes and not exif:
+            if suffix.lower() in format_suffixes:
                 source, image = os.fspath(image), None
                 width, height = image_size(source)
             else:
-                image = load_image(image, exif)
+                from edgedet.images import load_image
+
+                image = load_image(image)
         if image is not None:
             height, width = image.shape[:2]
         yield ExportItem(
@@ -619,15 +598,6 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def write_text(path, text):
-    """Writes a text file atomically (temporary file, then rename)."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def claim(path, force):
     """Makes sure writing to `path` overwrites nothing unless `force`.
 
@@ -636,11 +606,13 @@ def claim(path, force):
     """
     import shutil
 
+    from edgedet.files import OutputExistsError
+
     if os.path.isdir(path) and os.listdir(path):
         if not force:
-            raise DatasetError(
+            raise OutputExistsError(
                 f"Output folder {path} exists and is not empty; pass force=True to overwrite it."
             )
         shutil.rmtree(path)
     elif os.path.isfile(path) and not force:
-        raise DatasetError(f"Output file {path} exists; pass force=True to overwrite it.")
+        raise OutputExistsError(f"Output file {path} exists; pass force=True to overwrite it.")

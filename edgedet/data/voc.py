@@ -25,8 +25,8 @@ from edgedet.data.dataset import (
     claim,
     export_items,
     image_size,
-    write_text,
 )
+from edgedet.files import atomic_write_text
 
 
 class _Node:
@@ -286,9 +286,9 @@ def write_voc(dataset, out_dir, split="train", force=False, image_format="png"):
         xml_path = os.path.join(out_dir, "Annotations", f"{image_id}.xml")
         claim(xml_path, force)
         claim(os.path.join(out_dir, "JPEGImages", file_name), force)
-        item.save(os.path.join(out_dir, "JPEGImages", file_name), image_format)
-        write_text(xml_path, _xml(image_id, file_name, item, names))
+        item.save(os.path.join(out_dir, "JPEGImages", file_name))
+        atomic_write_text(xml_path, _xml(image_id, file_name, item, names))
         ids.append(image_id)
-    write_text(os.path.join(out_dir, "labels.txt"), "".join(f"{n}\n" for n in names))
-    write_text(split_file, "".join(f"{i}\n" for i in ids))
+    atomic_write_text(os.path.join(out_dir, "labels.txt"), "".join(f"{n}\n" for n in names))
+    atomic_write_text(split_file, "".join(f"{i}\n" for i in ids))
     return out_dir

@@ -7,8 +7,7 @@ to the YAML's folder; the YAML's folder when absent). Each image
 `.../images/.../x.jpg` has its labels in `.../labels/.../x.txt`: one object
 per line, `class cx cy w h` normalized to `[0, 1]` (or `class x1 y1 x2 y2 ...`,
 a polygon, whose extent is the box). A missing or empty label file means an
-image with no objects. Images are read with their EXIF orientation applied,
-as Ultralytics does.
+image with no objects.
 """
 
 import os
@@ -24,8 +23,8 @@ from edgedet.data.dataset import (
     claim,
     export_items,
     image_size,
-    write_text,
 )
+from edgedet.files import atomic_write_text
 
 SPLITS = ("train", "val", "test")
 
@@ -159,7 +158,7 @@ def read_yolo(data_yaml, split="train", on_invalid="skip"):
             validator.issue(path, f"image file not found: {image_path} (split {split!r})")
             continue
         try:
-            width, height = image_size(image_path, exif_transpose=True)
+            width, height = image_size(image_path)
         except OSError as error:
             validator.issue(image_path, f"cannot read image: {error}")
             continue
@@ -179,7 +178,7 @@ def read_yolo(data_yaml, split="train", on_invalid="skip"):
     validator.finish(path)
     if not records:
         raise DatasetError(f"{path}: split {split!r} has no usable images.")
-    return RecordDataset(records, class_names, source=path, exif_transpose=True)
+    return RecordDataset(records, class_names, source=path)
 
 
 def _read_labels(path, width, height, class_names, validator):
@@ -252,19 +251,19 @@ def write_yolo(dataset, out_dir, split="train", force=False, image_format="png")
     claim(image_dir, force)
     claim(label_dir, force)
     for item in export_items(dataset, image_format):
-        item.save(os.path.join(image_dir, item.file_name), image_format)
+        item.save(os.path.join(image_dir, item.file_name))
         lines = []
         for (x0, y0, x1, y1), class_id in zip(item.boxes.tolist(), item.classes.tolist()):
             cx, cy = (x0 + x1) / 2 / item.width, (y0 + y1) / 2 / item.height
             w, h = (x1 - x0) / item.width, (y1 - y0) / item.height
             lines.append(f"{class_id} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n")
         stem = os.path.splitext(item.file_name)[0]
-        write_text(os.path.join(label_dir, stem + ".txt"), "".join(lines))
+        atomic_write_text(os.path.join(label_dir, stem + ".txt"), "".join(lines))
     data.pop("path", None)
     data[split] = f"images/{split}"
     splits = {k: data.pop(k) for k in list(data) if k in SPLITS}
     data.pop("nc", None)
     data.pop("names", None)
     document = {**splits, **data, "nc": len(names), "names": names}
-    write_text(yaml_path, yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+    atomic_write_text(yaml_path, yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
     return yaml_path
