@@ -30,11 +30,8 @@ import warnings
 
 import numpy as np
 
-from edgedet.images import IMAGE_SUFFIXES
-
 BOUNDING_BOX_FORMAT = "xyxy"
 ON_INVALID = ("skip", "clip", "error")
-IMAGE_EXTENSIONS = IMAGE_SUFFIXES
 
 # Boxes that stick out of the image by at most this many pixels (rounding in
 # the annotation tool, normalized YOLO values like 1.0000001) are clipped
@@ -375,22 +372,22 @@ def sample(dataset, n, seed=0):
     return Subset(dataset, indices)
 
 
-def to_keras_cv(sample, bounding_box_format=None):
+def to_keras_cv(item, bounding_box_format=None):
     """Presents a sample the KerasCV way.
 
     Args:
-        sample: dict. A sample from any dataset here (boxes in `"xyxy"`).
+        item: dict. A sample from any dataset here (boxes in `"xyxy"`).
         bounding_box_format: str. Convert the boxes to this `edgedet.boxes`
             format, or None to keep `"xyxy"`. Defaults to None.
 
     Returns:
         `{"images": image, "bounding_boxes": {"boxes": ..., "classes": ...}}`.
     """
-    boxes = np.asarray(sample["boxes"], dtype=np.float32).reshape(-1, 4)
+    boxes = np.asarray(item["boxes"], dtype=np.float32).reshape(-1, 4)
     if bounding_box_format is not None and bounding_box_format != BOUNDING_BOX_FORMAT:
         from edgedet import boxes as box_utils
 
-        image = sample["image"]
+        image = item["image"]
         if isinstance(image, (str, os.PathLike)):
             raise ValueError(
                 "Converting to another box format needs the decoded image (its size); "
@@ -400,10 +397,10 @@ def to_keras_cv(sample, bounding_box_format=None):
             boxes, BOUNDING_BOX_FORMAT, bounding_box_format, image_shape=np.shape(image)[:2]
         )
     return {
-        "images": sample["image"],
+        "images": item["image"],
         "bounding_boxes": {
             "boxes": boxes,
-            "classes": np.asarray(sample["classes"], dtype=np.int32).reshape(-1),
+            "classes": np.asarray(item["classes"], dtype=np.int32).reshape(-1),
         },
     }
 
@@ -485,11 +482,8 @@ def _detect(path, split):
             return "yolo", path
         raise DatasetError(f"Unrecognised dataset file {path!r}. {_SPEC_HELP}")
     names = sorted(os.listdir(path))
-    yamls = [n for n in names if n.lower().endswith((".yaml", ".yml"))]
     if "data.yaml" in names:
         return "yolo", os.path.join(path, "data.yaml")
-    if len(yamls) == 1:
-        return "yolo", os.path.join(path, yamls[0])
     if os.path.isdir(os.path.join(path, "Annotations")):
         return "voc", path
     from edgedet.data.coco import find_annotation_file
@@ -497,6 +491,9 @@ def _detect(path, split):
     found = find_annotation_file(path, split)
     if found:
         return "coco", found
+    yamls = [n for n in names if n.lower().endswith((".yaml", ".yml"))]
+    if len(yamls) == 1:
+        return "yolo", os.path.join(path, yamls[0])
     raise DatasetError(f"No dataset recognised in folder {path!r}. {_SPEC_HELP}")
 
 
@@ -527,6 +524,11 @@ def write_dataset(dataset, out_dir, format="coco", split="train", force=False, i
         or split != split.strip()
     ):
         raise ValueError(f"Invalid split: {split!r}. Expected a plain name such as 'train'.")
+    if dataset.bounding_box_format != BOUNDING_BOX_FORMAT:
+        raise ValueError(
+            f"Cannot write boxes in {dataset.bounding_box_format!r}; the writers expect "
+            f"{BOUNDING_BOX_FORMAT!r} pixels."
+        )
     os.makedirs(out_dir, exist_ok=True)
     if format == "coco":
         from edgedet.data.coco import write_coco as writer

@@ -17,7 +17,6 @@ import xml.etree.ElementTree as ET
 from xml.parsers import expat
 
 from edgedet.data.dataset import (
-    IMAGE_EXTENSIONS,
     DatasetError,
     Record,
     RecordDataset,
@@ -27,6 +26,7 @@ from edgedet.data.dataset import (
     image_size,
 )
 from edgedet.files import atomic_write_text
+from edgedet.images import IMAGE_SUFFIXES
 
 
 class _Node:
@@ -164,7 +164,7 @@ def _image_path(root, image_id, file_name):
     path = os.path.join(root, "JPEGImages", file_name)
     if os.path.isfile(path):
         return path
-    for extension in IMAGE_EXTENSIONS:
+    for extension in IMAGE_SUFFIXES:
         candidate = os.path.join(root, "JPEGImages", image_id + extension)
         if os.path.isfile(candidate):
             return candidate

@@ -15,7 +15,6 @@ import os
 import yaml
 
 from edgedet.data.dataset import (
-    IMAGE_EXTENSIONS,
     DatasetError,
     Record,
     RecordDataset,
@@ -25,6 +24,7 @@ from edgedet.data.dataset import (
     image_size,
 )
 from edgedet.files import atomic_write_text
+from edgedet.images import IMAGE_SUFFIXES
 
 SPLITS = ("train", "val", "test")
 
@@ -103,7 +103,7 @@ def _images_in(entry, root, path, split):
             found += [
                 (os.path.join(folder, f), target)
                 for f in files
-                if f.lower().endswith(IMAGE_EXTENSIONS)
+                if f.lower().endswith(IMAGE_SUFFIXES)
             ]
         return sorted(found)
     if os.path.isfile(target) and target.lower().endswith(".txt"):
