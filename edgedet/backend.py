@@ -1,10 +1,45 @@
 """The one place that imports Keras and checks its backend."""
 
+import contextlib
+import os
 import sys
 
 
 class BackendError(RuntimeError):
     """Keras is configured with a backend other than TensorFlow."""
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """Silences file descriptor 2 (C++ logging) for the duration of the block.
+
+    TensorFlow 2.21 logs oneDNN / CUDA notices through absl before its log
+    settings are read, so `TF_CPP_MIN_LOG_LEVEL` cannot hide them; they are
+    noise for a command-line user. Python exceptions are unaffected.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def tensorflow():
+    """Returns the `tensorflow` module, imported without start-up log noise."""
+    if "tensorflow" not in sys.modules and not os.environ.get("EDGEDET_VERBOSE_TF"):
+        with _stderr_silenced():
+            import tensorflow as tf
+
+            # Device discovery logs a CUDA error on machines without a GPU
+            # driver; do it here, silenced. Set EDGEDET_VERBOSE_TF=1 to see it.
+            tf.config.list_physical_devices()
+    import tensorflow as tf
+
+    return tf
 
 
 def keras():
@@ -19,6 +54,8 @@ def keras():
             `KERAS_BACKEND`) with another backend.
     """
     already_imported = "keras" in sys.modules
+    if not already_imported and os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+        tensorflow()
     import keras as keras_module
 
     backend = keras_module.backend.backend()
