@@ -1,0 +1,50 @@
+"""`parity.json`: the machine-readable report, versioned by `schema_version`.
+
+The document is described by the JSON Schema shipped beside this module
+(`parity.schema.json`, `schema()` returns it). Top-level keys:
+
+- `schema_version` (1), `edgedet_version`, `created` (UTC ISO 8601),
+  `passed` (bool).
+- `reference`: `name`, `class_names`, `runs` (one per distinct inference
+  config among the artifacts: `inference`, `latency_ms`, `labels_map`).
+- `matching`: the IoU threshold and the rule in words.
+- `images`: `source`, `count`, `names`, `shapes` (`[height, width]`).
+- `labels`: where real labels came from, or null.
+- `latency`: what the latency numbers mean and the machine they came from.
+- `counts`: artifacts, passed, failed, skipped.
+- `artifacts`: per artifact `name`, `path`, `target`, `precision`,
+  `status` (`passed` / `failed` / `skipped`), `reason` (why skipped),
+  `reference_run`, `thresholds`, `summary` (metrics), `checks` (each
+  threshold with its value and verdict), `latency_ms` (`median`, `p90`),
+  `failing_images` (worst first) and `images` (per-image counts; flagged
+  images also list their `missing_detections` and `extra_detections`).
+
+A new major change to this layout bumps `schema_version`.
+"""
+
+import importlib.resources
+import json
+
+SCHEMA_FILE = "parity.schema.json"
+
+
+def render_json(result):
+    """Returns the `parity.json` text of a `ParityResult`."""
+    return json.dumps(result.to_dict(), indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+
+
+def schema():
+    """The JSON Schema of `parity.json`, as a dict."""
+    text = importlib.resources.files("edgedet.parity").joinpath(SCHEMA_FILE).read_text("utf-8")
+    return json.loads(text)
+
+
+def validate(document):
+    """Validates a parsed `parity.json` against the schema (needs `jsonschema`).
+
+    Raises:
+        jsonschema.ValidationError: naming the first offending field.
+    """
+    import jsonschema
+
+    jsonschema.validate(document, schema(), cls=jsonschema.Draft202012Validator)

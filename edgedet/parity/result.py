@@ -1,0 +1,196 @@
+"""Result objects of a parity run: `bool(result)` is pass/fail, `to_dict()` is the JSON."""
+
+import dataclasses
+import datetime
+
+import edgedet
+
+SCHEMA_VERSION = 1
+LATENCY_NOTE = (
+    "Wall-clock time of one predict() call per image (batch of 1, after one warm-up call), "
+    "measured on the machine that ran the parity check; not a benchmark of the target device."
+)
+
+
+@dataclasses.dataclass
+class ReferenceRun:
+    """The reference's detections under one inference config.
+
+    Attributes:
+        inference: dict. The inference settings (letterbox, NMS, box format).
+        detections: list of `Detections`, one per image.
+        latency_ms: dict `{"median", "p90", "images"}`.
+        labels_map: dict `{"map50_95", "map50"}` against real labels, or None.
+    """
+
+    inference: dict
+    detections: list
+    latency_ms: dict = None
+    labels_map: dict = None
+
+    def to_dict(self):
+        return {
+            "inference": self.inference,
+            "latency_ms": self.latency_ms,
+            "labels_map": self.labels_map,
+        }
+
+
+@dataclasses.dataclass
+class ArtifactResult:
+    """The comparison of one artifact with the reference.
+
+    Attributes:
+        name: str. Unique name (file or folder name).
+        path: str. Where it was loaded from.
+        target: str. Exporter target from its metadata (`"unknown"` when
+            skipped before the metadata could be read).
+        precision: str. `"fp32"`, `"fp16"` or `"int8"`.
+        status: str. `"passed"`, `"failed"` or `"skipped"`.
+        reason: str or None. Why it was skipped.
+        thresholds: `Thresholds` applied, or None when skipped.
+        summary: dict of metrics (see `edgedet.parity.metrics`).
+        checks: list of threshold checks (see `thresholds.evaluate`).
+        images: list of per-image dicts.
+        latency_ms: dict `{"median", "p90", "images"}` or None.
+        reference_run: int. Index into `ParityResult.reference_runs`.
+        detections: list of `Detections` (not serialized).
+        matches: list of `ImageMatch` (not serialized).
+    """
+
+    name: str
+    path: str
+    target: str
+    precision: str
+    status: str
+    reason: str = None
+    thresholds: object = None
+    summary: dict = None
+    checks: list = dataclasses.field(default_factory=list)
+    images: list = dataclasses.field(default_factory=list)
+    latency_ms: dict = None
+    reference_run: int = None
+    detections: list = None
+    matches: list = None
+
+    def __bool__(self):
+        return self.status != "failed"
+
+    @property
+    def failed_checks(self):
+        return [c for c in self.checks if c["passed"] is False]
+
+    @property
+    def flagged_images(self):
+        """Per-image records with a disagreement or an out-of-limit pair, worst first."""
+        flagged = [r for r in self.images if r["flagged"]]
+        return sorted(
+            flagged,
+            key=lambda r: (-(r["missing"] + r["extra"]), -(r["worst_corner_shift_px"] or 0.0),
+                           r["index"]),
+        )
+
+    def to_dict(self):
+        return {
+            "name": self.name,
+            "path": self.path,
+            "target": self.target,
+            "precision": self.precision,
+            "status": self.status,
+            "reason": self.reason,
+            "reference_run": self.reference_run,
+            "thresholds": self.thresholds.to_dict() if self.thresholds is not None else None,
+            "summary": self.summary,
+            "checks": self.checks,
+            "latency_ms": self.latency_ms,
+            "failing_images": [r["image"] for r in self.flagged_images],
+            "images": self.images,
+        }
+
+
+@dataclasses.dataclass
+class ParityResult:
+    """Everything a parity run found. True when it passed.
+
+    A run passes when no compared artifact failed a threshold and at least
+    one artifact was compared (skipped artifacts neither pass nor fail, but a
+    run in which all were skipped verified nothing and does not pass).
+    """
+
+    reference_name: str
+    class_names: list
+    image_names: list
+    image_shapes: list
+    image_source: str
+    labels: str
+    iou_threshold: float
+    reference_runs: list
+    artifacts: list
+    machine: dict
+    load_image: object = None
+    created: str = dataclasses.field(
+        default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"))
+
+    @property
+    def compared(self):
+        return [a for a in self.artifacts if a.status != "skipped"]
+
+    @property
+    def failed(self):
+        return [a for a in self.artifacts if a.status == "failed"]
+
+    @property
+    def skipped(self):
+        return [a for a in self.artifacts if a.status == "skipped"]
+
+    @property
+    def passed(self):
+        return bool(self.compared) and not self.failed
+
+    def __bool__(self):
+        return self.passed
+
+    def __getitem__(self, name):
+        for artifact in self.artifacts:
+            if artifact.name == name:
+                return artifact
+        raise KeyError(f"No artifact named {name!r}; have {[a.name for a in self.artifacts]}.")
+
+    def summary_text(self):
+        """The summary table (Markdown, readable in a terminal)."""
+        from edgedet.parity.report_md import summary_table
+
+        return summary_table(self)
+
+    def to_dict(self):
+        """The `parity.json` document (see `parity.schema.json`)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "edgedet_version": edgedet.__version__,
+            "created": self.created,
+            "passed": self.passed,
+            "reference": {
+                "name": self.reference_name,
+                "class_names": list(self.class_names),
+                "runs": [run.to_dict() for run in self.reference_runs],
+            },
+            "matching": {"iou_threshold": self.iou_threshold, "rule": (
+                "greedy by artifact score (ties by index), same class, highest IoU "
+                f">= {self.iou_threshold:g}, one-to-one")},
+            "images": {
+                "source": self.image_source,
+                "count": len(self.image_names),
+                "names": list(self.image_names),
+                "shapes": [list(s) for s in self.image_shapes],
+            },
+            "labels": self.labels,
+            "latency": {"note": LATENCY_NOTE, "machine": self.machine},
+            "counts": {
+                "artifacts": len(self.artifacts),
+                "passed": sum(a.status == "passed" for a in self.artifacts),
+                "failed": len(self.failed),
+                "skipped": len(self.skipped),
+            },
+            "artifacts": [a.to_dict() for a in self.artifacts],
+        }

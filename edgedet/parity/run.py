@@ -1,0 +1,390 @@
+"""`run_parity`: run the reference and every artifact on the same images and compare.
+
+Example (in a pytest suite):
+
+```python
+from edgedet.parity import run_parity
+
+def test_exports_agree(model, tmp_path):
+    result = run_parity(model, ["out/model.onnx", "out/model.tflite"], "tests/images")
+    assert result, result.summary_text()
+```
+
+The reference is either a Keras model, run through the same end-to-end graph
+in float32 (`edgedet.runtimes.keras_model.KerasRuntime`) with EACH
+artifact's own inference settings (so letterbox, NMS thresholds and box
+format always agree), or a runtime, whose settings then must equal every
+artifact's. Class names must always agree. Either mismatch stops the run
+(`ParityInputError`) naming the artifact; an artifact whose runtime cannot
+be loaded (not installed, unreadable) is skipped with its reason.
+"""
+
+import contextlib
+import dataclasses
+import os
+import pathlib
+import platform
+import sys
+import time
+
+import numpy as np
+
+from edgedet.parity import thresholds as _thresholds
+from edgedet.parity.inputs import ImageSource, ParityInputError, load_labels
+from edgedet.parity.matching import DEFAULT_IOU_THRESHOLD, match_detections
+from edgedet.parity.metrics import coco_map, summarize_matches
+from edgedet.parity.result import ArtifactResult, ParityResult, ReferenceRun
+
+
+def _is_runtime(obj):
+    return hasattr(obj, "predict") and hasattr(obj, "metadata") and not _is_keras_model(obj)
+
+
+def _is_keras_model(obj):
+    return hasattr(obj, "default_inference_config") or type(obj).__module__.startswith("keras")
+
+
+def _enter(runtime, stack):
+    """Enters a runtime unless it is already loaded (`Runtime.is_loaded`)."""
+    if getattr(runtime, "is_loaded", False) or not hasattr(runtime, "__enter__"):
+        return runtime
+    entered = stack.enter_context(runtime)
+    return runtime if entered is None else entered
+
+
+def _runtime_name(runtime):
+    name = getattr(runtime, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    if getattr(runtime, "path", None) is not None:
+        return pathlib.Path(runtime.path).name
+    return type(runtime).__name__
+
+
+def _unique(name, taken):
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate, n = f"{name}#{n}", n + 1
+    taken.add(candidate)
+    return candidate
+
+
+def _percentiles(times):
+    if not times:
+        return None
+    ms = np.asarray(times, np.float64) * 1000.0
+    return {
+        "median": float(np.median(ms)),
+        "p90": float(np.percentile(ms, 90)),
+        "images": len(times),
+    }
+
+
+def _predict_all(runtime, source, progress, label):
+    """Runs `runtime` on every image (one per call); returns detections and timings."""
+    detections, times = [], []
+    runtime.predict([source.load(0)])  # Warm-up, not timed.
+    for index in range(len(source)):
+        if progress:
+            progress(label, index, len(source))
+        image = source.load(index)
+        start = time.perf_counter()
+        (result,) = runtime.predict([image])
+        times.append(time.perf_counter() - start)
+        detections.append(result)
+    return detections, times
+
+
+def machine_info():
+    """What the latency numbers were measured on."""
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }
+
+
+@dataclasses.dataclass
+class _Artifact:
+    name: str
+    path: str
+    runtime: object = None
+    target: str = "unknown"
+    precision: str = "fp32"
+    reason: str = None
+
+
+def _open_artifacts(items, stack):
+    taken, artifacts = set(), []
+    for item in items:
+        if isinstance(item, (str, os.PathLike)):
+            path = pathlib.Path(item)
+            if not path.exists():
+                raise ParityInputError(f"Artifact not found: {path}")
+            artifact = _Artifact(name=_unique(path.name, taken), path=str(path))
+            from edgedet.runtimes.registry import open_runtime, runtime_kind
+
+            try:
+                runtime_kind(path)
+            except ValueError as error:
+                if path.suffix.lower() != ".engine":  # A runtime that may be missing here.
+                    raise ParityInputError(str(error)) from None
+            try:
+                artifact.runtime = _enter(open_runtime(str(path)), stack)
+            except Exception as error:  # Not installed, unreadable: skip with the reason.
+                kind = "runtime not installed" if isinstance(error, ImportError) else "cannot load"
+                artifact.reason = f"{kind}: {type(error).__name__}: {error}"
+        else:
+            name = _runtime_name(item)
+            artifact = _Artifact(name=_unique(str(name), taken), path=str(name))
+            try:
+                artifact.runtime = _enter(item, stack)
+            except Exception as error:
+                artifact.reason = f"cannot load: {type(error).__name__}: {error}"
+        if artifact.runtime is not None:
+            try:
+                metadata = artifact.runtime.metadata
+                artifact.target, artifact.precision = metadata.target, metadata.precision
+            except Exception as error:
+                artifact.runtime = None
+                artifact.reason = f"no readable metadata: {type(error).__name__}: {error}"
+        artifacts.append(artifact)
+    return artifacts
+
+
+class _Reference:
+    """The reference: one fixed runtime, or a Keras model run per artifact config."""
+
+    def __init__(self, reference, stack):
+        self.stack = stack
+        self.runtimes = {}
+        if _is_runtime(reference):
+            self.model = None
+            self.fixed = _enter(reference, stack)
+            self.name = _runtime_name(reference)
+        elif _is_keras_model(reference):
+            self.model, self.fixed = reference, None
+            self.name = f"Keras {getattr(reference, 'name', 'model')} (float32)"
+        else:
+            raise ParityInputError(
+                "Expected the reference to be a Keras YOLOv8 model or an edgedet runtime, "
+                f"received {type(reference).__name__}."
+            )
+
+    def runtime_for(self, inference):
+        if self.fixed is not None:
+            return self.fixed
+        if inference not in self.runtimes:
+            from edgedet.runtimes.keras_model import KerasRuntime
+
+            self.runtimes[inference] = _enter(KerasRuntime(self.model, config=inference), self.stack)
+        return self.runtimes[inference]
+
+    def problems(self, metadata):
+        """Why an artifact cannot be compared with this reference ([] if it can)."""
+        ref = self.runtime_for(metadata.inference).metadata
+        issues = []
+        if tuple(ref.class_names) != tuple(metadata.class_names):
+            issues.append(
+                f"class names differ: reference {list(ref.class_names)[:10]}, "
+                f"artifact {list(metadata.class_names)[:10]}"
+            )
+        if self.fixed is not None:
+            mine, theirs = ref.inference, metadata.inference
+            if mine.bounding_box_format != theirs.bounding_box_format:
+                issues.append(
+                    f"box formats differ: reference {mine.bounding_box_format!r}, "
+                    f"artifact {theirs.bounding_box_format!r}"
+                )
+            for part in ("letterbox", "nms"):
+                if getattr(mine, part) != getattr(theirs, part):
+                    issues.append(
+                        f"{part} settings differ: reference {getattr(mine, part).to_dict()}, "
+                        f"artifact {getattr(theirs, part).to_dict()}"
+                    )
+        return issues
+
+
+def _threshold_config(thresholds):
+    if thresholds is None:
+        return None, {}
+    if isinstance(thresholds, _thresholds.Thresholds):
+        return thresholds, {}
+    if isinstance(thresholds, dict):
+        config = {}
+        for selector, value in thresholds.items():
+            if isinstance(value, _thresholds.Thresholds):
+                value = {k: v for k, v in value.to_dict().items()}
+            config[selector] = value
+        return None, _thresholds.normalize_config(config, "thresholds")
+    raise ParityInputError(
+        "Expected thresholds as None, a Thresholds, or a dict {selector: {threshold: value}}, "
+        f"received {type(thresholds).__name__}."
+    )
+
+
+def _image_record(index, name, match, reference, artifact, limits, class_names):
+    worst = lambda a, f: float(f(a)) if a.size else None  # noqa: E731
+    record = {
+        "index": index,
+        "image": name,
+        "reference": match.num_reference,
+        "artifact": match.num_artifact,
+        "matched": match.num_matched,
+        "missing": len(match.missing),
+        "extra": len(match.extra),
+        "worst_iou": worst(match.ious, np.min),
+        "worst_corner_shift_px": worst(match.corner_shifts, np.max),
+        "worst_score_delta": worst(np.abs(match.score_deltas), np.max),
+    }
+    moved = (
+        limits.max_corner_shift_px is not None
+        and record["worst_corner_shift_px"] is not None
+        and record["worst_corner_shift_px"] > limits.max_corner_shift_px
+    )
+    rescored = (
+        limits.max_score_delta is not None
+        and record["worst_score_delta"] is not None
+        and record["worst_score_delta"] > limits.max_score_delta
+    )
+    record["flagged"] = bool(match.disagrees or moved or rescored)
+    if record["flagged"]:
+        names = class_names if class_names else None
+        ref_rows, art_rows = reference.to_dict(names), artifact.to_dict(names)
+        record["missing_detections"] = [ref_rows[i] for i in match.missing]
+        record["extra_detections"] = [art_rows[i] for i in match.extra]
+    return record
+
+
+def run_parity(reference, artifacts, images, labels=None, thresholds=None,
+               iou_threshold=DEFAULT_IOU_THRESHOLD, labels_split="val", progress=None):
+    """Compares every artifact's detections with the reference's.
+
+    See `edgedet.parity.matching` for how detections are matched,
+    `edgedet.parity.metrics` for the numbers and
+    `edgedet.parity.thresholds` for the defaults and override rules.
+
+    Args:
+        reference: a Keras YOLOv8 model (run with each artifact's inference
+            settings) or an edgedet runtime (e.g. `KerasRuntime`).
+        artifacts: list of artifact paths (opened with
+            `edgedet.runtimes.registry.open_runtime`) and/or runtime objects.
+        images: a folder, image files, a `"synthetic:shapes?..."` spec, a
+            dataset, or a list of uint8 `[H, W, 3]` arrays.
+        labels: real labels (COCO JSON / YOLO `data.yaml` / VOC folder, or a
+            dataset) for COCO mAP of the reference and of each artifact, or
+            None. Defaults to None.
+        thresholds: None (per-precision defaults), a `Thresholds` (used for
+            every artifact as is), or `{selector: {threshold: value}}` (see
+            `edgedet.parity.thresholds`). Defaults to None.
+        iou_threshold: float. Smallest IoU of a match. Defaults to 0.5.
+        labels_split: str. Split read from YOLO / VOC labels or a COCO
+            folder. Defaults to `"val"`.
+        progress: callable `(label, index, total)` or None. Defaults to None.
+
+    Returns:
+        A `ParityResult`: true when every compared artifact passes (and at
+        least one was compared).
+
+    Raises:
+        ParityInputError: empty images, missing artifact paths, unreadable
+            labels, or an artifact whose class names (or, with a runtime
+            reference, box format / letterbox / NMS settings) differ.
+    """
+    if not isinstance(iou_threshold, (int, float)) or not 0.0 < iou_threshold <= 1.0:
+        raise ParityInputError(
+            f"Invalid iou_threshold: {iou_threshold!r}. Expected a float in (0, 1]."
+        )
+    if isinstance(artifacts, (str, os.PathLike)) or not hasattr(artifacts, "__iter__"):
+        artifacts = [artifacts]
+    artifacts = list(artifacts)
+    if not artifacts:
+        raise ParityInputError("No artifacts to compare.")
+    fixed_thresholds, config = _threshold_config(thresholds)
+    source = ImageSource(images)
+    with contextlib.ExitStack() as stack:
+        ref = _Reference(reference, stack)
+        opened = _open_artifacts(artifacts, stack)
+        problems = []
+        for artifact in opened:
+            if artifact.runtime is not None:
+                for issue in ref.problems(artifact.runtime.metadata):
+                    problems.append(f"{artifact.name}: {issue}")
+        if problems:
+            raise ParityInputError(
+                "Cannot compare these artifacts with the reference:\n  " + "\n  ".join(problems)
+            )
+        live = [a for a in opened if a.runtime is not None]
+        class_names = None
+        if live:
+            class_names = tuple(live[0].runtime.metadata.class_names)
+        elif ref.fixed is not None:
+            class_names = tuple(ref.fixed.metadata.class_names)
+        truth = None
+        labels_name = None
+        if labels is not None and class_names is not None:
+            truth, labels_name = load_labels(labels, source, class_names, labels_split)
+
+        shapes = []
+        runs, run_of = [], {}
+        results = []
+        for artifact in opened:
+            if artifact.runtime is None:
+                results.append(ArtifactResult(
+                    name=artifact.name, path=artifact.path, target=artifact.target,
+                    precision=artifact.precision, status="skipped", reason=artifact.reason))
+                continue
+            metadata = artifact.runtime.metadata
+            key = metadata.inference if ref.fixed is None else "fixed"
+            if key not in run_of:
+                ref_runtime = ref.runtime_for(metadata.inference)
+                detections, times = _predict_all(ref_runtime, source, progress, "reference")
+                if not shapes:
+                    shapes = [tuple(int(v) for v in source.load(i).shape[:2])
+                              for i in range(len(source))]
+                run = ReferenceRun(
+                    inference=ref_runtime.metadata.inference.to_dict(),
+                    detections=detections, latency_ms=_percentiles(times))
+                if truth is not None:
+                    run.labels_map = coco_map(truth, detections, shapes)
+                run_of[key] = len(runs)
+                runs.append(run)
+            run_index = run_of[key]
+            run = runs[run_index]
+            limits = fixed_thresholds or _thresholds.resolve(
+                artifact.name, artifact.target, artifact.precision, config)
+            detections, times = _predict_all(artifact.runtime, source, progress, artifact.name)
+            matches = [
+                match_detections(art, refd, iou_threshold, shape)
+                for art, refd, shape in zip(detections, run.detections, shapes)
+            ]
+            summary = summarize_matches(matches)
+            summary["disagreeing_fraction"] = summary["disagreeing_images"] / len(source)
+            vs_ref = coco_map(run.detections, detections, shapes)
+            summary["map50_95_vs_reference"] = vs_ref["map50_95"]
+            summary["map50_vs_reference"] = vs_ref["map50"]
+            if truth is not None:
+                own = coco_map(truth, detections, shapes)
+                summary["labels_map50_95"] = own["map50_95"]
+                summary["labels_map50"] = own["map50"]
+                summary["map50_95_drop"] = run.labels_map["map50_95"] - own["map50_95"]
+                summary["map50_drop"] = run.labels_map["map50"] - own["map50"]
+            checks = _thresholds.evaluate(summary, limits)
+            failed = any(c["passed"] is False for c in checks)
+            images_out = [
+                _image_record(i, source.names[i], m, run.detections[i], detections[i], limits,
+                              class_names)
+                for i, m in enumerate(matches)
+            ]
+            results.append(ArtifactResult(
+                name=artifact.name, path=artifact.path, target=artifact.target,
+                precision=artifact.precision, status="failed" if failed else "passed",
+                thresholds=limits, summary=summary, checks=checks, images=images_out,
+                latency_ms=_percentiles(times), reference_run=run_index,
+                detections=detections, matches=matches))
+    return ParityResult(
+        reference_name=ref.name, class_names=list(class_names or ()), image_names=source.names,
+        image_shapes=shapes, image_source=source.describe(), labels=labels_name,
+        iou_threshold=float(iou_threshold), reference_runs=runs, artifacts=results,
+        machine=machine_info(), load_image=source.load)

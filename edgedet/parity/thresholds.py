@@ -1,0 +1,269 @@
+"""Pass/fail thresholds of a parity run, per precision, overridable per artifact.
+
+Defaults (`DEFAULTS`), chosen so that a correct export passes and a broken
+one (wrong letterbox, wrong box format, a lost class, a bad quantization)
+fails:
+
+| threshold                 | fp32  | fp16  | int8  |
+|---------------------------|-------|-------|-------|
+| min_recall                | 0.99  | 0.97  | 0.90  |
+| min_precision             | 0.99  | 0.97  | 0.90  |
+| min_mean_iou              | 0.99  | 0.95  | 0.85  |
+| max_corner_shift_px       | 1.0   | 4.0   | -     |
+| max_score_delta           | 0.01  | 0.05  | 0.25  |
+| min_map_vs_reference      | 0.95  | 0.90  | 0.80  |
+| max_map_drop (labels)     | 0.005 | 0.01  | 0.03  |
+| max_disagreeing_fraction  | -     | -     | -     |
+
+"-" is None: not checked (reported only). fp32 artifacts run the same graph
+as the reference, so they may differ only by float rounding: a detection
+whose score sits at the confidence threshold can flip, hence recall 0.99
+rather than 1. `max_map_drop` is in mAP units (0.01 is one COCO point) and
+applies only with real labels.
+
+Overrides, from the most general to the most specific (later wins):
+the precision's defaults; a config file's `"*"` entry; its precision entry
+(`fp32`/`fp16`/`int8`); its target entry (`onnx`, `tflite`, ...); its
+artifact-name entry (the file or folder name); then the same four levels
+from the command line (`--threshold KEY=VALUE` applies to all,
+`--threshold SELECTOR:KEY=VALUE` to the matching artifacts). A config file is
+JSON or YAML:
+
+```yaml
+"*": {max_disagreeing_fraction: 0.1}
+int8: {min_recall: 0.85}
+model_int8.onnx: {min_map_vs_reference: 0.75}
+```
+
+`VALUE` may be `none` to switch a check off.
+"""
+
+import dataclasses
+import json
+import pathlib
+
+from edgedet.config import closest
+
+
+@dataclasses.dataclass(frozen=True)
+class Thresholds:
+    """Pass/fail limits for one artifact. None switches a check off.
+
+    Args:
+        min_recall: float or None. Matched / reference detections.
+        min_precision: float or None. Matched / artifact detections.
+        min_mean_iou: float or None. Mean IoU of matched pairs.
+        max_corner_shift_px: float or None. Worst corner shift, pixels.
+        max_score_delta: float or None. Worst `|score delta|` of a pair.
+        min_map_vs_reference: float or None. COCO mAP50-95 with the
+            reference as ground truth.
+        max_map_drop: float or None. Reference mAP50-95 minus the
+            artifact's, against real labels (only with labels).
+        max_disagreeing_fraction: float or None. Fraction of images with a
+            missing or extra detection.
+    """
+
+    min_recall: float = None
+    min_precision: float = None
+    min_mean_iou: float = None
+    max_corner_shift_px: float = None
+    max_score_delta: float = None
+    min_map_vs_reference: float = None
+    max_map_drop: float = None
+    max_disagreeing_fraction: float = None
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(
+                    f"Invalid threshold {field.name}={value!r}. Expected a number >= 0 or None."
+                )
+            object.__setattr__(self, field.name, float(value))
+
+    def replace(self, **changes):
+        """Returns a copy with some thresholds changed (names are checked)."""
+        check_keys(changes, "threshold override")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+KEYS = tuple(f.name for f in dataclasses.fields(Thresholds))
+
+# Which summary metric each threshold checks, and how.
+CHECKS = {
+    "min_recall": ("recall", ">="),
+    "min_precision": ("precision", ">="),
+    "min_mean_iou": ("mean_iou", ">="),
+    "max_corner_shift_px": ("worst_corner_shift_px", "<="),
+    "max_score_delta": ("worst_score_delta", "<="),
+    "min_map_vs_reference": ("map50_95_vs_reference", ">="),
+    "max_map_drop": ("map50_95_drop", "<="),
+    "max_disagreeing_fraction": ("disagreeing_fraction", "<="),
+}
+
+DEFAULTS = {
+    "fp32": Thresholds(0.99, 0.99, 0.99, 1.0, 0.01, 0.95, 0.005, None),
+    "fp16": Thresholds(0.97, 0.97, 0.95, 4.0, 0.05, 0.90, 0.01, None),
+    "int8": Thresholds(0.90, 0.90, 0.85, None, 0.25, 0.80, 0.03, None),
+}
+
+
+def check_keys(mapping, what):
+    unknown = [k for k in mapping if k not in KEYS]
+    if unknown:
+        raise ValueError(
+            f"Unknown {what} {unknown[0]!r}. Expected one of {list(KEYS)}."
+            + closest(unknown[0], KEYS)
+        )
+
+
+def _parse_value(text, where):
+    if isinstance(text, str) and text.strip().lower() in ("none", "null", "off"):
+        return None
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"Invalid threshold value {text!r} in {where}. Expected a number or 'none'."
+        ) from None
+
+
+def parse_override(text):
+    """Parses `[SELECTOR:]KEY=VALUE` into `(selector, key, value)`.
+
+    `selector` is `"*"` when absent. Selector names may themselves contain
+    ':' (only the last ':' before the key splits).
+    """
+    if not isinstance(text, str) or "=" not in text:
+        raise ValueError(
+            f"Invalid --threshold {text!r}. Expected KEY=VALUE or SELECTOR:KEY=VALUE, "
+            "e.g. 'min_recall=0.95' or 'onnx:min_recall=0.95'."
+        )
+    left, _, value = text.partition("=")
+    selector, sep, key = left.rpartition(":")
+    selector = selector.strip() if sep else "*"
+    key = key.strip()
+    check_keys([key], f"threshold in --threshold {text!r}:")
+    return selector or "*", key, _parse_value(value.strip(), f"--threshold {text!r}")
+
+
+def load_config(path):
+    """Reads a thresholds config file (JSON or YAML) into `{selector: {key: value}}`."""
+    path = pathlib.Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Thresholds config not found: {path}") from None
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as error:  # json.JSONDecodeError, yaml.YAMLError
+        raise ValueError(f"Cannot parse thresholds config {path}: {error}") from None
+    return normalize_config(data, str(path))
+
+
+def normalize_config(data, where="thresholds config"):
+    """Validates `{selector: {key: value}}` and parses the values."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"{where}: expected a mapping of selector -> {{threshold: value}}, "
+            f"received {type(data).__name__}."
+        )
+    config = {}
+    for selector, entries in data.items():
+        if not isinstance(entries, dict):
+            raise ValueError(
+                f"{where}: entry {selector!r} must map threshold names to values, "
+                f"received {entries!r}."
+            )
+        check_keys(entries, f"threshold in {where} entry {selector!r}:")
+        config[str(selector)] = {
+            k: _parse_value(v, f"{where} entry {selector!r}") for k, v in entries.items()
+        }
+    return config
+
+
+def _levels(name, target, precision):
+    return ["*", precision, target, name]
+
+
+def resolve(name, target, precision, config=None, overrides=()):
+    """The thresholds of one artifact after defaults, config and overrides.
+
+    Args:
+        name: str. The artifact's name (file or folder name).
+        target: str. Its exporter target, e.g. `"onnx"`.
+        precision: str. `"fp32"`, `"fp16"` or `"int8"`.
+        config: dict `{selector: {key: value}}` or None (see
+            `normalize_config`). Defaults to None.
+        overrides: iterable of `(selector, key, value)` (see
+            `parse_override`). Defaults to `()`.
+
+    Returns:
+        A `Thresholds`.
+    """
+    if precision not in DEFAULTS:
+        raise ValueError(f"Invalid precision: {precision!r}. Expected one of {list(DEFAULTS)}.")
+    values = DEFAULTS[precision].to_dict()
+    config = config or {}
+    overrides = list(overrides)
+    for level in _levels(name, target, precision):
+        values.update(config.get(level, {}))
+        values.update({key: value for selector, key, value in overrides if selector == level})
+    return Thresholds(**values)
+
+
+def unused_selectors(selectors, artifacts):
+    """Selectors that match no artifact (probably typos), for a warning or error.
+
+    Args:
+        selectors: iterable of str.
+        artifacts: iterable of `(name, target, precision)`.
+    """
+    known = {"*"}
+    for name, target, precision in artifacts:
+        known.update((name, target, precision))
+    return sorted({s for s in selectors if s not in known and s not in DEFAULTS})
+
+
+def evaluate(summary, thresholds):
+    """Checks a summary against thresholds.
+
+    Args:
+        summary: dict of metric values (see `CHECKS` for the names). A
+            missing or None metric is not checked ("n/a").
+        thresholds: `Thresholds`.
+
+    Returns:
+        A list of `{"threshold", "metric", "op", "limit", "value", "passed"}`
+        dicts, one per threshold that is set; `passed` is None when the
+        metric is not available.
+    """
+    checks = []
+    for key, (metric, op) in CHECKS.items():
+        limit = getattr(thresholds, key)
+        if limit is None:
+            continue
+        value = summary.get(metric)
+        if value is None:
+            passed = None
+        elif op == ">=":
+            passed = bool(value >= limit - 1e-12)
+        else:
+            passed = bool(value <= limit + 1e-12)
+        checks.append({
+            "threshold": key, "metric": metric, "op": op,
+            "limit": limit, "value": value, "passed": passed,
+        })
+    return checks
