@@ -13,21 +13,31 @@ into the builtin `NON_MAX_SUPPRESSION_V4`:
 3. the boxes of all images are flattened into one list and shifted so that
    groups never overlap: by `batch_index * span` along y, and, when
    class-aware, by `class_id * span` along x, where `span` is the extent of
-   all candidate boxes plus one pixel (a 2-D layout keeps the coordinates
-   small: with 80 classes and 640-pixel inputs they stay below ~2**17, so
-   float32 rounding moves a corner by < 0.01 px, identically in every
-   runtime since the shift is part of the graph);
-4. one NMS runs over the `B * k` boxes with `max_output_size = B * k`;
+   all candidate boxes plus one pixel. The 2-D layout keeps coordinates
+   small: with up to 80 classes and 80 images at 640 pixels they stay below
+   ~2**17, so float32 rounding moves a corner by < 0.01 px, identically in
+   every runtime since the shift is part of the graph;
+4. one NMS runs over the `B * k` boxes with `max_output_size = B * k`.
+   Its scores are the candidates' ranks within their image (k down to 1),
+   not the confidences: equal confidences are then ordered the same way
+   (lower anchor index first, as `top_k` orders them) by TensorFlow,
+   ONNX Runtime and TFLite, whose NMS kernels break ties differently.
+   Candidates under `confidence_threshold` get rank -1 and are dropped by
+   the NMS's `score_threshold=0` (so weak boxes cost nothing);
 5. the kept candidates are ranked within their image (`cumsum`), the first
    `max_detections` are kept and compacted into `[B, max_detections]` rows
-   (`top_k` on position keys), padding rows being box 0, confidence 0,
+   (`top_k` on the rank keys), padding rows being box 0, confidence 0,
    class -1.
 
-The confidence threshold is applied inside the NMS (so weak boxes cost
-nothing) and again, exactly as `score >= confidence_threshold`, afterwards
-(so a runtime's `>` versus `>=` cannot change the result; a box under the
-threshold can only suppress boxes with even lower scores, so filtering after
-NMS is exact).
+Semantics: a detection needs `confidence >= confidence_threshold`; a box is
+suppressed by a higher-ranked kept box of the same group when their IoU is
+strictly greater than `iou_threshold`; rows are sorted by decreasing
+confidence, ties by anchor index.
+
+Converted ops (checked with tf2onnx 1.17 opset 17 / ONNX Runtime and the
+TF 2.21 TFLite converter with builtins only, dynamic B, H, W): TopKV2,
+GatherV2, NonMaxSuppressionV4 (ONNX `NonMaxSuppression`, TFLite
+`NON_MAX_SUPPRESSION_V4`), ScatterNd, Cumsum, SelectV2, reductions.
 """
 
 import numpy as np
