@@ -127,7 +127,7 @@ def _summary_table(result):
     rows = ["<tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]
     for i, run in enumerate(result.reference_runs):
         cells = [_e("reference" + (f" #{i}" if len(result.reference_runs) > 1 else "")),
-                 "keras", "fp32"] + [""] * 7
+                 _e(run.target), _e(run.precision)] + [""] * 7
         if labelled:
             cells += [_num((run.labels_map or {}).get("map50_95")), ""]
         lat = run.latency_ms
@@ -137,7 +137,7 @@ def _summary_table(result):
         s = a.summary or {}
         cells = [f'<a href="#artifact-{i}">{_e(a.name)}</a>']
         cells += [_e(a.target), _e(a.precision), _badge(a.status)]
-        if a.status == "skipped":
+        if a.summary is None:
             cells += [""] * (6 + (2 if labelled else 0) + 1)
         else:
             cells += [_num(s.get("recall")), _num(s.get("precision")), _num(s.get("mean_iou")),
@@ -196,8 +196,8 @@ def render_html(result, max_gallery=DEFAULT_GALLERY_SIZE):
         body.append(f'<h2 id="artifact-{i}">{_e(a.name)} {_badge(a.status)}</h2>')
         body.append(f"<p>Path <code>{_e(a.path)}</code>; target {_e(a.target)}, "
                     f"precision {_e(a.precision)}.</p>")
-        if a.status == "skipped":
-            body.append(f"<p>Skipped: {_e(a.reason)}</p>")
+        if a.summary is None:
+            body.append(f"<p>{'Skipped' if a.status == 'skipped' else 'Failed'}: {_e(a.reason)}</p>")
             continue
         body.append(_checks_table(a))
         body.append(_gallery(result, a, max_gallery))

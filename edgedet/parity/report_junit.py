@@ -39,7 +39,12 @@ def render_junit(result):
         if artifact.status == "skipped":
             ET.SubElement(case, "skipped", message=artifact.reason or "skipped")
             continue
-        summary = artifact.summary or {}
+        if artifact.summary is None:  # Failed before any comparison (predict crashed).
+            failure = ET.SubElement(case, "failure", message=artifact.reason or "parity failed",
+                                    type="ParityError")
+            failure.text = artifact.reason
+            continue
+        summary = artifact.summary
         out = ET.SubElement(case, "system-out")
         out.text = "\n".join(f"{k} = {_fmt(v) if isinstance(v, float) else v}"
                              for k, v in summary.items())

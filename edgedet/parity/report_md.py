@@ -44,15 +44,15 @@ def summary_table(result, markdown=True):
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for run_index, run in enumerate(result.reference_runs):
         name = "reference" + (f" #{run_index}" if len(result.reference_runs) > 1 else "")
-        row = [name, "keras", "fp32", "", "", "", "", "", "", ""]
+        row = [name, run.target, run.precision, "", "", "", "", "", "", ""]
         if labelled:
             row += [_num((run.labels_map or {}).get("map50_95")), ""]
         row.append(_latency(run.latency_ms))
         rows.append("| " + " | ".join(cell(c) for c in row) + " |")
     for a in result.artifacts:
         s = a.summary or {}
-        if a.status == "skipped":
-            row = [a.name, a.target, a.precision, status["skipped"]] + [""] * 6
+        if a.summary is None:  # Skipped, or failed before any comparison.
+            row = [a.name, a.target, a.precision, status[a.status]] + [""] * 6
             if labelled:
                 row += ["", ""]
             row.append("")
@@ -98,6 +98,8 @@ def render_markdown(result, html_name="report.html"):
     for a in result.artifacts:
         if a.status == "skipped":
             lines += ["", f"**{_cell(a.name)}** skipped: {_cell(a.reason)}"]
+        elif a.status == "failed" and a.summary is None:
+            lines += ["", f"**{_cell(a.name)}** failed: {_cell(a.reason)}"]
         elif a.status == "failed":
             lines += ["", f"**{_cell(a.name)}** failed:"]
             for c in a.failed_checks:

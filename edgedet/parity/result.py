@@ -18,6 +18,8 @@ class ReferenceRun:
 
     Attributes:
         inference: dict. The inference settings (letterbox, NMS, box format).
+        target: str. The reference runtime's target (`"keras"`).
+        precision: str. Its precision (`"fp32"`).
         detections: list of `Detections`, one per image.
         latency_ms: dict `{"median", "p90", "images"}`.
         labels_map: dict `{"map50_95", "map50"}` against real labels, or None.
@@ -27,9 +29,13 @@ class ReferenceRun:
     detections: list
     latency_ms: dict = None
     labels_map: dict = None
+    target: str = "keras"
+    precision: str = "fp32"
 
     def to_dict(self):
         return {
+            "target": self.target,
+            "precision": self.precision,
             "inference": self.inference,
             "latency_ms": self.latency_ms,
             "labels_map": self.labels_map,

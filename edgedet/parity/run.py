@@ -343,8 +343,10 @@ def run_parity(reference, artifacts, images, labels=None, thresholds=None,
                 if not shapes:
                     shapes = [tuple(int(v) for v in source.load(i).shape[:2])
                               for i in range(len(source))]
+                ref_meta = ref_runtime.metadata
                 run = ReferenceRun(
-                    inference=ref_runtime.metadata.inference.to_dict(),
+                    inference=ref_meta.inference.to_dict(), target=ref_meta.target,
+                    precision=ref_meta.precision,
                     detections=detections, latency_ms=_percentiles(times))
                 if truth is not None:
                     run.labels_map = coco_map(truth, detections, shapes)
@@ -354,7 +356,16 @@ def run_parity(reference, artifacts, images, labels=None, thresholds=None,
             run = runs[run_index]
             limits = fixed_thresholds or _thresholds.resolve(
                 artifact.name, artifact.target, artifact.precision, config)
-            detections, times = _predict_all(artifact.runtime, source, progress, artifact.name)
+            try:
+                detections, times = _predict_all(artifact.runtime, source, progress,
+                                                 artifact.name)
+            except Exception as error:  # A broken artifact fails; the others still run.
+                results.append(ArtifactResult(
+                    name=artifact.name, path=artifact.path, target=artifact.target,
+                    precision=artifact.precision, status="failed", thresholds=limits,
+                    reason=f"predict failed: {type(error).__name__}: {error}",
+                    reference_run=run_index))
+                continue
             matches = [
                 match_detections(art, refd, iou_threshold, shape)
                 for art, refd, shape in zip(detections, run.detections, shapes)

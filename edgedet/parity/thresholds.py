@@ -123,6 +123,10 @@ def check_keys(mapping, what):
 
 
 def _parse_value(text, where):
+    if text is None:
+        return None
+    if isinstance(text, bool):
+        raise ValueError(f"Invalid threshold value {text!r} in {where}. Expected a number.")
     if isinstance(text, str) and text.strip().lower() in ("none", "null", "off"):
         return None
     try:

@@ -1,0 +1,153 @@
+"""`edgedet parity`: check that artifacts detect what the Keras reference detects."""
+
+import pathlib
+import tempfile
+
+import click
+
+EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _usage(message):
+    return click.UsageError(str(message) or "invalid input")
+
+
+def load_reference(spec):
+    """The reference Keras model for `--model` (a `.keras` file or a preset)."""
+    from edgedet.cli.common import resolve_model
+
+    return resolve_model(spec)
+
+
+def _thresholds(config_path, overrides):
+    from edgedet.parity import thresholds as T
+
+    config = T.load_config(config_path) if config_path else {}
+    for selector, key, value in (T.parse_override(text) for text in overrides):
+        config.setdefault(selector, {})[key] = value
+    return config or None
+
+
+def _check_selectors(overrides, result):
+    """Command-line selectors that match no artifact are probably typos."""
+    from edgedet.parity import thresholds as T
+
+    selectors = {T.parse_override(text)[0] for text in overrides}
+    known = [(a.name, a.target, a.precision) for a in result.artifacts]
+    unused = T.unused_selectors(selectors, known)
+    if unused:
+        names = sorted({n for triple in known for n in triple})
+        raise _usage(
+            f"--threshold selector(s) {unused} match no artifact. Use an artifact name, a "
+            f"target or a precision: {names}.")
+
+
+def _export_all(model, out_dir):
+    from edgedet.export import export
+
+    def progress(message):
+        click.echo(f"export: {message}", err=True)
+
+    results = export(model, "all", out_dir, progress=progress)
+    return [str(r.path) for r in results]
+
+
+@click.command("parity")
+@click.option("--model", "-m", "model_spec", required=True, metavar="MODEL",
+              help="The reference: a .keras file or a preset name.")
+@click.argument("artifacts", nargs=-1, type=click.Path(exists=True))
+@click.option("--images", "-i", required=True, metavar="DIR|synthetic:shapes[?n=..]",
+              help="A folder of images, or a synthetic spec such as "
+                   "'synthetic:shapes?n=50&size=320'.")
+@click.option("--labels", "-l", type=click.Path(exists=True), default=None,
+              help="Real labels for COCO mAP: a COCO JSON (file names relative to --images), "
+                   "a YOLO data.yaml or a VOC folder.")
+@click.option("--labels-split", default="val", show_default=True,
+              help="Split to read from YOLO / VOC labels or a COCO folder.")
+@click.option("--out", "-o", required=True, type=click.Path(),
+              help="Report folder: parity.json, parity.md, junit.xml, report.html.")
+@click.option("--threshold", "-t", "overrides", multiple=True, metavar="[SEL:]KEY=VALUE",
+              help="Override a threshold, e.g. 'min_recall=0.95' (all artifacts) or "
+                   "'onnx:min_recall=0.95' (SEL: artifact name, target or precision). "
+                   "VALUE 'none' turns a check off. Repeatable.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="Thresholds file (JSON or YAML): {SEL: {KEY: VALUE}}.")
+@click.option("--match-iou", type=click.FloatRange(0, 1, min_open=True), default=0.5,
+              show_default=True, help="Smallest IoU for a detection to match the reference's.")
+@click.option("--gallery", type=click.IntRange(min=0), default=8, show_default=True,
+              help="Disagreeing images drawn per artifact in report.html.")
+@click.option("--force", is_flag=True, help="Replace the report folder if it exists.")
+def parity_command(model_spec, artifacts, images, labels, labels_split, out, overrides,
+                   config_path, match_iou, gallery, force):
+    """Compare ARTIFACTS with the Keras reference, detection by detection.
+
+    Every artifact and the reference (the Keras model through the same
+    end-to-end graph, float32, with each artifact's own settings) run on the
+    same images. Detections are matched per image (same class, IoU >= 0.5,
+    greedy by score, one-to-one) and checked against per-precision
+    thresholds (fp32 tight, fp16 and int8 looser; see --threshold/--config).
+    An artifact whose runtime is not installed or cannot load is skipped with
+    its reason. With no ARTIFACTS, every target this machine can build is
+    exported to a temporary folder first.
+
+    Exit code: 0 every compared artifact passed, 1 a parity failure (or
+    nothing could be compared), 2 bad input.
+
+    \b
+    Examples:
+      edgedet parity --model model.keras out/model.onnx out/model.tflite \\
+          --images val/ --out parity/
+      edgedet parity --model model.keras out/*.tflite --images 'synthetic:shapes?n=50' \\
+          --threshold int8:min_recall=0.85 --out parity/
+    """
+    from edgedet.cli.common import USER_ERRORS
+
+    try:
+        from edgedet.files import check_writable_output
+
+        check_writable_output(out, force)
+        config = _thresholds(config_path, overrides)
+        with tempfile.TemporaryDirectory(prefix="edgedet-parity-") as scratch:
+            result = _run(model_spec, list(artifacts), images, labels, labels_split, config,
+                          match_iou, scratch)
+            _check_selectors(overrides, result)
+            from edgedet.parity import write_reports
+
+            paths = write_reports(result, out, force=force, max_gallery=gallery)
+    except click.ClickException as error:
+        if error.exit_code != EXIT_USAGE:
+            raise _usage(error.format_message()) from error
+        raise
+    except USER_ERRORS as error:
+        raise _usage(error) from error
+    from edgedet.parity.report_md import summary_table
+
+    click.echo(summary_table(result, markdown=False))
+    for artifact in result.artifacts:
+        if artifact.status == "skipped":
+            click.echo(f"skipped {artifact.name}: {artifact.reason}")
+        elif artifact.status == "failed":
+            failed = ", ".join(c["metric"] for c in artifact.failed_checks)
+            images_out = [r["image"] for r in artifact.flagged_images]
+            shown = ", ".join(images_out[:5]) + (" ..." if len(images_out) > 5 else "")
+            click.echo(f"FAILED {artifact.name}: {failed}" + (f"; images: {shown}" if shown else ""))
+    verdict = "PASSED" if result else (
+        "FAILED" if result.failed else "FAILED: no artifact could be compared")
+    click.echo(f"parity {verdict}. Report: {pathlib.Path(paths['report.html']).resolve()}")
+    click.get_current_context().exit(EXIT_PASSED if result else EXIT_FAILED)
+
+
+def _run(model_spec, artifacts, images, labels, labels_split, config, match_iou, scratch):
+    from edgedet.parity import run_parity
+
+    model = load_reference(model_spec)
+    if not artifacts:
+        click.echo("No artifacts given: exporting every target this machine can build.", err=True)
+        artifacts = _export_all(model, pathlib.Path(scratch) / "artifacts")
+
+    def progress(label, index, total):
+        if index == 0:
+            click.echo(f"running {label} on {total} image(s)", err=True)
+
+    return run_parity(model, artifacts, images, labels=labels, thresholds=config,
+                      iou_threshold=match_iou, labels_split=labels_split, progress=progress)
