@@ -1,0 +1,284 @@
+"""`edgedet benchmark` as a library: every artifact measured in its own process.
+
+Example:
+
+```python
+from edgedet.benchmark import run_benchmark, write_outputs
+
+document = run_benchmark(
+    ["out/model.onnx", "out/model.tflite"], images="synthetic:shapes?n=8&size=720x1280",
+    batch_sizes=[1, 4], runs=50, warmup=5, threads=2,
+)
+write_outputs(document, "bench/")  # bench/benchmark.json, bench/benchmark.png
+```
+"""
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import edgedet
+from edgedet.benchmark.machine import machine_info
+from edgedet.benchmark.measure import empty_result
+from edgedet.benchmark.schema import SCHEMA_VERSION
+
+#: Images used when none are given: 8 synthetic 1280x720 frames.
+DEFAULT_IMAGES = "synthetic:shapes?n=8&seed=0&size=720x1280"
+#: At most this many images are read from a folder (the first, sorted by path).
+DEFAULT_MAX_IMAGES = 16
+JSON_NAME = "benchmark.json"
+CHART_NAME = "benchmark.png"
+
+
+def parse_batch_sizes(text):
+    """Parses `"1,4"` into `[1, 4]` (order kept, duplicates dropped).
+
+    Raises:
+        ValueError: an entry is not a whole number >= 1, naming it.
+    """
+    sizes = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part.isdigit() or int(part) < 1:
+            raise ValueError(
+                f"Invalid batch size {part!r} in {text!r}. Expected whole numbers >= 1, "
+                "comma-separated, e.g. '1,4'."
+            )
+        if int(part) not in sizes:
+            sizes.append(int(part))
+    return sizes
+
+
+def check_artifact(path):
+    """Checks that `path` exists and is an artifact edgedet can run.
+
+    Returns:
+        The runtime kind (`"onnxrt"`, `"litert"`, ...).
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ValueError: unsupported artifact kind (listing the supported kinds).
+    """
+    from edgedet.runtimes.registry import runtime_kind
+
+    return runtime_kind(path)
+
+
+def list_inputs(source, max_images=DEFAULT_MAX_IMAGES):
+    """Checks an image source without decoding the images.
+
+    Args:
+        source: str or path. A folder of images, one image file, or a
+            `synthetic:shapes?...` spec (see `edgedet.data.load_dataset`).
+        max_images: int. At most this many images from a folder.
+
+    Returns:
+        A list of image paths, or the synthetic dataset.
+
+    Raises:
+        ValueError: an empty folder, a missing path or a malformed spec.
+    """
+    text = os.fspath(source)
+    if text.startswith("synthetic:"):
+        from edgedet.data import load_dataset
+
+        dataset = load_dataset(text)
+        if len(dataset) < 1:
+            raise ValueError(f"Synthetic spec {text!r} yields no images; use n >= 1.")
+        return dataset
+    from edgedet.images import list_images
+
+    return list_images(text)[:max_images]
+
+
+def load_inputs(source, max_images=DEFAULT_MAX_IMAGES):
+    """Decodes the benchmark images of `source` (see `list_inputs`).
+
+    Returns:
+        A list of uint8 `[H, W, 3]` RGB arrays.
+    """
+    listed = list_inputs(source, max_images)
+    if isinstance(listed, list):
+        from edgedet.images import load_image
+
+        return [load_image(path) for path in listed]
+    return [np.asarray(listed[i]["image"], dtype=np.uint8) for i in range(len(listed))]
+
+
+def unique_names(paths):
+    """Short, distinct labels for artifacts: the file or folder name, else more of the path."""
+    names = []
+    for path in paths:
+        path = Path(path)
+        name, parts = path.name or str(path), 1
+        while name in names and parts < len(path.parts):
+            parts += 1
+            name = str(Path(*path.parts[-parts:]))
+        while name in names:
+            name = f"{name}#{len(names)}"
+        names.append(name)
+    return names
+
+
+def run_benchmark(artifacts, images=DEFAULT_IMAGES, batch_sizes=(1,), runs=20, warmup=3,
+                  threads=None, max_images=DEFAULT_MAX_IMAGES, timeout=None, progress=None,
+                  command=None):
+    """Measures every artifact, each in a fresh Python process.
+
+    Args:
+        artifacts: list of str or path. SavedModel folders, `.onnx`,
+            `.tflite` or `.keras` files.
+        images: str or path. A folder, an image file, or a `synthetic:` spec.
+            Defaults to `DEFAULT_IMAGES` (8 synthetic 1280x720 frames).
+        batch_sizes: sequence of int >= 1. Defaults to `(1,)`.
+        runs: int >= 1. Timed calls per batch size. Defaults to 20.
+        warmup: int >= 0. Untimed calls per batch size before the timed
+            ones (after one first call). Defaults to 3.
+        threads: int >= 1 or None. Intra-op threads of each runtime (see
+            `edgedet.benchmark.measure.THREAD_SETTINGS`). Defaults to None
+            (each runtime's default).
+        max_images: int. Images read from a folder at most. Defaults to 16.
+        timeout: float or None. Seconds each artifact may take before its
+            process is stopped (recorded as an error). Defaults to None.
+        progress: callable or None. Called with one message per step.
+        command: str or None. Recorded as `command` in the document.
+
+    Returns:
+        The `benchmark.json` document (a dict; see `edgedet.benchmark.schema`).
+        An artifact that fails has its `error` set; the others still run.
+
+    Raises:
+        ValueError: bad settings, an unsupported artifact, or unusable images
+            (all checked before any measurement).
+        FileNotFoundError: an artifact does not exist.
+    """
+    notify = progress or (lambda message: None)
+    artifacts = [Path(a) for a in ([artifacts] if isinstance(artifacts, (str, os.PathLike))
+                                   else artifacts)]
+    if not artifacts:
+        raise ValueError("Expected at least one artifact to benchmark, received none.")
+    batch_sizes = [int(b) for b in batch_sizes]
+    if not batch_sizes or any(b < 1 for b in batch_sizes):
+        raise ValueError(f"Invalid batch sizes {batch_sizes}. Expected integers >= 1.")
+    if int(runs) < 1:
+        raise ValueError(f"Invalid runs: {runs}. Expected an integer >= 1.")
+    if int(warmup) < 0:
+        raise ValueError(f"Invalid warmup: {warmup}. Expected an integer >= 0.")
+    if threads is not None and int(threads) < 1:
+        raise ValueError(f"Invalid threads: {threads}. Expected an integer >= 1 or None.")
+    for path in artifacts:
+        check_artifact(path)
+
+    notify(f"loading images from {images}")
+    arrays = load_inputs(images, max_images)
+    sizes = []
+    for array in arrays:
+        if list(array.shape[:2]) not in sizes:
+            sizes.append([int(array.shape[0]), int(array.shape[1])])
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "edgedet_version": edgedet.__version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "settings": {
+            "batch_sizes": batch_sizes,
+            "runs": int(runs),
+            "warmup": int(warmup),
+            "threads": None if threads is None else int(threads),
+            "images": {"source": os.fspath(images), "count": len(arrays), "sizes": sizes},
+        },
+        "machine": machine_info(),
+        "results": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="edgedet-benchmark-") as work:
+        work = Path(work)
+        inputs = work / "inputs.npz"
+        np.savez(inputs, **{f"image_{i}": array for i, array in enumerate(arrays)})
+        del arrays
+        names = unique_names(artifacts)
+        for index, (path, name) in enumerate(zip(artifacts, names)):
+            notify(f"[{index + 1}/{len(artifacts)}] {name}: measuring in a new process")
+            request = {
+                "artifact": str(path), "name": name, "inputs": str(inputs),
+                "batch_sizes": batch_sizes, "runs": int(runs), "warmup": int(warmup),
+                "threads": document["settings"]["threads"],
+            }
+            result = _run_child(request, work / f"result_{index}.json", timeout)
+            if result["error"]:
+                notify(f"[{index + 1}/{len(artifacts)}] {name}: FAILED: {result['error']}")
+            document["results"].append(result)
+    return document
+
+
+def _run_child(request, result_path, timeout):
+    """Runs `edgedet.benchmark.measure` in a child process; returns its result entry."""
+    request_path = result_path.with_suffix(".request.json")
+    request_path.write_text(json.dumps(request), encoding="utf-8")
+    command = [sys.executable, "-m", "edgedet.benchmark.measure", str(request_path),
+               str(result_path)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                                   env=env, check=False)
+    except subprocess.TimeoutExpired:
+        result = empty_result(request["name"], request["artifact"])
+        result["error"] = f"Timed out after {timeout} s (the process was stopped)."
+        return result
+    if result_path.is_file():
+        return json.loads(result_path.read_text(encoding="utf-8"))
+    result = empty_result(request["name"], request["artifact"])
+    tail = "\n".join(completed.stderr.strip().splitlines()[-5:])
+    result["error"] = (
+        f"The measuring process exited with code {completed.returncode} without a result"
+        + (f":\n{tail}" if tail else ".")
+    )
+    return result
+
+
+def output_paths(out_dir):
+    """`(json_path, chart_path)` inside `out_dir`."""
+    out_dir = Path(out_dir)
+    return out_dir / JSON_NAME, out_dir / CHART_NAME
+
+
+def check_outputs(out_dir, force=False):
+    """Fails early if `benchmark.json` or `benchmark.png` exist in `out_dir` and not `force`.
+
+    Raises:
+        OutputExistsError: naming the existing file.
+        NotADirectoryError: `out_dir` is a file.
+    """
+    from edgedet.files import check_writable_output
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"Output folder '{out_dir}' is a file.")
+    for path in output_paths(out_dir):
+        check_writable_output(path, force)
+
+
+def write_outputs(document, out_dir, force=False):
+    """Writes `benchmark.json` and the `benchmark.png` bar chart into `out_dir`.
+
+    Args:
+        document: the dict `run_benchmark` returns.
+        out_dir: str or path. Created if missing.
+        force: bool. Replace existing files. Defaults to False.
+
+    Returns:
+        `(json_path, chart_path)`.
+    """
+    from edgedet.benchmark.chart import render_chart
+    from edgedet.files import atomic_write_bytes, atomic_write_text
+
+    check_outputs(out_dir, force)
+    json_path, chart_path = output_paths(out_dir)
+    atomic_write_text(json_path, json.dumps(document, indent=2, allow_nan=False) + "\n")
+    atomic_write_bytes(chart_path, render_chart(document))
+    return json_path, chart_path
