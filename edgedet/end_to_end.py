@@ -93,8 +93,15 @@ def _model_attributes(model, config):
             f"Letterbox size {size} is not a multiple of the model's largest stride "
             f"{max(strides)}."
         )
-    input_shape = getattr(model, "input_shape", None)
-    if isinstance(input_shape, tuple) and len(input_shape) == 4:
+    try:
+        input_shape = tuple(model.input_shape)
+    except (AttributeError, ValueError, TypeError):  # unbuilt or multi-input models
+        input_shape = None
+    if (
+        input_shape is not None
+        and len(input_shape) == 4
+        and all(d is None or isinstance(d, int) for d in input_shape)
+    ):
         spatial = tuple(d for d in input_shape[1:3] if d is not None)
         if any(d != size for d in spatial) or input_shape[3] not in (3, None):
             raise ValueError(
@@ -120,7 +127,7 @@ def _split_outputs(outputs, anchors, reg_max):
     else:
         what = (
             f"a dict with keys {sorted(outputs)}" if isinstance(outputs, dict)
-            else f"{type(outputs).__name__}"
+            else f"{type(outputs).__name__} of shape {getattr(outputs, 'shape', '?')}"
         )
         raise ValueError(
             "Expected the model to return YOLOv8's raw head, a dict "
@@ -214,6 +221,8 @@ def _end_to_end_class():
                 result["pre_nms_scores"] = scores
             return {name: result[name] for name in self.output_names}
 
+    EndToEnd.__qualname__ = "EndToEnd"
+    EndToEnd.__module__ = __name__
     return EndToEnd
 
 
