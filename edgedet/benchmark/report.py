@@ -20,7 +20,7 @@ def rows(document):
             latency = entry["latency_ms"]
             table.append(head + (
                 str(entry["batch_size"]),
-                _number(result["load_seconds"], 2),
+                _number(result["load_seconds"], 3),
                 _number(latency["median"], 2),
                 _number(latency["p90"], 2),
                 _number(latency["p99"], 2),
