@@ -124,3 +124,16 @@ def test_unknown_preset_exit_2(image_dir, tmp_path):
                     tmp_path)
     assert result.exit_code == 2, result.output
     assert "neither an existing file nor a preset" in result.output
+
+
+def test_no_artifacts_exports_every_target_first(setup, image_dir, tmp_path, monkeypatch):
+    calls = []
+
+    def fake_export(model, out_dir):
+        calls.append(out_dir)
+        return [str(setup / "good.onnx")]
+
+    monkeypatch.setattr(parity_cli, "_export_all", fake_export)
+    result = invoke("--model", "ref.keras", "--images", image_dir, "--out", tmp_path / "r")
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 1 and "good.onnx" in result.output

@@ -182,3 +182,47 @@ def test_real_labels_give_coco_map_and_drop(case, fakes, image_dir, tmp_path):
     odd = _coco(tmp_path, entries[:1], [{"id": 1, "name": "zebra"}])
     with pytest.raises(ParityInputError, match="zebra"):
         run_parity(ref, [art], str(image_dir), labels=str(odd))
+
+
+def _ground_truth_table(dataset, fakes):
+    table = {}
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        n = len(sample["boxes"])
+        det = Detections(sample["boxes"], np.linspace(0.9, 0.6, n, dtype=np.float32),
+                         sample["classes"])
+        table[fakes.image_key(sample["image"])] = (sample["file_name"], det)
+    return table
+
+
+@pytest.mark.parametrize("fmt", ["yolo", "voc"])
+def test_labels_from_yolo_and_voc_files(fmt, fakes, tmp_path):
+    from edgedet.data import SyntheticShapes, load_dataset
+
+    dataset = SyntheticShapes(num_images=4, image_size=64, seed=1, min_objects=1,
+                              classes=("circle", "square", "triangle"))
+    labels = dataset.write(tmp_path / fmt, format=fmt, split="val")
+    image_dir = {"yolo": tmp_path / fmt / "images" / "val",
+                 "voc": tmp_path / fmt / "JPEGImages"}[fmt]
+    table = _ground_truth_table(load_dataset(labels, split="val"), fakes)
+    ref = fakes.FakeRuntime(table)
+    art = fakes.FakeRuntime(table, name="a.onnx")
+    result = run_parity(ref, [art], str(image_dir), labels=str(labels))
+    assert result.reference_runs[0].labels_map["map50_95"] == pytest.approx(1.0)
+    assert result["a.onnx"].summary["map50_95_drop"] == pytest.approx(0.0)
+
+
+def test_a_dataset_is_both_images_and_labels(fakes):
+    from edgedet.data import SyntheticShapes
+
+    dataset = SyntheticShapes(num_images=3, image_size=64, seed=2, min_objects=1,
+                              classes=("circle", "square", "triangle"))
+    table = _ground_truth_table(dataset, fakes)
+    ref = fakes.FakeRuntime(table)
+    art = fakes.FakeRuntime(table, name="a.onnx", transform=fakes.shift_boxes(
+        {dataset[0]["file_name"]}, dx=200.0))
+    result = run_parity(ref, [art], dataset, labels=dataset)
+    assert result.image_names == [dataset[i]["file_name"] for i in range(3)]
+    assert result.reference_runs[0].labels_map["map50_95"] == pytest.approx(1.0)
+    assert result["a.onnx"].summary["labels_map50_95"] < 1.0
+    assert [r["image"] for r in result["a.onnx"].flagged_images] == [dataset[0]["file_name"]]
