@@ -28,18 +28,20 @@ def _thresholds(config_path, overrides):
     return config or None
 
 
-def _check_selectors(overrides, result):
-    """Command-line selectors that match no artifact are probably typos."""
+def _check_selectors(overrides, artifacts):
+    """Command-line selectors that can match no artifact are typos: say so before any work."""
+    from edgedet.exporters.registry import target_names
     from edgedet.parity import thresholds as T
 
     selectors = {T.parse_override(text)[0] for text in overrides}
-    known = [(a.name, a.target, a.precision) for a in result.artifacts]
-    unused = T.unused_selectors(selectors, known)
+    known = {"*", "keras", *T.DEFAULTS, *target_names()}
+    known.update(pathlib.Path(path).name for path in artifacts)
+    unused = sorted(selectors - known)
     if unused:
-        names = sorted({n for triple in known for n in triple})
         raise _usage(
-            f"--threshold selector(s) {unused} match no artifact. Use an artifact name, a "
-            f"target or a precision: {names}.")
+            f"--threshold selector(s) {unused} match no artifact. Use an artifact name "
+            f"({sorted(pathlib.Path(p).name for p in artifacts)}), a target "
+            f"({sorted(target_names())}) or a precision ({sorted(T.DEFAULTS)}).")
 
 
 def _export_all(model, out_dir):
@@ -107,10 +109,10 @@ def parity_command(model_spec, artifacts, images, labels, labels_split, out, ove
 
         check_writable_output(out, force)
         config = _thresholds(config_path, overrides)
+        _check_selectors(overrides, artifacts)
         with tempfile.TemporaryDirectory(prefix="edgedet-parity-") as scratch:
             result = _run(model_spec, list(artifacts), images, labels, labels_split, config,
                           match_iou, scratch)
-            _check_selectors(overrides, result)
             from edgedet.parity import write_reports
 
             paths = write_reports(result, out, force=force, max_gallery=gallery)

@@ -199,6 +199,8 @@ def render_html(result, max_gallery=DEFAULT_GALLERY_SIZE):
         if a.summary is None:
             body.append(f"<p>{'Skipped' if a.status == 'skipped' else 'Failed'}: {_e(a.reason)}</p>")
             continue
+        for note in a.notes:
+            body.append(f"<p><b>Note:</b> {_e(note)}</p>")
         body.append(_checks_table(a))
         body.append(_gallery(result, a, max_gallery))
     return (

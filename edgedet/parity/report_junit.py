@@ -46,8 +46,8 @@ def render_junit(result):
             continue
         summary = artifact.summary
         out = ET.SubElement(case, "system-out")
-        out.text = "\n".join(f"{k} = {_fmt(v) if isinstance(v, float) else v}"
-                             for k, v in summary.items())
+        out.text = "\n".join([f"note: {note}" for note in artifact.notes] + [
+            f"{k} = {_fmt(v) if isinstance(v, float) else v}" for k, v in summary.items()])
         if artifact.status == "failed":
             failed = artifact.failed_checks
             message = "; ".join(

@@ -111,5 +111,7 @@ def render_markdown(result, html_name="report.html"):
                 more = f" and {len(flagged) - MAX_LISTED_IMAGES} more" if len(
                     flagged) > MAX_LISTED_IMAGES else ""
                 lines.append(f"- images that disagree: {names}{more}")
+        for note in a.notes:
+            lines += ["", f"**{_cell(a.name)}** note: {_cell(note)}"]
     lines += ["", f"Details and drawn disagreements: `{html_name}`.", ""]
     return "\n".join(lines)

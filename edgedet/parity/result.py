@@ -62,6 +62,8 @@ class ArtifactResult:
         reference_run: int. Index into `ParityResult.reference_runs`.
         detections: list of `Detections` (not serialized).
         matches: list of `ImageMatch` (not serialized).
+        notes: list of str. Warnings that do not fail the artifact (e.g. it
+            was exported from other weights than the reference's).
     """
 
     name: str
@@ -78,6 +80,7 @@ class ArtifactResult:
     reference_run: int = None
     detections: list = None
     matches: list = None
+    notes: list = dataclasses.field(default_factory=list)
 
     def __bool__(self):
         return self.status != "failed"
@@ -104,6 +107,7 @@ class ArtifactResult:
             "precision": self.precision,
             "status": self.status,
             "reason": self.reason,
+            "notes": list(self.notes),
             "reference_run": self.reference_run,
             "thresholds": self.thresholds.to_dict() if self.thresholds is not None else None,
             "summary": self.summary,

@@ -206,6 +206,17 @@ class _Reference:
         return issues
 
 
+def _notes(artifact, reference):
+    """Facts worth a reader's attention that do not fail the artifact by themselves."""
+    mine, theirs = reference.source_sha256, artifact.source_sha256
+    if mine and theirs and mine != theirs:
+        return [
+            f"exported from other weights than the reference (weights sha256 {theirs[:12]}, "
+            f"reference {mine[:12]}): differences may come from the weights, not the export"
+        ]
+    return []
+
+
 def _threshold_config(thresholds):
     if thresholds is None:
         return None, {}
@@ -381,6 +392,7 @@ def run_parity(reference, artifacts, images, labels=None, thresholds=None,
                 summary["labels_map50"] = own["map50"]
                 summary["map50_95_drop"] = run.labels_map["map50_95"] - own["map50_95"]
                 summary["map50_drop"] = run.labels_map["map50"] - own["map50"]
+            notes = _notes(metadata, ref.runtime_for(metadata.inference).metadata)
             checks = _thresholds.evaluate(summary, limits)
             failed = any(c["passed"] is False for c in checks)
             images_out = [
@@ -392,7 +404,7 @@ def run_parity(reference, artifacts, images, labels=None, thresholds=None,
                 name=artifact.name, path=artifact.path, target=artifact.target,
                 precision=artifact.precision, status="failed" if failed else "passed",
                 thresholds=limits, summary=summary, checks=checks, images=images_out,
-                latency_ms=_percentiles(times), reference_run=run_index,
+                latency_ms=_percentiles(times), reference_run=run_index, notes=notes,
                 detections=detections, matches=matches))
     return ParityResult(
         reference_name=ref.name, class_names=list(class_names or ()), image_names=source.names,

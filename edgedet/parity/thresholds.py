@@ -26,8 +26,10 @@ the precision's defaults; a config file's `"*"` entry; its precision entry
 (`fp32`/`fp16`/`int8`); its target entry (`onnx`, `tflite`, ...); its
 artifact-name entry (the file or folder name); then the same four levels
 from the command line (`--threshold KEY=VALUE` applies to all,
-`--threshold SELECTOR:KEY=VALUE` to the matching artifacts). A config file is
-JSON or YAML:
+`--threshold SELECTOR:KEY=VALUE` to the matching artifacts; a selector that
+can match nothing is an error there, while a config file's unknown selectors
+are ignored so one file can serve several projects). A config file is JSON
+or YAML:
 
 ```yaml
 "*": {max_disagreeing_fraction: 0.1}
@@ -226,19 +228,6 @@ def resolve(name, target, precision, config=None, overrides=()):
         values.update(config.get(level, {}))
         values.update({key: value for selector, key, value in overrides if selector == level})
     return Thresholds(**values)
-
-
-def unused_selectors(selectors, artifacts):
-    """Selectors that match no artifact (probably typos), for a warning or error.
-
-    Args:
-        selectors: iterable of str.
-        artifacts: iterable of `(name, target, precision)`.
-    """
-    known = {"*"}
-    for name, target, precision in artifacts:
-        known.update((name, target, precision))
-    return sorted({s for s in selectors if s not in known and s not in DEFAULTS})
 
 
 def evaluate(summary, thresholds):

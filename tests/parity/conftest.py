@@ -26,7 +26,8 @@ def image_key(image):
 
 class FakeRuntime:
     def __init__(self, table, class_names=CLASS_NAMES, target="fake", precision="fp32",
-                 box_format="xyxy", transform=None, fail_on_enter=None, name=None):
+                 box_format="xyxy", transform=None, fail_on_enter=None, name=None,
+                 source_sha256="a" * 64):
         self.table = table
         self.transform = transform
         self.fail_on_enter = fail_on_enter
@@ -35,7 +36,7 @@ class FakeRuntime:
         self._metadata = ArtifactMetadata(
             class_names=class_names,
             inference=InferenceConfig(bounding_box_format=box_format),
-            target=target, precision=precision)
+            target=target, precision=precision, source_sha256=source_sha256)
 
     @property
     def metadata(self):

@@ -28,7 +28,8 @@ def result(fakes):
         plain.append((new_name, grey))
         plain_table[fakes.image_key(grey)] = (new_name, table[fakes.image_key(image)][1])
     ref = fakes.FakeRuntime(plain_table, name="reference")
-    good = fakes.FakeRuntime(plain_table, name="good.onnx", target="onnx")
+    good = fakes.FakeRuntime(plain_table, name="good.onnx", target="onnx",
+                             source_sha256="b" * 64)  # Other weights: a note, not a failure.
     partial = {HOSTILE: None}
 
     def transform(name, detections):  # Moves 2 of 3 boxes far: 2 missing + 2 extra, 1 match.
@@ -56,6 +57,8 @@ def test_json_validates_against_the_schema(result, tmp_path):
     bad = document["artifacts"][1]
     assert bad["status"] == "failed" and bad["failing_images"] == [HOSTILE]
     assert document["artifacts"][2]["reason"].endswith("No module named 'tensorrt'")
+    assert "other weights" in document["artifacts"][0]["notes"][0]
+    assert document["artifacts"][1]["notes"] == []
     # The schema is strict enough to catch a broken document.
     import jsonschema
 
@@ -76,6 +79,7 @@ def test_markdown_and_junit(result, tmp_path):
     assert "| good.onnx | onnx | fp32 | ✅ pass |" in md
     assert "\\<i\\>bad\\</i\\>.tflite" in md and "<i>" not in md  # Escaped for Markdown.
     assert "No module named 'tensorrt'" in md
+    assert "**good.onnx** note: exported from other weights" in md
     root = ET.parse(paths["junit.xml"]).getroot()
     cases = {c.get("name"): c for c in root.iter("testcase")}
     assert set(cases) == {"good.onnx", "<i>bad</i>.tflite", "m.engine"}
