@@ -167,6 +167,7 @@ def _end_to_end_class():
 
         Attributes:
             model: the Keras model.
+            model_variables: the model's weights as `tf.Variable`s.
             config: the `InferenceConfig`.
             debug: whether `serve` also returns the pre-NMS tensors.
             classes_are_logits: whether a sigmoid is applied to the classes.
@@ -179,6 +180,14 @@ def _end_to_end_class():
             super().__init__(name="end_to_end")
             self.strides, self._reg_max = _model_attributes(model, config)
             self.model = model
+            # Keras 3 variables wrap tf.Variables that tf.Module does not see
+            # (`self.variables` would be empty); the TFLite converter then keeps
+            # them as uninitialised VAR_HANDLE/READ_VARIABLE ops (garbage
+            # outputs). Tracking the wrapped tf.Variables here fixes both.
+            self.model_variables = [
+                v for v in (getattr(w, "value", w) for w in model.weights)
+                if isinstance(v, tf.Variable)
+            ]
             self.config = config
             self.debug = bool(debug)
             self.classes_are_logits = bool(classes_are_logits)

@@ -171,9 +171,9 @@ def test_signature_and_variables(model):
 
 
 def test_saved_model_tracks_the_model_variables(model, tmp_path):
-    # Keras 3 variables are not tf.Variables (`EndToEnd.variables` is empty),
-    # but the module tracks the model, so a SavedModel carries its weights.
     e2e = build_end_to_end(model, config())
+    # Keras 3 variables wrap tf.Variables; the module exposes those.
+    assert len(e2e.variables) == len(model.weights) == 1
     tf.saved_model.save(e2e, str(tmp_path), signatures={"serving_default": e2e.serve})
     saved = [name for name, _ in tf.train.list_variables(str(tmp_path / "variables" / "variables"))]
     assert any("gain" in name for name in saved), saved
@@ -256,19 +256,14 @@ def test_converts_to_onnx_with_dynamic_batch_and_size(model):
 
 def test_converts_to_tflite_builtins_with_dynamic_batch_and_size(model):
     litert = pytest.importorskip("ai_edge_litert.interpreter")
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
-
     e2e = build_end_to_end(model, config(LetterboxConfig.ultralytics(SIZE)))
-    # Frozen first: with a trackable object the TF 2.21 converter keeps Keras 3
-    # variables as uninitialised VAR_HANDLE/READ_VARIABLE ops.
-    frozen = convert_variables_to_constants_v2(e2e.serve.get_concrete_function())
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], e2e)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [e2e.serve.get_concrete_function()], e2e
+    )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     runner = litert.Interpreter(model_content=converter.convert()).get_signature_runner()
     for batch in (images([255], 17, 23), images([255, 0, 255], 2000, 1)):
-        got = runner(images=batch)  # outputs are output_0... in sorted-name order
-        got = dict(zip(sorted(OUTPUT_NAMES), (got[f"output_{i}"] for i in range(4))))
+        got = runner(images=batch)
+        assert sorted(got) == sorted(OUTPUT_NAMES)
         for name, value in e2e.serve(batch).items():
             np.testing.assert_allclose(got[name], value.numpy(), atol=1e-4, err_msg=name)
