@@ -69,7 +69,21 @@ def rss_mb():
 
 
 def peak_rss_mb():
-    """Peak resident memory of this process so far, MiB (None if unknown)."""
+    """Peak resident memory of this process so far, MiB (None if unknown).
+
+    Linux: `VmHWM` of `/proc/self/status`, the high-water mark of this
+    process's own memory. Not `getrusage().ru_maxrss`: Linux carries that
+    over from the parent across fork and exec, so a child of a big process
+    would report the parent's peak. macOS and BSD: `ru_maxrss`. Windows: the
+    peak working set.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10  # kB
+    except OSError:
+        pass
     try:
         import resource
     except ImportError:  # Windows
@@ -78,7 +92,7 @@ def peak_rss_mb():
         peak = getattr(psutil.Process().memory_info(), "peak_wset", None)
         return None if peak is None else peak / 2**20
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports KiB, macOS bytes.
+    # macOS reports bytes, the BSDs KiB.
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 

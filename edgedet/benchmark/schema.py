@@ -85,7 +85,7 @@ MEMORY = _object(
         "rss_after_load_mb": _field(_NULLABLE_NUMBER, "Resident memory after loading."),
         "peak_rss_mb": _field(
             _NULLABLE_NUMBER, "Peak resident memory of the measuring process over its whole "
-                              "life (getrusage ru_maxrss; peak working set on Windows)."),
+                              "life (Linux VmHWM; macOS ru_maxrss; Windows peak working set)."),
     },
     "Memory of the process that measured this artifact (one process per artifact).",
     nullable=True,

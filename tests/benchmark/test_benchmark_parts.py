@@ -30,6 +30,14 @@ def test_stats_known_answer():
                      "mean": 5.5}
 
 
+def test_peak_rss_sees_a_freed_allocation():
+    before = measure.rss_mb()
+    block = np.ones(200 * 2**20, np.uint8)  # 200 MiB, touched
+    del block
+    assert measure.peak_rss_mb() >= before + 190
+    assert measure.rss_mb() < before + 100
+
+
 def _image(height, width, value):
     return np.full((height, width, 3), value, np.uint8)
 

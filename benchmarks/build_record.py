@@ -1,0 +1,155 @@
+"""Builds a model in every CPU target and precision, benchmarks it, writes Markdown.
+
+The record for `docs/benchmarks.md`: a YOLOv8 preset (random weights until a
+trained model ships: the network costs the same, the NMS may see more or
+fewer candidates than with trained weights) is exported to every target this
+machine can build (SavedModel, ONNX, TFLite today) in every precision the
+exporters offer, saved as `.keras` for the reference (with per-stage
+timing), and benchmarked on synthetic 1280x720 frames with
+`edgedet.benchmark`. The Markdown (machine, versions, command, tables) goes
+to `--out` or stdout; progress goes to stderr.
+
+Usage:
+
+```
+python benchmarks/build_record.py --out record.md              # yolov8n at 640
+python benchmarks/build_record.py --preset tiny --runs 3       # a quick check
+```
+
+Run it on a quiet machine: other processes make the latencies noisy (the
+record states the load average at the start).
+"""
+
+import argparse
+import dataclasses
+import inspect
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEFAULT_IMAGES = "synthetic:shapes?n=8&seed=0&size=720x1280"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Export a YOLOv8 preset to every CPU target, benchmark it, print Markdown.")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="Markdown file to write (default: print to stdout).")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="Also write the benchmark.json document here.")
+    parser.add_argument("--preset", default="yolov8n", help="Model preset (default: yolov8n).")
+    parser.add_argument("--imgsz", type=int, default=640,
+                        help="Model input size, a multiple of 32 (default: 640).")
+    parser.add_argument("--images", default=DEFAULT_IMAGES,
+                        help=f"Benchmark images: folder or synthetic spec (default: {DEFAULT_IMAGES}).")
+    parser.add_argument("--batch", default="1", help="Batch sizes, e.g. 1,4 (default: 1).")
+    parser.add_argument("--runs", type=int, default=30, help="Timed calls (default: 30).")
+    parser.add_argument("--warmup", type=int, default=5, help="Warm-up calls (default: 5).")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="Intra-op threads per runtime (default: each runtime's own).")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="Keep the artifacts in this folder (default: a temporary one).")
+    parser.add_argument("--force", action="store_true",
+                        help="Replace existing artifacts in --work and an existing --out.")
+    args = parser.parse_args(argv)
+    from edgedet.benchmark.run import parse_batch_sizes
+
+    try:
+        args.batch = parse_batch_sizes(args.batch)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.runs < 1 or args.warmup < 0 or (args.threads is not None and args.threads < 1):
+        parser.error("--runs and --threads must be >= 1, --warmup >= 0.")
+    if args.imgsz < 32 or args.imgsz % 32:
+        parser.error(f"--imgsz {args.imgsz} is not a positive multiple of 32.")
+    for path in (args.out, args.json):
+        if path is not None and path.exists() and not args.force:
+            parser.error(f"'{path}' already exists; pass --force to replace it.")
+    return args
+
+
+def log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def build_model(preset, imgsz):
+    """The preset with random weights, its letterbox set to `imgsz`."""
+    from edgedet.models import YOLOV8Detector
+
+    model = YOLOV8Detector.from_preset(preset)
+    if model.letterbox.size != imgsz:
+        letterbox = dataclasses.replace(model.letterbox, size=imgsz)
+        model = YOLOV8Detector.from_preset(preset, letterbox=letterbox)
+    return model
+
+
+def build_artifacts(model, work, stem, force):
+    """Exports every buildable (target, precision); returns `(paths, notes)`."""
+    from edgedet.exporters.registry import buildable_targets, skipped_targets
+
+    from edgedet.export import export
+
+    accepts_precision = "precision" in inspect.signature(export).parameters
+    paths, notes = [], []
+    keras_path = work / f"{stem}.keras"
+    if keras_path.exists() and not force:
+        raise FileExistsError(f"'{keras_path}' already exists; pass --force to replace it.")
+    model.save(keras_path)
+    paths.append(keras_path)
+    for target in buildable_targets():
+        for precision in target.precisions:
+            if precision != "fp32" and not accepts_precision:
+                notes.append(f"{target.name} {precision}: not built, this edgedet's export() "
+                             "has no precision option yet.")
+                continue
+            options = {"precision": precision} if accepts_precision else {}
+            log(f"exporting {target.name} {precision}")
+            (result,) = export(model, [target.name], work, stem=f"{stem}_{precision}",
+                               force=force, progress=log, **options)
+            paths.append(result.path)
+            notes.append(f"{target.name} {precision}: {result.path.name}, "
+                         f"{result.size_bytes / 2**20:.1f} MiB, exported in {result.seconds:.0f} s.")
+    for target, reason in skipped_targets():
+        notes.append(f"{target.name}: not built, it {reason}.")
+    return paths, notes
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from edgedet.benchmark import run_benchmark, to_markdown
+    from edgedet.files import atomic_write_text
+
+    command = shlex.join(["python", "benchmarks/build_record.py",
+                          *(sys.argv[1:] if argv is None else argv)])
+    stem = f"{args.preset}_{args.imgsz}"
+    with tempfile.TemporaryDirectory(prefix="edgedet-record-") as scratch:
+        work = args.work or Path(scratch)
+        work.mkdir(parents=True, exist_ok=True)
+        log(f"building {args.preset} at {args.imgsz} (random weights) in {work}")
+        model = build_model(args.preset, args.imgsz)
+        paths, notes = build_artifacts(model, work, stem, args.force)
+        del model
+        document = run_benchmark(
+            paths, images=args.images, batch_sizes=args.batch, runs=args.runs,
+            warmup=args.warmup, threads=args.threads, progress=log, command=command,
+        )
+    notes = [f"Model: `{args.preset}` preset at {args.imgsz}, random weights (until a trained "
+             "model ships; the network costs the same, NMS may see a different number of "
+             "candidates)."] + notes
+    markdown = to_markdown(document, title=f"{args.preset} at {args.imgsz}, CPU", notes=notes)
+    if args.json is not None:
+        import json
+
+        atomic_write_text(args.json, json.dumps(document, indent=2) + "\n")
+    if args.out is None:
+        sys.stdout.write(markdown)
+    else:
+        atomic_write_text(args.out, markdown)
+        log(f"wrote {args.out}")
+    return 1 if any(r["error"] for r in document["results"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
