@@ -226,3 +226,29 @@ def test_a_dataset_is_both_images_and_labels(fakes):
     assert result.reference_runs[0].labels_map["map50_95"] == pytest.approx(1.0)
     assert result["a.onnx"].summary["labels_map50_95"] < 1.0
     assert [r["image"] for r in result["a.onnx"].flagged_images] == [dataset[0]["file_name"]]
+
+
+def test_an_artifact_that_crashes_in_predict_fails_alone(case, fakes):
+    images, table = case
+    ref = fakes.FakeRuntime(table)
+
+    def crash(name, detections):
+        raise ValueError("Expected images of 64x64, received 48x64.")
+
+    broken = fakes.FakeRuntime(table, name="fixed.tflite", transform=crash)
+    good = fakes.FakeRuntime(table, name="good.onnx")
+    result = run_parity(ref, [broken, good], images)
+    assert not result and result["good.onnx"].status == "passed"
+    bad = result["fixed.tflite"]
+    assert bad.status == "failed" and bad.summary is None
+    assert bad.reason == "predict failed: ValueError: Expected images of 64x64, received 48x64."
+    pytest.importorskip("jsonschema")
+    from edgedet.parity.report_json import validate
+
+    validate(json.loads(json.dumps(result.to_dict())))
+    from edgedet.parity.report_html import render_html
+    from edgedet.parity.report_junit import render_junit
+    from edgedet.parity.report_md import render_markdown
+
+    assert "predict failed" in render_markdown(result) and "predict failed" in render_junit(result)
+    assert "Failed: predict failed" in render_html(result)
