@@ -10,6 +10,7 @@ import click
 import edgedet
 from edgedet.cli.export import export_command
 from edgedet.cli.info import info_command
+from edgedet.cli.parity import parity_command
 from edgedet.cli.predict import predict_command
 
 
@@ -35,6 +36,7 @@ def cli():
 cli.add_command(info_command)
 cli.add_command(predict_command)
 cli.add_command(export_command)
+cli.add_command(parity_command)
 
 if __name__ == "__main__":  # pragma: no cover
     cli()
