@@ -1,0 +1,138 @@
+"""`edgedet export` as a library function: one model, several artifacts.
+
+The end-to-end graph (letterbox, network, decode, NMS, un-letterbox) is
+built once and handed to every exporter, so every artifact computes the
+same function as the Keras reference runtime.
+
+Example:
+
+```python
+from edgedet.export import export
+from edgedet.models import YOLOV8Detector
+
+model = YOLOV8Detector.from_preset("tiny", num_classes=3)
+for result in export(model, ["onnx", "tflite"], "out/"):
+    print(result.target, result.path, result.size_bytes, result.seconds)
+```
+"""
+
+import dataclasses
+import os
+import re
+import time
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """One written artifact.
+
+    Args:
+        target: str. Canonical target name.
+        path: `pathlib.Path`. The artifact (file or folder).
+        size_bytes: int. Size on disk (all files, for a folder).
+        seconds: float. Wall time of this target's export.
+    """
+
+    target: str
+    path: Path
+    size_bytes: int
+    seconds: float
+
+
+def export(model, targets, out_dir, config=None, force=False, progress=None, stem=None):
+    """Exports `model` to each of `targets` under `out_dir`.
+
+    Every target name and output path is checked before any work starts.
+
+    Args:
+        model: a Keras YOLOv8 (`edgedet.models.YOLOV8Detector`) with
+            `class_names`.
+        targets: str or list of str. Target names or aliases (see
+            `edgedet.exporters.registry`); `"all"` means every target this
+            machine can build.
+        out_dir: str or path. Folder for the artifacts (created if missing).
+        config: `InferenceConfig` or None. Letterbox, NMS and box format
+            baked into the graphs. Defaults to `model.default_inference_config()`.
+        force: bool. Replace artifacts that already exist. Defaults to False.
+        progress: callable or None. Called with one message string per step.
+            Defaults to None.
+        stem: str or None. Artifact base name. Defaults to the model's name.
+
+    Returns:
+        A list of `ExportResult`, in target order.
+
+    Raises:
+        ValueError: an unknown target (with a suggestion) or one this machine
+            cannot build.
+        OutputExistsError: an artifact exists and `force` is False (naming
+            the path; nothing was exported).
+        ExportError: a target failed; the other targets were still exported
+            and the error lists what was written.
+    """
+    from edgedet.exporters.base import ExportError, artifact_metadata
+    from edgedet.exporters.registry import resolve_targets, skipped_targets
+    from edgedet.files import check_writable_output
+
+    notify = progress or (lambda message: None)
+    requested = [targets] if isinstance(targets, str) else list(targets)
+    resolved = resolve_targets(requested)
+    if any(str(name).strip().lower() == "all" for name in requested):
+        for target, reason in skipped_targets():
+            if target not in resolved:
+                notify(f"{target.name}: skipped, it {reason}")
+    out_dir = Path(out_dir)
+    stem = _safe_stem(stem or getattr(model, "name", None) or "model")
+    paths = {t.name: out_dir / t.artifact_name(stem) for t in resolved}
+    for path in paths.values():
+        check_writable_output(path, force)
+    config = model.default_inference_config() if config is None else config
+
+    notify("building the end-to-end graph (letterbox, network, decode, NMS)")
+    from edgedet.end_to_end import build_end_to_end
+
+    end_to_end = build_end_to_end(model, config)
+    base_metadata = artifact_metadata(model, config, target="keras")
+
+    results, failures = [], []
+    for target in resolved:
+        path = paths[target.name]
+        notify(f"{target.name}: exporting to {path}")
+        started = time.perf_counter()
+        metadata = dataclasses.replace(base_metadata, target=target.name)
+        try:
+            target.load_exporter()(end_to_end, metadata, path, force=force)
+        except ExportError as error:
+            failures.append(error)
+            notify(f"{target.name}: FAILED: {error}")
+            continue
+        seconds = time.perf_counter() - started
+        result = ExportResult(target.name, path, _size(path), seconds)
+        results.append(result)
+        notify(f"{target.name}: wrote {path} ({result.size_bytes} bytes) in {seconds:.1f}s")
+    if failures:
+        written = ", ".join(str(r.path) for r in results) or "nothing"
+        first = failures[0]
+        others = "".join(f"\nAlso: {f}" for f in failures[1:])
+        raise ExportError(
+            first.target, first.stage, f"{first.detail}{others}\nWritten: {written}.",
+            ops=first.ops,
+        )
+    return results
+
+
+def _safe_stem(name):
+    """A file-name-safe artifact base name."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._")
+    return stem or "model"
+
+
+def _size(path):
+    path = Path(path)
+    if path.is_dir():
+        return sum(
+            os.path.getsize(os.path.join(root, name))
+            for root, _, names in os.walk(path)
+            for name in names
+        )
+    return path.stat().st_size

@@ -1,0 +1,226 @@
+"""ONNX exporter: tf2onnx on the end-to-end `serve` function.
+
+The model has one input `images` (uint8 `[batch, height, width, 3]`, all
+three dynamic) and the contract's outputs `boxes`, `confidence`, `classes`,
+`num_detections`; the NMS is ONNX `NonMaxSuppression`. The edgedet metadata
+is `metadata_props["edgedet"]`.
+
+Checks run before anything is written: every node is a standard ONNX op
+(tf2onnx leaves ops it cannot convert in the graph and only logs them),
+`onnx.checker.check_model`, strict `onnx.shape_inference.infer_shapes`
+(whose result is what is saved), the I/O names and dtypes, and the presence
+of `NonMaxSuppression`.
+
+This module is not called `onnx.py`, so it never shadows the `onnx` package.
+"""
+
+import contextlib
+import logging
+from pathlib import Path
+
+from edgedet.exporters.base import (
+    INPUT_NAME,
+    OUTPUTS,
+    ExportError,
+    check_outputs,
+    input_signature,
+    op_names_in_message,
+    serving_function,
+    stage,
+)
+
+from edgedet.files import atomic_write_bytes, check_writable_output
+from edgedet.metadata import METADATA_KEY
+
+TARGET = "onnx"
+# 17 is the lowest opset with everything the graph needs in its final form
+# and is supported by ONNX Runtime >= 1.14 and TensorRT >= 8.6.
+OPSET = 17
+# Names given to the dynamic dimensions (tf2onnx calls them `unk__N`).
+INPUT_DIMS = ("batch", "height", "width")
+
+
+def export(end_to_end, metadata, path, force=False, opset=OPSET):
+    """Converts `end_to_end` to ONNX and writes it to `path`.
+
+    Args:
+        end_to_end: `tf.Module` from `edgedet.end_to_end.build_end_to_end`.
+        metadata: `ArtifactMetadata`, stored in `metadata_props["edgedet"]`.
+        path: str or path. The `.onnx` file to write.
+        force: bool. Replace an existing `path`. Defaults to False.
+        opset: int. ONNX opset, at least 17. Defaults to 17.
+
+    Returns:
+        `path` as a `pathlib.Path`.
+
+    Raises:
+        ExportError: naming the stage (and the op, for conversion errors).
+        OutputExistsError: `path` exists and `force` is False.
+    """
+    if not isinstance(opset, int) or opset < OPSET:
+        raise ValueError(f"Invalid opset: {opset!r}. Expected an int >= {OPSET}.")
+    path = check_writable_output(path, force)
+    with stage(TARGET, "trace"):
+        serving_function(end_to_end)
+    model = convert(end_to_end, opset)
+    with stage(TARGET, "check"):
+        model = check(model)
+    with stage(TARGET, "write metadata"):
+        set_metadata(model, metadata)
+    with stage(TARGET, "write"):
+        atomic_write_bytes(path, model.SerializeToString())
+    return Path(path)
+
+
+def convert(end_to_end, opset=OPSET):
+    """Runs tf2onnx on `end_to_end.serve`; returns the `ModelProto` (not yet checked)."""
+    with stage(TARGET, "convert", ops_from_error=lambda e: op_names_in_message(str(e))):
+        import tf2onnx
+
+        with _quiet_tf2onnx():
+            model, _ = tf2onnx.convert.from_function(
+                end_to_end.serve, input_signature=input_signature(), opset=opset
+            )
+    unsupported = unsupported_ops(model)
+    if unsupported:
+        raise ExportError(
+            TARGET,
+            "convert",
+            "tf2onnx could not convert these TensorFlow ops to ONNX; change the graph "
+            "to use ops tf2onnx supports.",
+            ops=unsupported,
+        )
+    _name_dynamic_dims(model)
+    return model
+
+
+def check(model):
+    """Checks a converted model and returns it with inferred shapes.
+
+    Raises:
+        ValueError: the checker or shape inference fails, the I/O does not
+            follow the contract, or there is no `NonMaxSuppression`.
+    """
+    import onnx
+
+    onnx.checker.check_model(model)
+    model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    inputs = [i for i in model.graph.input]
+    if len(inputs) != 1 or inputs[0].name != INPUT_NAME or (
+        inputs[0].type.tensor_type.elem_type != onnx.TensorProto.UINT8
+    ):
+        raise ValueError(
+            f"Expected one uint8 input named '{INPUT_NAME}', received "
+            f"{[(i.name, _dtype_name(i)) for i in inputs]}."
+        )
+    check_outputs(
+        {o.name: (_dtype_name(o), len(o.type.tensor_type.shape.dim)) for o in model.graph.output},
+        where="ONNX model",
+    )
+    if "NonMaxSuppression" not in op_types(model):
+        raise ValueError(
+            "The graph has no ONNX NonMaxSuppression: the NMS did not convert to the "
+            "standard op (runtimes would run a slow, unportable emulation)."
+        )
+    return model
+
+
+def set_metadata(model, metadata):
+    """Stores `metadata` as `metadata_props["edgedet"]` (replacing any previous value)."""
+    for prop in list(model.metadata_props):
+        if prop.key == METADATA_KEY:
+            model.metadata_props.remove(prop)
+    entry = model.metadata_props.add()
+    entry.key = METADATA_KEY
+    entry.value = metadata.to_json()
+
+
+def iter_nodes(graph):
+    """Every node of `graph` and of its subgraphs (Loop / If bodies)."""
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            if attribute.HasField("g"):
+                yield from iter_nodes(attribute.g)
+            for subgraph in attribute.graphs:
+                yield from iter_nodes(subgraph)
+
+
+def op_types(model):
+    """The set of op types in `model`, subgraphs included."""
+    return {node.op_type for node in iter_nodes(model.graph)}
+
+
+def unsupported_ops(model):
+    """Op types that are not standard ONNX ops (left behind by tf2onnx), sorted."""
+    import onnx
+
+    bad = set()
+    for node in iter_nodes(model.graph):
+        domain = node.domain or ""
+        if domain not in ("", "ai.onnx") or not onnx.defs.has(node.op_type, domain):
+            bad.add(node.op_type if not domain else f"{domain}.{node.op_type}")
+    return sorted(bad)
+
+
+def cancelling_transposes(model):
+    """`(first, second)` names of Transpose pairs whose permutations cancel out.
+
+    A lean graph has none: tf2onnx's optimizer removes them. Used by tests
+    and benchmarks to keep it that way.
+    """
+    producers = {}
+    for node in iter_nodes(model.graph):
+        for output in node.output:
+            producers[output] = node
+    pairs = []
+    for node in iter_nodes(model.graph):
+        if node.op_type != "Transpose":
+            continue
+        parent = producers.get(node.input[0])
+        if parent is None or parent.op_type != "Transpose":
+            continue
+        first, second = _perm(parent), _perm(node)
+        if first and second and [first[i] for i in second] == list(range(len(first))):
+            pairs.append((parent.name, node.name))
+    return pairs
+
+
+def _perm(node):
+    for attribute in node.attribute:
+        if attribute.name == "perm":
+            return list(attribute.ints)
+    return None
+
+
+def _dtype_name(value_info):
+    import onnx
+
+    elem_type = value_info.type.tensor_type.elem_type
+    return onnx.helper.tensor_dtype_to_np_dtype(elem_type).name if elem_type else "undefined"
+
+
+def _name_dynamic_dims(model):
+    """Names the input's dynamic dims batch/height/width, and the outputs' batch dim."""
+    (graph_input,) = model.graph.input
+    dims = graph_input.type.tensor_type.shape.dim
+    for dim, name in zip(dims, INPUT_DIMS):
+        if not dim.HasField("dim_value"):
+            dim.dim_param = name
+    for output in model.graph.output:
+        if output.name in OUTPUTS:
+            dim = output.type.tensor_type.shape.dim[0]
+            if not dim.HasField("dim_value"):
+                dim.dim_param = INPUT_DIMS[0]
+
+
+@contextlib.contextmanager
+def _quiet_tf2onnx():
+    """tf2onnx logs every step at INFO; keep only its warnings and errors."""
+    tf2onnx_logger = logging.getLogger("tf2onnx")
+    level = tf2onnx_logger.level
+    tf2onnx_logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        tf2onnx_logger.setLevel(level)

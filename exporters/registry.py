@@ -1,0 +1,191 @@
+"""The one table of export targets.
+
+Each row says what a target is called (and its aliases), what it writes (a
+folder or a file with a suffix), whether it needs a GPU, which precisions it
+supports, and where its exporter lives (imported only when used). `--target`
+values are checked here, with a "did you mean" for typos.
+
+Example:
+
+```python
+from edgedet.exporters.registry import get_target, buildable_targets
+
+get_target("tf").name                  # "savedmodel"
+[t.name for t in buildable_targets()]  # ["savedmodel", "onnx", "tflite"] on a CPU box
+```
+"""
+
+import dataclasses
+import importlib
+import importlib.util
+
+from edgedet.config import closest
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """One export target.
+
+    Args:
+        name: str. Canonical name (what metadata records).
+        aliases: tuple of str. Other accepted spellings.
+        suffix: str. Artifact suffix: `"_saved_model"` for the SavedModel
+            folder, `".onnx"`, ...
+        is_folder: bool. Whether the artifact is a folder.
+        exporter: str. `"module:function"` of the exporter, imported lazily.
+        precisions: tuple of str. Precisions this target can be exported at.
+        needs_gpu: bool. Whether building needs an NVIDIA GPU.
+        requires: tuple of str. Python packages the exporter imports.
+        description: str. One line for help texts.
+    """
+
+    name: str
+    aliases: tuple
+    suffix: str
+    is_folder: bool
+    exporter: str
+    precisions: tuple = ("fp32",)
+    needs_gpu: bool = False
+    requires: tuple = ()
+    description: str = ""
+
+    def artifact_name(self, stem):
+        """File or folder name of this target's artifact for a model called `stem`."""
+        return f"{stem}{self.suffix}"
+
+    def unavailable_reason(self):
+        """Why this machine cannot build the target, or None if it can."""
+        reasons = []
+        if self.needs_gpu and not _has_nvidia_gpu():
+            reasons.append("needs an NVIDIA GPU, and none was found")
+        missing = [name for name in self.requires if importlib.util.find_spec(name) is None]
+        if missing:
+            reasons.append(f"needs the Python package(s) {missing}, not installed")
+        if importlib.util.find_spec(self.exporter.split(":")[0]) is None:
+            reasons.append("has no exporter in this edgedet version")
+        return "; ".join(reasons) or None
+
+    def load_exporter(self):
+        """Imports and returns the exporter function."""
+        module_name, function_name = self.exporter.split(":")
+        return getattr(importlib.import_module(module_name), function_name)
+
+
+TARGETS = (
+    Target(
+        name="savedmodel",
+        aliases=("saved_model", "tf", "tensorflow"),
+        suffix="_saved_model",
+        is_folder=True,
+        exporter="edgedet.exporters.saved_model:export",
+        requires=("tensorflow",),
+        description="TensorFlow SavedModel folder (serving_default signature).",
+    ),
+    Target(
+        name="onnx",
+        aliases=(),
+        suffix=".onnx",
+        is_folder=False,
+        exporter="edgedet.exporters.onnx_export:export",
+        requires=("tensorflow", "tf2onnx", "onnx"),
+        description="ONNX model (opset 17), dynamic batch and image size.",
+    ),
+    Target(
+        name="tflite",
+        aliases=("litert", "lite"),
+        suffix=".tflite",
+        is_folder=False,
+        exporter="edgedet.exporters.tflite:export",
+        requires=("tensorflow",),
+        description="TFLite / LiteRT flatbuffer, builtin ops only, resizable input.",
+    ),
+    Target(
+        name="trt",
+        aliases=("tensorrt", "engine"),
+        suffix=".engine",
+        is_folder=False,
+        exporter="edgedet.exporters.trt:export",
+        precisions=("fp32", "fp16", "int8"),
+        needs_gpu=True,
+        requires=("tensorrt",),
+        description="TensorRT engine, built on the target device (needs a GPU and TensorRT).",
+    ),
+)
+
+_BY_NAME = {name: t for t in TARGETS for name in (t.name, *t.aliases)}
+
+
+def _has_nvidia_gpu():
+    import shutil
+
+    return shutil.which("nvidia-smi") is not None
+
+
+def target_names():
+    """Canonical target names, in table order."""
+    return [t.name for t in TARGETS]
+
+
+def get_target(name):
+    """Returns the `Target` called `name` (or one of its aliases).
+
+    Args:
+        name: str. Case-insensitive.
+
+    Raises:
+        ValueError: unknown name; the message lists the targets and suggests
+            the closest one.
+    """
+    key = str(name).strip().lower()
+    if key in _BY_NAME:
+        return _BY_NAME[key]
+    raise ValueError(
+        f"Unknown export target '{name}'. Expected one of {target_names()} (or 'all')."
+        + closest(key, list(_BY_NAME))
+    )
+
+
+def buildable_targets():
+    """Every target this machine can build, in table order (what `--target all` means)."""
+    return [t for t in TARGETS if t.unavailable_reason() is None]
+
+
+def skipped_targets():
+    """`(target, reason)` for every target this machine cannot build."""
+    return [(t, reason) for t in TARGETS if (reason := t.unavailable_reason()) is not None]
+
+
+def resolve_targets(names):
+    """Turns `--target` values into `Target`s: aliases resolved, `all` expanded, no duplicates.
+
+    Args:
+        names: str or list of str. Target names; `"all"` means
+            `buildable_targets()`.
+
+    Returns:
+        A list of `Target`, in the order first named.
+
+    Raises:
+        ValueError: an unknown name, no names, or a named target this machine
+            cannot build (with the reason).
+    """
+    if isinstance(names, str):
+        names = [names]
+    names = [n for n in names if str(n).strip()]
+    if not names:
+        raise ValueError(f"No export target given. Expected some of {target_names()} or 'all'.")
+    resolved = []
+    for name in names:
+        if str(name).strip().lower() == "all":
+            targets = buildable_targets()
+        else:
+            target = get_target(name)
+            reason = target.unavailable_reason()
+            if reason is not None:
+                raise ValueError(
+                    f"Target '{target.name}' cannot be built on this machine: it {reason}. "
+                    "Build it on the target device."
+                )
+            targets = [target]
+        resolved.extend(t for t in targets if t not in resolved)
+    return resolved

@@ -1,0 +1,223 @@
+"""The one runtime interface (Polygraphy-style).
+
+A runtime is a context manager: `__enter__` loads the artifact, `__exit__`
+releases it. `metadata` is the artifact's `ArtifactMetadata`; `predict`
+returns one `Detections` per image, boxes in original-image pixels in the
+metadata's box format. Subclasses implement `_load`, `_release` and
+`_infer` (one batch of one image size -> the raw output dict); heavy
+libraries are imported inside those.
+
+Example:
+
+```python
+from edgedet.runtimes.registry import open_runtime
+
+with open_runtime("out/model.onnx") as runtime:
+    detections = runtime.predict([image_a, image_b])  # uint8 [H, W, 3] RGB
+    print(runtime.metadata.class_names, runtime.last_inference_seconds)
+```
+"""
+
+import time
+
+import numpy as np
+
+from edgedet.config import MAX_IMAGE_SIDE
+from edgedet.detections import batch_from_padded
+
+
+class Runtime:
+    """Base class of every runtime.
+
+    Args:
+        path: str, path or None. The artifact (None for a live model).
+    """
+
+    #: Short runtime name, e.g. `"onnxrt"`.
+    kind = "base"
+
+    def __init__(self, path=None):
+        self.path = path
+        self._metadata = None
+        self._loaded = False
+        #: Seconds the graph(s) ran during the last `predict`/`infer` call.
+        self.last_inference_seconds = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def __enter__(self):
+        if not self._loaded:
+            self._load()
+            self._loaded = True
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._loaded:
+            self._release()
+            self._loaded = False
+        return False
+
+    @property
+    def is_loaded(self):
+        return self._loaded
+
+    @property
+    def metadata(self):
+        """The artifact's `ArtifactMetadata` (read on first access)."""
+        if self._metadata is None:
+            self._metadata = self._read_metadata()
+        return self._metadata
+
+    # -- to implement --------------------------------------------------------
+
+    def _read_metadata(self):
+        raise NotImplementedError
+
+    def _load(self):
+        raise NotImplementedError
+
+    def _release(self):
+        pass
+
+    def _infer(self, batch):
+        """Runs one uint8 `[B, H, W, 3]` batch; returns a dict of numpy outputs."""
+        raise NotImplementedError
+
+    # -- inference -----------------------------------------------------------
+
+    def infer(self, batch):
+        """Runs the artifact on one batch and returns every raw output.
+
+        Args:
+            batch: uint8 array `[B, H, W, 3]`, RGB, one image size.
+
+        Returns:
+            dict of output name -> numpy array (the padded contract outputs,
+            plus debug outputs if the artifact has them).
+        """
+        batch = check_batch(batch)
+        self._require_loaded()
+        started = time.perf_counter()
+        outputs = self._infer(batch)
+        self.last_inference_seconds = time.perf_counter() - started
+        return outputs
+
+    def predict(self, images):
+        """Detects objects in `images`.
+
+        Args:
+            images: uint8 array `[B, H, W, 3]`, or a list of uint8 `[H, W, 3]`
+                arrays (RGB). Images of different sizes are run in groups of
+                one size (a batch has one size); the results keep the input
+                order.
+
+        Returns:
+            A list of `Detections`, one per image, boxes in original-image
+            pixels in `metadata.inference.bounding_box_format`.
+
+        Raises:
+            ValueError: wrong type, dtype, rank, channel count or image size.
+        """
+        batches = group_by_size(images)
+        self._require_loaded()
+        box_format = self.metadata.inference.bounding_box_format
+        results = [None] * sum(len(indices) for indices, _ in batches)
+        total = 0.0
+        for indices, batch in batches:
+            started = time.perf_counter()
+            outputs = self._infer(batch)
+            total += time.perf_counter() - started
+            for index, detections in zip(indices, batch_from_padded(outputs, box_format)):
+                results[index] = detections
+        self.last_inference_seconds = total
+        return results
+
+    def _require_loaded(self):
+        if not self._loaded:
+            raise RuntimeError(
+                f"{type(self).__name__} is not loaded. Use it as a context manager: "
+                f"`with runtime: runtime.predict(images)`."
+            )
+
+    def __repr__(self):
+        where = f"'{self.path}'" if self.path is not None else "live model"
+        return f"{type(self).__name__}({where})"
+
+
+def check_image(image, what="image"):
+    """Checks one uint8 `[H, W, 3]` image; returns it as a numpy array."""
+    array = _as_array(image, what)
+    if array.ndim != 3:
+        raise ValueError(
+            f"Expected {what} of shape [H, W, 3], received shape {array.shape}."
+        )
+    _check_pixels(array, what)
+    return array
+
+
+def check_batch(batch, what="images"):
+    """Checks a uint8 `[B, H, W, 3]` batch (B >= 1); returns it as a numpy array."""
+    array = _as_array(batch, what)
+    if array.ndim != 4:
+        hint = " For one image, pass image[None] or [image]." if array.ndim == 3 else ""
+        raise ValueError(
+            f"Expected {what} of shape [B, H, W, 3], received shape {array.shape}.{hint}"
+        )
+    if array.shape[0] < 1:
+        raise ValueError(f"Expected at least one image in {what}, received shape {array.shape}.")
+    _check_pixels(array, what)
+    return array
+
+
+def group_by_size(images):
+    """Validates `images` and groups them into batches of one size.
+
+    Args:
+        images: uint8 array `[B, H, W, 3]` or a list/tuple of uint8
+            `[H, W, 3]` arrays.
+
+    Returns:
+        A list of `(indices, batch)`: the input positions and the stacked
+        uint8 `[n, H, W, 3]` batch of each size, in order of first appearance.
+    """
+    if isinstance(images, (list, tuple)):
+        arrays = [check_image(image, f"images[{i}]") for i, image in enumerate(images)]
+        groups = {}
+        for index, array in enumerate(arrays):
+            groups.setdefault(array.shape, []).append(index)
+        return [
+            (indices, np.ascontiguousarray(np.stack([arrays[i] for i in indices])))
+            for indices in groups.values()
+        ]
+    batch = check_batch(images)
+    return [(list(range(batch.shape[0])), np.ascontiguousarray(batch))]
+
+
+def _as_array(value, what):
+    if not isinstance(value, np.ndarray):
+        if hasattr(value, "numpy"):  # tf.Tensor and friends
+            value = value.numpy()
+        else:
+            raise ValueError(
+                f"Expected {what} as a numpy uint8 array, received {type(value).__name__}."
+            )
+    return value
+
+
+def _check_pixels(array, what):
+    if array.dtype != np.uint8:
+        raise ValueError(
+            f"Expected {what} with dtype uint8 (RGB pixels 0-255), received dtype "
+            f"{array.dtype}. Convert with np.clip(x, 0, 255).astype(np.uint8)."
+        )
+    height, width, channels = array.shape[-3:]
+    if channels != 3:
+        raise ValueError(
+            f"Expected {what} with 3 channels (RGB) in the last axis, received {channels} "
+            f"(shape {array.shape}). Convert grayscale or RGBA images to RGB first."
+        )
+    if not (1 <= height <= MAX_IMAGE_SIDE and 1 <= width <= MAX_IMAGE_SIDE):
+        raise ValueError(
+            f"Expected {what} with height and width between 1 and {MAX_IMAGE_SIDE}, "
+            f"received {height}x{width} (shape {array.shape})."
+        )
