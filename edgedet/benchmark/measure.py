@@ -245,9 +245,8 @@ def _measure(request, result, threads):
         result["load_seconds"] = round(time.perf_counter() - started, 4)
         memory["rss_after_load_mb"] = round(rss_mb(), 1)
         _fill_metadata(result, runtime.metadata)
-        session = getattr(runtime, "session", None)
-        if session is not None and hasattr(session, "get_providers"):
-            providers = list(session.get_providers())
+        providers = _session_providers(runtime)
+        if providers is not None:
             result["execution_providers"] = providers
             result["execution_provider"] = providers[0] if providers else None
 
@@ -272,6 +271,14 @@ def _measure(request, result, threads):
     peak = peak_rss_mb()
     memory["peak_rss_mb"] = None if peak is None else round(peak, 1)
     result["memory"] = memory
+
+
+def _session_providers(runtime):
+    """ONNX Runtime: the providers the session really uses (None for other runtimes)."""
+    session = getattr(runtime, "session", None)
+    if session is not None and hasattr(session, "get_providers"):
+        return list(session.get_providers())
+    return None
 
 
 def _fill_metadata(result, metadata):
