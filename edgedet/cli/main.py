@@ -8,6 +8,7 @@ works without TensorRT or LiteRT installed.
 import click
 
 import edgedet
+from edgedet.cli.benchmark import benchmark_command
 from edgedet.cli.export import export_command
 from edgedet.cli.info import info_command
 from edgedet.cli.parity import parity_command
@@ -37,6 +38,7 @@ cli.add_command(info_command)
 cli.add_command(predict_command)
 cli.add_command(export_command)
 cli.add_command(parity_command)
+cli.add_command(benchmark_command)
 
 if __name__ == "__main__":  # pragma: no cover
     cli()
