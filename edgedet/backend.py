@@ -37,6 +37,10 @@ def tensorflow():
             # Device discovery logs a CUDA error on machines without a GPU
             # driver; do it here, silenced. Set EDGEDET_VERBOSE_TF=1 to see it.
             tf.config.list_physical_devices()
+        # TF's Python-side warnings (SavedModel import notes) go through absl.
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
     import tensorflow as tf
 
     return tf

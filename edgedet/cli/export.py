@@ -1,5 +1,6 @@
 """`edgedet export`: a model to SavedModel / ONNX / TFLite artifacts."""
 
+import pathlib
 import time
 
 import click
@@ -50,6 +51,8 @@ def export_command(model_spec, targets, out, force, **options):
         def progress(message):
             click.echo(f"[{time.perf_counter() - started:6.1f}s] {message}", err=True)
 
-        results = export(model, names, out, config=config, force=force, progress=progress)
+        stem = pathlib.Path(model_spec).stem  # model.keras -> model.onnx, yolov8n -> yolov8n.onnx
+        results = export(model, names, out, config=config, force=force, progress=progress,
+                         stem=stem)
     rows = [(r.target, r.path, _size(r.size_bytes), f"{r.seconds:.1f}") for r in results]
     click.echo(_table(rows, ("target", "path", "size", "seconds")))
