@@ -1,0 +1,634 @@
+"""Import Ultralytics YOLOv8 detection weights into an edgedet `YOLOV8Detector`.
+
+Ultralytics' YOLOv8 (`yolov8.yaml`) and edgedet's are the same network, so
+every tensor has one place to go. The layout (widths, C2f depths, classes,
+class-branch width) is read from the tensor shapes, so custom scales import
+too; a checkpoint that is not a 3-level YOLOv8 detector (YOLOv5u, YOLO11,
+YOLOv8-p2/p6, segmentation, pose, OBB, classification, NMS-free heads) is
+refused with the reason. Ultralytics module indices and edgedet layer names:
+
+    model.0, model.1        Conv      stem_1, stem_2
+    model.2/4/6/8           C2f       stack1..4_c2f  (cv1 -> _pre, m.k.cv1 -> _pre_k_1,
+                                                      m.k.cv2 -> _pre_k_2, cv2 -> _output)
+    model.3/5/7             Conv      stack2..4_downsample
+    model.9                 SPPF      stack4_spp_fast (cv1 -> _pre, cv2 -> _output)
+    model.12, model.15      C2f       pa_fpn_p4p5, pa_fpn_p3p4p5
+    model.16, model.19      Conv      pa_fpn_p3p4p5_downsample1, _downsample2
+    model.18, model.21      C2f       pa_fpn_p3p4p5_downsample1_block, _downsample2_block
+    model.22.cv2.i.{0,1,2}  box       yolo_v8_head_{i+1}_box_1, _box_2, _box_3_conv
+    model.22.cv3.i.{0,1,2}  class     yolo_v8_head_{i+1}_class_1, _class_2, _class_3_conv
+    model.22.dfl            fixed     (checked to be arange(16); edgedet's decode applies it)
+
+(10, 13: Upsample and 11, 14, 17, 20: Concat have no weights.) A `Conv` is a
+Conv2d without bias (OIHW, transposed to Keras' HWIO) and a BatchNorm2d whose
+eps (1e-3 in Ultralytics; read from the module when a model is given) is
+folded into the running variance when it differs from Keras' 1e-3.
+
+Sources: an Ultralytics checkpoint (`best.pt`, a pickle of ultralytics
+classes: needs the `ultralytics` package, and runs code stored in the file,
+so load only files you trust), a plain PyTorch state_dict file (read with
+`torch.load(weights_only=True)`), a `.npz` of the state_dict (no torch
+needed), a `{key: array}` dict, or a live `torch.nn.Module`.
+"""
+
+import dataclasses
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgedet.config import LetterboxConfig
+
+SIZES = ("n", "s", "m", "l", "x")
+ULTRALYTICS_BN_EPSILON = 1e-3
+HEAD = "model.22"
+REG_MAX = 16
+_NOT_DETECTION_MODELS = {
+    "SegmentationModel": "a segmentation model (YOLOv8-seg)",
+    "PoseModel": "a pose model (YOLOv8-pose)",
+    "OBBModel": "an oriented-box model (YOLOv8-obb)",
+    "ClassificationModel": "a classification model (YOLOv8-cls)",
+    "RTDETRDetectionModel": "an RT-DETR model",
+    "WorldModel": "a YOLO-World model",
+    "YOLOEModel": "a YOLOE model",
+}
+
+
+class UltralyticsImportError(ValueError):
+    """Ultralytics weights that cannot be converted to an edgedet YOLOv8."""
+
+
+@dataclasses.dataclass
+class UltralyticsWeights:
+    """An Ultralytics state_dict as numpy arrays, with what the file says about it.
+
+    Args:
+        state_dict: dict `{key: np.ndarray}` (`model.0.conv.weight`, ...).
+        class_names: tuple of str or None. From the checkpoint, if any.
+        bn_epsilon: dict `{"model.0.bn": eps}` read from a model; a missing
+            entry means Ultralytics' 1e-3.
+        image_size: int or None. The training `imgsz` of a checkpoint.
+        source: str. Where the weights came from (for messages).
+    """
+
+    state_dict: dict
+    class_names: tuple = None
+    bn_epsilon: dict = dataclasses.field(default_factory=dict)
+    image_size: int = None
+    source: str = "state_dict"
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as e:
+        raise ImportError(
+            "Reading PyTorch weights needs torch (pip install 'edgedet[ultralytics]'); a .npz "
+            f"of the state_dict can be imported without it. Import error: {e}"
+        ) from e
+    return torch
+
+
+def _to_numpy(value, key):
+    if hasattr(value, "detach"):  # torch.Tensor
+        value = value.detach().cpu()
+        value = value.float() if value.is_floating_point() else value
+        value = value.numpy()
+    try:
+        array = np.asarray(value)
+    except Exception as e:
+        raise UltralyticsImportError(f"Tensor '{key}' is not an array: {type(value).__name__}.") from e
+    return array.astype(np.float32) if np.issubdtype(array.dtype, np.floating) else array
+
+
+def _state_dict(mapping, source):
+    bad = [k for k in mapping if not isinstance(k, str)]
+    if bad or not mapping:
+        raise UltralyticsImportError(
+            f"{source} holds no state_dict: expected a non-empty dict of named tensors"
+            + (f", found keys like {bad[:3]}." if bad else ".")
+        )
+    return {k: _to_numpy(v, k) for k, v in mapping.items()}
+
+
+def _class_names(names):
+    if names is None:
+        return None
+    if isinstance(names, dict):
+        return tuple(str(names[k]) for k in sorted(names))
+    return tuple(str(n) for n in names)
+
+
+def _image_size(args):
+    if args is not None and not isinstance(args, dict):
+        args = vars(args) if hasattr(args, "__dict__") else None
+    size = (args or {}).get("imgsz")
+    if isinstance(size, (list, tuple)) and size:
+        size = max(size)
+    return size if isinstance(size, int) and size >= 32 and size % 32 == 0 else None
+
+
+def _from_module(model, checkpoint=None, source="model"):
+    """Reads an Ultralytics `DetectionModel` (or any `torch.nn.Module`)."""
+    kind = _NOT_DETECTION_MODELS.get(type(model).__name__)
+    if kind:
+        raise UltralyticsImportError(
+            f"{source} is {kind}; edgedet imports YOLOv8 detection models only."
+        )
+    yaml = getattr(model, "yaml", None)
+    if isinstance(yaml, dict) and yaml.get("activation"):
+        raise UltralyticsImportError(
+            f"{source} sets activation {yaml['activation']!r}; edgedet's YOLOv8 uses SiLU."
+        )
+    bn_epsilon = {}
+    for name, module in model.named_modules():
+        kind = type(module).__name__
+        if kind == "BatchNorm2d":
+            bn_epsilon[name] = float(module.eps)
+        elif kind == "Conv" and hasattr(module, "act"):
+            act = type(module.act).__name__
+            if act != "SiLU":
+                raise UltralyticsImportError(
+                    f"{source}: module '{name}' uses activation {act}; edgedet's YOLOv8 uses "
+                    "SiLU in every convolution (a YOLO26-style SPPF has none on model.9.cv1)."
+                )
+    args = (checkpoint or {}).get("train_args") or getattr(model, "args", None)
+    return UltralyticsWeights(
+        state_dict=_state_dict(model.state_dict(), source),
+        class_names=_class_names(getattr(model, "names", None)),
+        bn_epsilon=bn_epsilon,
+        image_size=_image_size(args),
+        source=source,
+    )
+
+
+def _load_torch_file(path):
+    torch = _torch()
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        if "weights_only" not in str(e).lower() and "weights only" not in str(e).lower():
+            raise UltralyticsImportError(f"Could not read '{path}' as a PyTorch file: {e}") from e
+        try:
+            import ultralytics  # noqa: F401  (makes the pickled classes importable)
+        except ImportError:
+            raise UltralyticsImportError(
+                f"'{path}' is a full Ultralytics checkpoint (a pickle of ultralytics classes). "
+                "Reading it needs the ultralytics package (pip install 'edgedet[ultralytics]'), "
+                "or save its weights first: torch.save(torch.load(path, weights_only=False)"
+                "['model'].float().state_dict(), 'state_dict.pt'), then import that file with "
+                "--size and --classes."
+            ) from None
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e2:
+            raise UltralyticsImportError(
+                f"Could not read the Ultralytics checkpoint '{path}': {type(e2).__name__}: {e2}"
+            ) from e2
+    if isinstance(obj, dict):
+        model = obj.get("ema") or obj.get("model")
+        if hasattr(model, "state_dict") and hasattr(model, "named_modules"):
+            return _from_module(model, obj, f"'{path}'")
+        for key in ("state_dict", "model"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+        return UltralyticsWeights(_state_dict(obj, f"'{path}'"), source=f"'{path}'")
+    if hasattr(obj, "state_dict") and hasattr(obj, "named_modules"):
+        return _from_module(obj, None, f"'{path}'")
+    raise UltralyticsImportError(
+        f"'{path}' holds a {type(obj).__name__}; expected an Ultralytics checkpoint or a state_dict."
+    )
+
+
+def read_ultralytics_weights(source):
+    """Reads Ultralytics YOLOv8 weights into numpy arrays.
+
+    Args:
+        source: a path (`.pt` / `.pth` checkpoint or state_dict, `.npz` of
+            the state_dict), a `{key: tensor or array}` dict, a live
+            `torch.nn.Module`, or an `UltralyticsWeights`. A full Ultralytics
+            checkpoint is a pickle: loading it runs code stored in the file,
+            so load only files you trust.
+
+    Returns:
+        `UltralyticsWeights`.
+    """
+    if isinstance(source, UltralyticsWeights):
+        return source
+    if isinstance(source, dict):
+        return UltralyticsWeights(_state_dict(source, "the state_dict"))
+    if hasattr(source, "state_dict") and hasattr(source, "named_modules"):
+        return _from_module(source, None, f"the {type(source).__name__}")
+    if not isinstance(source, (str, os.PathLike)):
+        raise UltralyticsImportError(
+            f"Expected a weights path, a state_dict or a torch module, received "
+            f"{type(source).__name__}."
+        )
+    path = os.fspath(source)
+    if not os.path.isfile(path):
+        raise UltralyticsImportError(f"No such weights file: '{path}'.")
+    if path.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as data:
+            return UltralyticsWeights(
+                _state_dict({k: data[k] for k in data.files}, f"'{path}'"), source=f"'{path}'"
+            )
+    if path.endswith((".pt", ".pth", ".bin")):
+        return _load_torch_file(path)
+    raise UltralyticsImportError(
+        f"Unsupported weights file '{path}': expected a .pt / .pth (Ultralytics checkpoint or "
+        "PyTorch state_dict) or a .npz of the state_dict."
+    )
+
+
+def _modules(keys):
+    """Groups state_dict keys by top-level module index: `{22: {"cv2.0.0.conv.weight", ...}}`."""
+    groups = {}
+    for key in keys:
+        match = re.match(r"model\.(\d+)\.(.+)$", key)
+        if match:
+            groups.setdefault(int(match.group(1)), set()).add(match.group(2))
+    return groups
+
+
+def identify(state_dict):
+    """Returns why `state_dict` is not a YOLOv8 detector, or None when it looks like one.
+
+    Args:
+        state_dict: dict `{key: array}` of an Ultralytics model.
+    """
+    modules = _modules(state_dict)
+    if not modules:
+        some = list(state_dict)[:3]
+        return f"it is not an Ultralytics model state_dict (no 'model.N.' keys; keys like {some})"
+    last = max(modules)
+    head = modules[last]
+    shape = state_dict.get(f"model.{last}.cv4.0.2.weight", np.zeros((0,))).shape
+    if any(k.startswith("proto.") for k in head):
+        return f"it is a segmentation model (model.{last} has a mask 'proto' branch)"
+    if any(k.startswith("linear.") for k in head):
+        return "it is a classification model (its last module is a linear classifier)"
+    if any(k.startswith("cv4.") for k in head):
+        what = "an oriented-box (OBB) model" if shape[:1] == (1,) else "a pose model"
+        return f"it is {what} (model.{last} has an extra 'cv4' branch)"
+    if any(k.startswith("one2one_") for k in head):
+        return f"it has an NMS-free one-to-one head at model.{last} (YOLOv10 / YOLO26 style)"
+    if any(".attn." in k for m in modules.values() for k in m) or any(
+        k.startswith("cv3.0.0.0.") for k in head
+    ) or any(k.startswith("m.0.m.") for m in modules.values() for k in m):
+        return "it is a YOLO11 model (C3k2 / C2PSA blocks, depthwise class branch)"
+    if any(k == "cv3.conv.weight" for m in modules.values() for k in m):
+        return "it is a YOLOv5u model (C3 blocks)"
+    levels = {k.split(".")[1] for k in head if k.startswith("cv2.")}
+    if last != 22 or len(levels) != 3:
+        return (
+            f"its head is at model.{last} with {len(levels)} levels; edgedet imports the "
+            "3-level (P3-P5) YOLOv8 with its head at model.22 (not YOLOv8-p2 / -p6 or other "
+            "families)"
+        )
+    return None
+
+
+def _out_channels(state_dict, key):
+    if key not in state_dict:
+        raise UltralyticsImportError(f"Missing tensor '{key}': the weights are incomplete.")
+    return int(state_dict[key].shape[0])
+
+
+def _bottlenecks(state_dict, index):
+    found = {int(m.group(1)) for k in state_dict if (m := re.match(rf"model\.{index}\.m\.(\d+)\.", k))}
+    return len(found)
+
+
+def infer_layout(state_dict):
+    """Reads the YOLOv8 layout (edgedet constructor arguments) from tensor shapes.
+
+    Args:
+        state_dict: dict `{key: array}` of an Ultralytics YOLOv8 detector.
+
+    Returns:
+        dict with `num_classes`, `stackwise_channels`, `stackwise_depth`,
+        `neck_depths`, `head_class_channels`.
+
+    Raises:
+        UltralyticsImportError: for another family or task, or a missing tensor.
+    """
+    problem = identify(state_dict)
+    if problem:
+        raise UltralyticsImportError(
+            f"Cannot import these weights: {problem}. edgedet imports Ultralytics YOLOv8 "
+            "detection models (yolov8n/s/m/l/x.yaml and custom scales of it)."
+        )
+    box_channels = _out_channels(state_dict, f"{HEAD}.cv2.0.2.weight")
+    if box_channels != 4 * REG_MAX:
+        raise UltralyticsImportError(
+            f"'{HEAD}.cv2.0.2.weight' has {box_channels} output channels, i.e. reg_max "
+            f"{box_channels // 4}; edgedet's YOLOv8 uses reg_max {REG_MAX} (64 channels)."
+        )
+    return {
+        "num_classes": _out_channels(state_dict, f"{HEAD}.cv3.0.2.weight"),
+        "stackwise_channels": [_out_channels(state_dict, f"model.{i}.cv2.conv.weight")
+                               for i in (2, 4, 6, 8)],
+        "stackwise_depth": [_bottlenecks(state_dict, i) for i in (2, 4, 6, 8)],
+        "neck_depths": [_bottlenecks(state_dict, i) for i in (12, 15, 18, 21)],
+        "head_class_channels": _out_channels(state_dict, f"{HEAD}.cv3.0.0.conv.weight"),
+    }
+
+
+def matching_preset(layout):
+    """Returns `"yolov8n"` ... `"yolov8x"` when `layout` is that Ultralytics scale, else None."""
+    from edgedet.models.yolo_v8_detector import ultralytics_class_channels
+    from edgedet.models.yolo_v8_presets import get_preset
+
+    for size in SIZES:
+        preset = get_preset(f"yolov8{size}")
+        channels = preset["stackwise_channels"]
+        if (
+            layout["stackwise_channels"] == channels
+            and layout["stackwise_depth"] == preset["stackwise_depth"]
+            and layout["neck_depths"] == preset["neck_depths"]
+            and layout["head_class_channels"]
+            == ultralytics_class_channels(channels[1], layout["num_classes"])
+        ):
+            return f"yolov8{size}"
+    return None
+
+
+def weight_table(model):
+    """Lists `(ultralytics_prefix, edgedet_layer_prefix, kind)` for every weighted block.
+
+    `kind` is `"conv_bn"` (an Ultralytics `Conv`: `{prefix}.conv` +
+    `{prefix}.bn` onto `{layer}_conv` + `{layer}_bn`) or `"conv"` (a plain
+    `nn.Conv2d` with bias onto layer `{layer}`).
+
+    Args:
+        model: edgedet `YOLOV8Detector` (its depths select the bottlenecks).
+    """
+    table = [("model.0", "stem_1", "conv_bn"), ("model.1", "stem_2", "conv_bn")]
+
+    def c2f(index, name, depth):
+        table.append((f"model.{index}.cv1", f"{name}_pre", "conv_bn"))
+        for k in range(depth):
+            table.append((f"model.{index}.m.{k}.cv1", f"{name}_pre_{k}_1", "conv_bn"))
+            table.append((f"model.{index}.m.{k}.cv2", f"{name}_pre_{k}_2", "conv_bn"))
+        table.append((f"model.{index}.cv2", f"{name}_output", "conv_bn"))
+
+    for stage, depth in enumerate(model.stackwise_depth):
+        if stage:
+            table.append((f"model.{2 * stage + 1}", f"stack{stage + 1}_downsample", "conv_bn"))
+        c2f(2 * stage + 2, f"stack{stage + 1}_c2f", depth)
+    table.append(("model.9.cv1", "stack4_spp_fast_pre", "conv_bn"))
+    table.append(("model.9.cv2", "stack4_spp_fast_output", "conv_bn"))
+    d_p4p5, d_p3p4p5, d_down1, d_down2 = model.neck_depths
+    c2f(12, "pa_fpn_p4p5", d_p4p5)
+    c2f(15, "pa_fpn_p3p4p5", d_p3p4p5)
+    table.append(("model.16", "pa_fpn_p3p4p5_downsample1", "conv_bn"))
+    c2f(18, "pa_fpn_p3p4p5_downsample1_block", d_down1)
+    table.append(("model.19", "pa_fpn_p3p4p5_downsample2", "conv_bn"))
+    c2f(21, "pa_fpn_p3p4p5_downsample2_block", d_down2)
+    for i in range(3):
+        for branch, part in (("cv2", "box"), ("cv3", "class")):
+            level = f"yolo_v8_head_{i + 1}_{part}"
+            table.append((f"{HEAD}.{branch}.{i}.0", f"{level}_1", "conv_bn"))
+            table.append((f"{HEAD}.{branch}.{i}.1", f"{level}_2", "conv_bn"))
+            table.append((f"{HEAD}.{branch}.{i}.2", f"{level}_3_conv", "conv"))
+    return table
+
+
+class _Copier:
+    """Collects every tensor's Keras value, and every problem, before assigning anything."""
+
+    def __init__(self, model, weights):
+        self.model, self.weights = model, weights
+        self.state = weights.state_dict
+        self.used, self.problems, self.assignments = set(), [], []
+
+    def take(self, key, layer, what, expected):
+        """Returns `state[key]` if its shape is `expected` (PyTorch layout), else None."""
+        if key not in self.state:
+            self.problems.append(f"missing tensor '{key}' (for edgedet {what} of '{layer}')")
+            return None
+        self.used.add(key)
+        value = self.state[key]
+        if tuple(value.shape) != tuple(expected):
+            self.problems.append(
+                f"'{key}' has shape {tuple(value.shape)}, but edgedet's '{layer}' {what} needs "
+                f"{tuple(expected)} (in PyTorch's layout)"
+            )
+            return None
+        return value
+
+    def kernel(self, prefix, layer):
+        kernel = self.model.get_layer(layer).kernel
+        h, w, i, o = kernel.shape
+        value = self.take(f"{prefix}.weight", layer, "kernel", (o, i, h, w))
+        return None if value is None else value.transpose(2, 3, 1, 0)  # OIHW -> HWIO
+
+    def conv_bn(self, prefix, name):
+        kernel = self.kernel(f"{prefix}.conv", f"{name}_conv")
+        bn = self.model.get_layer(f"{name}_bn")
+        n = bn.gamma.shape[0]
+        if f"{prefix}.bn.weight" not in self.state and f"{prefix}.conv.bias" in self.state:
+            # A fused Conv (BatchNorm folded into the conv's bias): identity BatchNorm.
+            bias = self.take(f"{prefix}.conv.bias", f"{name}_conv", "bias", (n,))
+            stats = None if bias is None else [
+                np.ones(n, np.float32), bias, np.zeros(n, np.float32),
+                np.full(n, 1.0 - bn.epsilon, np.float32)]
+        else:
+            parts = [self.take(f"{prefix}.bn.{p}", f"{name}_bn", p, (n,))
+                     for p in ("weight", "bias", "running_mean", "running_var")]
+            self.used.add(f"{prefix}.bn.num_batches_tracked")
+            stats = None if any(p is None for p in parts) else self._fold_eps(
+                parts, self.weights.bn_epsilon.get(f"{prefix}.bn", ULTRALYTICS_BN_EPSILON),
+                bn.epsilon)
+        if kernel is not None and stats is not None:
+            self.assignments.append((f"{name}_conv", [kernel]))
+            self.assignments.append((f"{name}_bn", stats))
+
+    @staticmethod
+    def _fold_eps(parts, torch_eps, keras_eps):
+        """gamma, beta, mean, var so that Keras' eps computes what PyTorch's eps did."""
+        gamma, beta, mean, var = (p.astype(np.float32) for p in parts)
+        if torch_eps == keras_eps:
+            return [gamma, beta, mean, var]
+        var = var.astype(np.float64) + (torch_eps - keras_eps)
+        low = var < 0  # only when PyTorch's eps is smaller: rescale gamma instead.
+        scale = np.where(low, np.sqrt(keras_eps / np.maximum(var + keras_eps, 1e-30)), 1.0)
+        return [(gamma * scale).astype(np.float32), beta, mean,
+                np.where(low, 0.0, var).astype(np.float32)]
+
+    def conv(self, prefix, name):
+        kernel = self.kernel(prefix, name)
+        n = self.model.get_layer(name).bias.shape[0]
+        bias = self.take(f"{prefix}.bias", name, "bias", (n,))
+        if kernel is not None and bias is not None:
+            self.assignments.append((name, [kernel, bias]))
+
+    def dfl(self):
+        key = f"{HEAD}.dfl.conv.weight"
+        expected = np.arange(REG_MAX, dtype=np.float32).reshape(1, REG_MAX, 1, 1)
+        value = self.take(key, "decode", "DFL projection", expected.shape)
+        if value is not None and not np.array_equal(value, expected):
+            self.problems.append(f"'{key}' is not arange({REG_MAX}); edgedet's decode assumes it")
+
+
+def copy_weights(weights, model):
+    """Copies Ultralytics weights into an edgedet model, checking every tensor first.
+
+    Args:
+        weights: `UltralyticsWeights` (or anything `read_ultralytics_weights` takes).
+        model: edgedet `YOLOV8Detector` with the same layout.
+
+    Raises:
+        UltralyticsImportError: listing every missing tensor, shape mismatch
+            (naming the tensor and both shapes) and unused tensor.
+    """
+    weights = read_ultralytics_weights(weights)
+    copier = _Copier(model, weights)
+    table = weight_table(model)
+    for prefix, name, kind in table:
+        getattr(copier, kind)(prefix, name)
+    copier.dfl()
+    unused = sorted(set(weights.state_dict) - copier.used)
+    copier.problems.extend(f"'{k}' is not part of a YOLOv8 detector" for k in unused)
+    if copier.problems:
+        shown = "\n  ".join(copier.problems[:20])
+        more = len(copier.problems) - 20
+        raise UltralyticsImportError(
+            f"Cannot import {weights.source}: {len(copier.problems)} tensor(s) do not fit "
+            f"edgedet's YOLOv8:\n  {shown}" + (f"\n  ... and {more} more" if more > 0 else "")
+        )
+    covered = {n + ("_conv" if k == "conv_bn" else "") for _, n, k in table}
+    covered |= {n + "_bn" for _, n, k in table if k == "conv_bn"}
+    missed = sorted(layer.name for layer in model.layers if layer.weights and layer.name not in covered)
+    if missed:  # a bug in weight_table, not in the user's file
+        raise RuntimeError(f"edgedet layers without Ultralytics weights: {missed}")
+    for name, values in copier.assignments:
+        model.get_layer(name).set_weights(values)
+
+
+def from_ultralytics(source, size=None, num_classes=None, class_names=None, image_size=None):
+    """Converts Ultralytics YOLOv8 detection weights into an edgedet `YOLOV8Detector`.
+
+    The model carries Ultralytics' preprocessing (centred letterbox, pad
+    114, RGB, /255) and the default class-aware NMS, so exporting it needs
+    no extra settings.
+
+    Args:
+        source: see `read_ultralytics_weights`. A full Ultralytics checkpoint
+            is a pickle: load only files you trust.
+        size: str or None. `"n"`, `"s"`, `"m"`, `"l"` or `"x"`: check that
+            the weights are that scale of `yolov8.yaml`. Defaults to None (any
+            layout, read from the tensor shapes).
+        num_classes: int or None. Check the class count. Defaults to None.
+        class_names: list of str or None. Defaults to the checkpoint's names,
+            else `class_0`, ...
+        image_size: int or None. Letterbox size. Defaults to the checkpoint's
+            training `imgsz`, else 640.
+
+    Returns:
+        An edgedet `YOLOV8Detector` whose raw head equals the Ultralytics
+        model's (box DFL logits and class logits).
+
+    Example:
+    ```python
+    model = edgedet.models.ultralytics_import.from_ultralytics("best.pt")
+    model.save("best.keras")
+    ```
+    """
+    from edgedet.models.yolo_v8_detector import YOLOV8Detector
+
+    if size is not None and size not in SIZES:
+        raise UltralyticsImportError(f"Invalid size: {size!r}. Expected one of {list(SIZES)}.")
+    weights = read_ultralytics_weights(source)
+    layout = infer_layout(weights.state_dict)
+    preset = matching_preset(layout)
+    if size is not None and preset != f"yolov8{size}":
+        from edgedet.models.yolo_v8_presets import get_preset
+
+        expected = get_preset(f"yolov8{size}")
+        raise UltralyticsImportError(
+            f"--size {size}: yolov8{size} has channels {expected['stackwise_channels']} and "
+            f"C2f depths {expected['stackwise_depth']}, but {weights.source} has channels "
+            f"{layout['stackwise_channels']} and depths {layout['stackwise_depth']}"
+            + (f" (it is {preset})." if preset else " (a custom scale).")
+        )
+    if num_classes is not None and num_classes != layout["num_classes"]:
+        raise UltralyticsImportError(
+            f"Expected {num_classes} classes, but the class head '{HEAD}.cv3.0.2.weight' of "
+            f"{weights.source} has {layout['num_classes']}."
+        )
+    names = class_names if class_names is not None else weights.class_names
+    if names is not None and len(names) != layout["num_classes"]:
+        raise UltralyticsImportError(
+            f"Got {len(names)} class names for {weights.source}, whose class head has "
+            f"{layout['num_classes']} classes."
+        )
+    size_px = image_size or weights.image_size or 640
+    model = YOLOV8Detector(
+        **layout,
+        include_rescaling=True,
+        class_names=None if names is None else list(names),
+        letterbox=LetterboxConfig.ultralytics(size_px),
+        preset=preset,
+        name=preset or "yolov8",
+    )
+    copy_weights(weights, model)
+    return model
+
+
+def read_class_names(path):
+    """Reads class names from a text file (one per line) or a YAML file with `names`.
+
+    Args:
+        path: str or path-like. A `.txt` file, or an Ultralytics `data.yaml`
+            whose `names` is a list or an `{index: name}` mapping.
+    """
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text)
+        names = data.get("names") if isinstance(data, dict) else None
+        if not isinstance(names, (list, dict)) or not names:
+            raise UltralyticsImportError(f"'{path}' has no 'names' list or mapping.")
+        return list(_class_names(names))
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+        raise UltralyticsImportError(f"'{path}' lists no class names (expected one per line).")
+    return names
+
+
+def import_ultralytics(weights, out, size=None, num_classes=None, class_names=None,
+                       image_size=None, force=False):
+    """Imports Ultralytics YOLOv8 weights and writes an edgedet `.keras` file atomically.
+
+    Args:
+        weights: see `read_ultralytics_weights`.
+        out: str or path-like. The `.keras` file to write.
+        size, num_classes, class_names, image_size: see `from_ultralytics`.
+        force: bool. Replace an existing `out`. Defaults to False.
+
+    Returns:
+        `(path, model)`: the written `pathlib.Path` and the `YOLOV8Detector`.
+    """
+    from edgedet.files import check_writable_output
+
+    out = Path(out)
+    if out.suffix != ".keras":
+        raise UltralyticsImportError(f"Invalid output '{out}': expected a '.keras' file.")
+    check_writable_output(out, force)
+    model = from_ultralytics(weights, size, num_classes, class_names, image_size)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        model.save(tmp / out.name)
+        check_writable_output(out, force)  # something may have appeared meanwhile
+        os.replace(tmp / out.name, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out, model
