@@ -1,0 +1,67 @@
+"""The target table: names, aliases, typos, what this machine can build."""
+
+import pytest
+from edgedet.exporters import registry
+from edgedet.exporters.registry import (
+    buildable_targets,
+    get_target,
+    resolve_targets,
+    skipped_targets,
+    target_names,
+)
+
+
+def test_names_and_aliases():
+    assert target_names() == ["savedmodel", "onnx", "tflite", "trt"]
+    assert get_target("saved_model").name == "savedmodel"
+    assert get_target("TF").name == "savedmodel"
+    assert get_target("litert").name == "tflite"
+    assert get_target(" ONNX ").name == "onnx"
+    assert get_target("tensorrt").name == "trt"
+
+
+def test_artifact_names():
+    assert get_target("savedmodel").artifact_name("yolo") == "yolo_saved_model"
+    assert get_target("savedmodel").is_folder
+    assert get_target("onnx").artifact_name("yolo") == "yolo.onnx"
+    assert get_target("tflite").artifact_name("yolo") == "yolo.tflite"
+    assert get_target("trt").artifact_name("yolo") == "yolo.engine"
+
+
+@pytest.mark.parametrize("typo, suggestion", [("onxx", "onnx"), ("tflit", "tflite"),
+                                              ("savedmodle", "savedmodel")])
+def test_typo_suggests_the_closest_target(typo, suggestion):
+    with pytest.raises(ValueError, match=rf"Unknown export target '{typo}'.*Did you mean '{suggestion}'"):
+        get_target(typo)
+
+
+def test_trt_is_listed_but_not_buildable_without_a_gpu(monkeypatch):
+    monkeypatch.setattr(registry, "_has_nvidia_gpu", lambda: False)
+    trt = get_target("trt")
+    assert trt.needs_gpu and "tensorrt" in trt.requires
+    assert [t.name for t in buildable_targets()] == ["savedmodel", "onnx", "tflite"]
+    (skipped, reason), = skipped_targets()
+    assert skipped is trt and reason
+    with pytest.raises(ValueError, match="'trt' cannot be built on this machine"):
+        resolve_targets(["trt"])
+
+
+def test_gpu_requirement_is_reported(monkeypatch):
+    monkeypatch.setattr(registry, "_has_nvidia_gpu", lambda: False)
+    assert "needs an NVIDIA GPU" in get_target("trt").unavailable_reason()
+    assert get_target("onnx").unavailable_reason() is None
+
+
+def test_resolve_targets(monkeypatch):
+    monkeypatch.setattr(registry, "_has_nvidia_gpu", lambda: False)
+    names = [t.name for t in resolve_targets(["tflite", "all", "litert"])]
+    assert names == ["tflite", "savedmodel", "onnx"]
+    assert [t.name for t in resolve_targets("onnx")] == ["onnx"]
+    with pytest.raises(ValueError, match="No export target"):
+        resolve_targets([" "])
+
+
+def test_exporters_load_lazily():
+    from edgedet.exporters import onnx_export
+
+    assert get_target("onnx").load_exporter() is onnx_export.export
