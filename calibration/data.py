@@ -1,0 +1,382 @@
+"""Calibration data: raw uint8 images, fed one at a time, from one reader protocol.
+
+The preprocessing (letterbox) is inside every edgedet graph, so calibration
+feeds what a user feeds: `{"images": uint8 [1, H, W, 3]}` of any size. A
+`CalibrationData` is an iterable of such feeds (Polygraphy's data-loader
+protocol); `ort_reader()` adapts it to ONNX Runtime's `get_next()` protocol
+and `representative_dataset()` to TFLite's.
+
+Sources (`calibration_data(source, ...)`):
+- a folder of images (sorted, hidden files skipped; sub-folders when the
+  folder has no images of its own);
+- a dataset: COCO JSON, YOLO `data.yaml`, a VOC root (see `edgedet.data`);
+- `synthetic:shapes?...` (the generator in `edgedet.data.synthetic`);
+- None: `DEFAULT_SOURCE`, the synthetic shapes the built-in model is trained
+  on (the training split, never the held-out validation split);
+- a list of uint8 `[H, W, 3]` arrays.
+
+Sampling is deterministic: `size` images are drawn without replacement with
+numpy's PCG64 generator seeded by `seed` (the same rule as
+`edgedet.data.sample`). Fewer than `MIN_RECOMMENDED` images gives a
+warning; none is an error.
+
+Example:
+
+```python
+from edgedet.calibration.data import calibration_data
+
+data = calibration_data("calib_images/", size=300, seed=0)
+for feed in data:
+    feed["images"].shape  # (1, H, W, 3), uint8
+data.image_records()       # [{"name": ..., "sha256": ..., "shape": [H, W, 3]}, ...]
+```
+"""
+
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+INPUT_NAME = "images"
+DEFAULT_SIZE = 300
+MIN_RECOMMENDED = 100
+# What the built-in model is trained on (edgedet.data.synthetic): calibration
+# uses the training stream; the held-out validation split stays unseen.
+DEFAULT_SOURCE = "synthetic:shapes?n=2000&seed=0&size=320-640x320-640"
+# An image whose pixels span fewer levels than this is "flat" (e.g. all black).
+_FLAT_RANGE = 2
+
+
+class CalibrationDataError(ValueError):
+    """Calibration images are missing, unreadable or of the wrong kind."""
+
+
+class FewImagesWarning(UserWarning):
+    """Fewer calibration images than recommended."""
+
+
+class DegenerateDataWarning(UserWarning):
+    """The calibration images (or the ranges they give) carry almost no signal."""
+
+
+class CalibrationData:
+    """A fixed, ordered list of calibration images, loaded lazily.
+
+    Iterating yields `{input_name: uint8 [1, H, W, 3]}`, one image per feed.
+    Every image is checked when loaded (dtype uint8, shape `[H, W, 3]`); a bad
+    one raises `CalibrationDataError` naming it. Each full pass records the
+    images' sha256 and how many were flat (`flat_images`).
+
+    Args:
+        items: list of `(name, loader)`: a display name (file path, dataset
+            index) and a callable returning the image.
+        source: str. What the images came from, for reports.
+        input_name: str. The graph input to feed. Defaults to `"images"`.
+        seed: int. The sampling seed, for reports. Defaults to 0.
+    """
+
+    def __init__(self, items, source="", input_name=INPUT_NAME, seed=0):
+        self.items = list(items)
+        if not self.items:
+            raise CalibrationDataError(
+                f"No calibration images in {source or 'the given source'}. Give a folder "
+                "of images, a dataset (COCO JSON, YOLO data.yaml, VOC root) or "
+                "'synthetic:shapes'."
+            )
+        self.source = str(source)
+        self.input_name = input_name
+        self.seed = seed
+        self._hashes = {}
+        self.flat_images = []
+
+    def __len__(self):
+        return len(self.items)
+
+    def __repr__(self):
+        return f"CalibrationData({len(self)} images from {self.source!r})"
+
+    def load(self, index):
+        """Image `index` as a checked uint8 `[H, W, 3]` array."""
+        name, loader = self.items[index]
+        try:
+            image = loader()
+        except CalibrationDataError:
+            raise
+        except (OSError, ValueError) as error:
+            raise CalibrationDataError(
+                f"Cannot read calibration image '{name}': {error} Remove or replace it."
+            ) from error
+        image = check_image(image, name)
+        digest = hashlib.sha256(str(image.shape).encode() + image.tobytes()).hexdigest()
+        self._hashes[index] = (digest, list(image.shape))
+        flat = int(image.max()) - int(image.min()) < _FLAT_RANGE
+        if flat and name not in self.flat_images:
+            self.flat_images.append(name)
+        return image
+
+    def __iter__(self):
+        for index in range(len(self)):
+            yield {self.input_name: self.load(index)[None]}
+
+    def image_records(self):
+        """`[{"name", "sha256", "shape"}]` of the images loaded so far, in order."""
+        return [
+            {"name": str(self.items[i][0]), "sha256": self._hashes[i][0],
+             "shape": self._hashes[i][1]}
+            for i in sorted(self._hashes)
+        ]
+
+    def key(self):
+        """A cheap fingerprint of WHICH images these are (names, and file sizes and
+        modification times for files), known before any image is decoded."""
+        digest = hashlib.sha256(self.source.encode())
+        for name, _ in self.items:
+            digest.update(str(name).encode())
+            path = Path(str(name))
+            if path.is_file():
+                stat = path.stat()
+                digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+        return digest.hexdigest()
+
+    def check_degenerate(self):
+        """Warns when most images seen so far were flat (e.g. all black).
+
+        Returns:
+            True when a warning was given.
+        """
+        seen = len(self._hashes)
+        if seen and len(self.flat_images) * 2 > seen:
+            warnings.warn(
+                f"{len(self.flat_images)} of {seen} calibration images are flat (every pixel "
+                f"about the same, e.g. all black; first: '{self.flat_images[0]}'). The "
+                "quantization ranges will be degenerate and the INT8 model inaccurate: "
+                "calibrate with images like the ones the model will see.",
+                DegenerateDataWarning,
+                stacklevel=2,
+            )
+            return True
+        return False
+
+    def ort_reader(self):
+        """This data as an ONNX Runtime `CalibrationDataReader` (a fresh pass)."""
+        return _OrtReader(self)
+
+    def representative_dataset(self, input_name=None):
+        """A TFLite `representative_dataset` callable over this data.
+
+        Args:
+            input_name: str or None. Signature input name. Defaults to
+                `self.input_name`.
+        """
+
+        def generate():
+            for feed in self:
+                yield {(input_name or self.input_name): feed[self.input_name]}
+
+        return generate
+
+    def chunks(self, size):
+        """Readers over consecutive slices of `size` images (to bound memory)."""
+        for start in range(0, len(self), size):
+            yield _OrtReader(self, start, min(start + size, len(self)))
+
+
+class _OrtReader:
+    """ONNX Runtime's reader protocol (`get_next`, `__len__`, `set_range`)."""
+
+    def __init__(self, data, start=0, end=None):
+        self.data = data
+        self.set_range(start, len(data) if end is None else end)
+
+    def set_range(self, start_index, end_index):
+        self._indices = iter(range(start_index, end_index))
+        self._length = end_index - start_index
+
+    def __len__(self):
+        return self._length
+
+    def get_next(self):
+        index = next(self._indices, None)
+        if index is None:
+            return None
+        return {self.data.input_name: self.data.load(index)[None]}
+
+
+def check_image(image, name="image"):
+    """Checks one calibration image: a numpy uint8 `[H, W, 3]` array.
+
+    Raises:
+        CalibrationDataError: naming the image, the received dtype or shape,
+            and what was expected.
+    """
+    if not isinstance(image, np.ndarray):
+        raise CalibrationDataError(
+            f"Calibration image '{name}' is a {type(image).__name__}; expected a numpy "
+            "uint8 array [H, W, 3]."
+        )
+    if image.dtype != np.uint8:
+        raise CalibrationDataError(
+            f"Calibration image '{name}' has dtype {image.dtype}; expected uint8 RGB pixels "
+            "0-255 (the letterbox and scaling are inside the graph: feed raw images)."
+        )
+    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
+        raise CalibrationDataError(
+            f"Calibration image '{name}' has shape {image.shape}; expected [H, W, 3] RGB."
+        )
+    return np.ascontiguousarray(image)
+
+
+def sample_indices(total, size, seed=0):
+    """`size` distinct indices of `range(total)`, sorted, fixed by `seed`.
+
+    Uses every index (in order) when `size` is None or >= `total`.
+    """
+    if size is None or size >= total:
+        return list(range(total))
+    if not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"Invalid calibration size: {size!r}. Expected an int >= 1.")
+    rng = np.random.default_rng(seed)
+    return sorted(int(i) for i in rng.choice(total, size=size, replace=False))
+
+
+def calibration_data(source=None, size=DEFAULT_SIZE, seed=0, input_name=INPUT_NAME,
+                     split="train", min_images=MIN_RECOMMENDED):
+    """Opens calibration images from a folder, a dataset, a synthetic spec or arrays.
+
+    Args:
+        source: str, path, `edgedet.data.DetectionDataset`, list of uint8
+            arrays, or None for `DEFAULT_SOURCE`. Defaults to None.
+        size: int or None. How many images to sample; None uses all.
+            Defaults to 300.
+        seed: int. Sampling seed. Defaults to 0.
+        input_name: str. Graph input name. Defaults to `"images"`.
+        split: str. Dataset split to read (YOLO / VOC / COCO file name,
+            synthetic stream). Defaults to `"train"`.
+        min_images: int. Warn (`FewImagesWarning`) below this many images.
+            Defaults to 100.
+
+    Returns:
+        A `CalibrationData`.
+
+    Raises:
+        CalibrationDataError: the source does not exist, holds no images, or
+            is not a folder of images or a dataset edgedet reads.
+    """
+    if size is not None and (not isinstance(size, (int, np.integer)) or size < 1):
+        raise ValueError(f"Invalid calibration size: {size!r}. Expected an int >= 1.")
+    items, label = _items(DEFAULT_SOURCE if source is None else source, split)
+    total = len(items)
+    if total == 0:
+        raise CalibrationDataError(f"No calibration images found in {label}.")
+    chosen = [items[i] for i in sample_indices(total, size, seed)]
+    if size is not None and size > total:
+        warnings.warn(
+            f"Asked for {size} calibration images, {label} has only {total}: using all of them.",
+            FewImagesWarning,
+            stacklevel=2,
+        )
+    if len(chosen) < min_images:
+        warnings.warn(
+            f"Calibrating on {len(chosen)} images (from {label}); at least {min_images} "
+            "representative images are recommended for stable INT8 ranges.",
+            FewImagesWarning,
+            stacklevel=2,
+        )
+    return CalibrationData(chosen, source=label, input_name=input_name, seed=seed)
+
+
+def _items(source, split):
+    """`(items, label)` for any supported source; items are `(name, loader)`."""
+    from edgedet.data import DetectionDataset
+
+    if isinstance(source, DetectionDataset):
+        return _dataset_items(source), repr(source)
+    if isinstance(source, (list, tuple)):
+        return [(f"array[{i}]", (lambda a=a: a)) for i, a in enumerate(source)], "arrays"
+    if isinstance(source, np.ndarray):
+        if source.ndim != 4:
+            raise CalibrationDataError(
+                f"Expected calibration arrays of shape [N, H, W, 3], received {source.shape}."
+            )
+        return [(f"array[{i}]", (lambda a=a: a)) for i, a in enumerate(source)], "arrays"
+    if not isinstance(source, (str, os.PathLike)):
+        raise CalibrationDataError(
+            f"Unsupported calibration source {type(source).__name__}: expected a folder, a "
+            "dataset path, 'synthetic:shapes?...', or a list of uint8 arrays."
+        )
+    text = os.fspath(source)
+    if text.startswith("synthetic:"):
+        return _dataset_items(_load_dataset(text, split)), text
+    path = Path(text)
+    if not path.exists():
+        raise CalibrationDataError(
+            f"Calibration data not found: '{path}'. Expected a folder of images, a COCO JSON, "
+            "a YOLO data.yaml, a VOC root, or 'synthetic:shapes?n=300'."
+        )
+    if path.is_dir():
+        files = _image_files(path, recursive=False)
+        if files:
+            return _file_items(files), f"folder '{path}'"
+        try:
+            return _dataset_items(_load_dataset(text, split)), f"dataset '{path}'"
+        except ValueError:
+            pass
+        files = _image_files(path, recursive=True)
+        if not files:
+            raise CalibrationDataError(
+                f"Calibration folder '{path}' is empty: no image files in it or its "
+                "sub-folders, and it is not a COCO / YOLO / VOC dataset."
+            )
+        return _file_items(files), f"folder '{path}' (recursive)"
+    try:
+        return _dataset_items(_load_dataset(text, split)), f"dataset '{path}'"
+    except ValueError as error:
+        raise CalibrationDataError(
+            f"Calibration source '{path}' is a file but not a dataset edgedet reads ({error})."
+        ) from error
+
+
+def _load_dataset(spec, split):
+    from edgedet.data import load_dataset
+
+    return load_dataset(spec, split=split)
+
+
+def _image_files(folder, recursive):
+    from edgedet.images import ImageError, list_images
+
+    try:
+        return list_images(folder, recursive=recursive)
+    except ImageError:
+        return []
+
+
+def _file_items(files):
+    from edgedet.images import load_image
+
+    return [(str(f), (lambda f=f: load_image(f))) for f in files]
+
+
+def _dataset_items(dataset):
+    def loader(index):
+        return lambda: dataset[index]["image"]
+
+    def name(index):
+        try:
+            item = dataset.annotation(index)
+            return item.get("file_name") or item.get("path") or f"{dataset!r}[{index}]"
+        except Exception:  # noqa: BLE001 - names are cosmetic.
+            return f"sample {index}"
+
+    names = [_dataset_name(dataset, i, name) for i in range(len(dataset))]
+    return [(names[i], loader(i)) for i in range(len(dataset))]
+
+
+def _dataset_name(dataset, index, name):
+    from edgedet.data import SyntheticShapes
+
+    if isinstance(dataset, SyntheticShapes):  # Generating the image just to name it is wasteful.
+        return f"synthetic[{dataset.split}:{dataset.seed}:{index}]"
+    return str(name(index))

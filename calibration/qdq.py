@@ -1,0 +1,404 @@
+"""Explicit INT8: Q/DQ ONNX of the network body, with onnxruntime.quantization.
+
+Two flavours of the same statistics (DESIGN.md, "Precision and INT8"):
+
+- `"u8s8"` for ONNX Runtime on CPU: uint8 activations (asymmetric), int8
+  per-channel symmetric weights. ONNX Runtime fuses these Q/DQ pairs into
+  integer kernels (about 2x faster than FP32 on YOLOv8n here).
+- `"s8s8"` for TensorRT: int8 activations and weights, both symmetric
+  (every zero point is 0, as TensorRT requires), per-channel weights.
+
+Only the body is quantized (`edgedet.calibration.body`): never the letterbox,
+decode or NMS; the head's output convolutions stay float unless asked.
+
+The ranges are collected once (`collect_ranges`, ONNX Runtime's MinMax /
+Entropy / Percentile calibrators on the body's tensors only, in chunks so
+memory stays bounded) and then reused for both flavours and for the
+TensorRT calibration cache (`edgedet.calibration.trt_cache`).
+
+Example:
+
+```python
+from edgedet.calibration.data import calibration_data
+from edgedet.calibration.qdq import collect_ranges, quantize
+
+data = calibration_data("calib/", size=300)
+ranges = collect_ranges("model.onnx", data, method="entropy")
+quantize("model.onnx", ranges, "model_int8.onnx", flavour="u8s8")
+quantize("model.onnx", ranges, "model_int8_trt.onnx", flavour="s8s8")
+```
+"""
+
+import contextlib
+import dataclasses
+import io
+import logging
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from edgedet.calibration.body import find_body
+from edgedet.calibration.data import DegenerateDataWarning
+
+METHODS = ("minmax", "entropy", "percentile")
+FLAVOURS = ("u8s8", "s8s8")
+DEFAULT_METHOD = "entropy"
+DEFAULT_PERCENTILE = 99.999
+# Images per calibration pass: bounds the memory of the histogram calibrators,
+# which hold every intermediate output of a pass.
+CHUNK = 8
+
+
+@dataclasses.dataclass
+class Ranges:
+    """Activation ranges of the body, from one calibration pass.
+
+    Attributes:
+        method: str. `"minmax"`, `"entropy"` or `"percentile"`.
+        ranges: dict of tensor name -> `(lowest, highest)` floats.
+        tensors_data: ONNX Runtime's `TensorsData` (what its quantizer reads).
+        images: list of `{"name", "sha256", "shape"}` of the images used.
+        data_key: str. `CalibrationData.key()` of the images.
+        options: dict. Method options (e.g. the percentile).
+    """
+
+    method: str
+    ranges: dict
+    tensors_data: object
+    images: list = dataclasses.field(default_factory=list)
+    data_key: str = ""
+    options: dict = dataclasses.field(default_factory=dict)
+
+    def amax(self, name):
+        """max(|lowest|, |highest|) of tensor `name` (the symmetric range)."""
+        low, high = self.ranges[name]
+        return max(abs(low), abs(high))
+
+    def degenerate(self, tolerance=1e-8):
+        """Tensors whose range is (almost) a single value."""
+        return sorted(n for n, (lo, hi) in self.ranges.items() if hi - lo <= tolerance)
+
+    def to_dict(self):
+        return {
+            "method": self.method,
+            "options": dict(self.options),
+            "data_key": self.data_key,
+            "images": list(self.images),
+            "ranges": {k: [float(lo), float(hi)] for k, (lo, hi) in sorted(self.ranges.items())},
+        }
+
+
+def _method(name):
+    from onnxruntime.quantization import CalibrationMethod
+
+    key = str(name).strip().lower()
+    table = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
+    if key not in table:
+        from edgedet.config import closest
+
+        raise ValueError(
+            f"Unknown calibration method '{name}'. Expected one of {list(METHODS)}."
+            + closest(key, METHODS)
+        )
+    return key, table[key]
+
+
+def _load(model):
+    import onnx
+
+    if isinstance(model, onnx.ModelProto):
+        return model
+    return onnx.load(str(model))
+
+
+@contextlib.contextmanager
+def _quiet():
+    """ONNX Runtime's calibrators print progress and log warnings; keep them quiet."""
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(max(level, logging.ERROR))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _calibrator(method, model_path, tensors, workdir, percentile):
+    """ONNX Runtime's calibrator for `method`, restricted to `tensors`."""
+    from onnxruntime.quantization.calibrate import (
+        EntropyCalibrater,
+        MinMaxCalibrater,
+        PercentileCalibrater,
+    )
+
+    base = {"minmax": MinMaxCalibrater, "entropy": EntropyCalibrater,
+            "percentile": PercentileCalibrater}[method]
+
+    class BodyCalibrater(base):
+        def select_tensors_to_calibrate(self, model):
+            found, infos = super().select_tensors_to_calibrate(model)
+            return {t for t in found if t in tensors}, infos
+
+    kwargs = {"augmented_model_path": str(Path(workdir) / "augmented.onnx")}
+    if method == "percentile":
+        kwargs.update(percentile=percentile, symmetric=False)
+    calibrator = BodyCalibrater(Path(model_path), None, **kwargs)
+    calibrator.augment_graph()
+    calibrator.create_inference_session()
+    return calibrator
+
+
+def body_tensors(model, body):
+    """Float tensors read or written by the body nodes that get quantized."""
+    initializers = {i.name for i in model.graph.initializer}
+    wanted = set(body.quantize)
+    names = set()
+    for node in model.graph.node:
+        if node.name in wanted:
+            names.update(t for t in list(node.input) + list(node.output) if t and t not in initializers)
+    return names
+
+
+def collect_ranges(model, data, method=DEFAULT_METHOD, body=None, percentile=DEFAULT_PERCENTILE,
+                   chunk=CHUNK):
+    """Runs the FP32 end-to-end ONNX model on `data` and records the body's ranges.
+
+    Args:
+        model: path or `onnx.ModelProto`. The FP32 end-to-end ONNX.
+        data: `edgedet.calibration.data.CalibrationData`.
+        method: str. `"minmax"`, `"entropy"` or `"percentile"`. Defaults to
+            `"entropy"`.
+        body: `Body` or None. Defaults to `find_body(model)`.
+        percentile: float. For `"percentile"`. Defaults to 99.999.
+        chunk: int. Images per calibration pass. Defaults to 8.
+
+    Returns:
+        `Ranges`.
+
+    Warns:
+        DegenerateDataWarning: most images are flat, or most ranges are a
+            single value (the data does not exercise the model).
+    """
+    import onnx
+
+    method, _ = _method(method)
+    if not 0 < percentile <= 100:
+        raise ValueError(f"Invalid percentile: {percentile!r}. Expected (0, 100].")
+    proto = _load(model)
+    body = body or find_body(proto)
+    tensors = body_tensors(proto, body)
+    with tempfile.TemporaryDirectory(prefix="edgedet-calib-") as workdir, _quiet():
+        path = Path(workdir) / "model.onnx"
+        onnx.save(proto, str(path))
+        calibrator = _calibrator(method, path, tensors, workdir, percentile)
+        for reader in data.chunks(chunk):
+            calibrator.collect_data(reader)
+        tensors_data = calibrator.compute_data()
+    data.check_degenerate()
+    ranges = {}
+    for name, value in tensors_data.items():
+        low, high = value.range_value
+        ranges[name] = (float(np.asarray(low).min()), float(np.asarray(high).max()))
+    result = Ranges(
+        method=method,
+        ranges=ranges,
+        tensors_data=tensors_data,
+        images=data.image_records(),
+        data_key=data.key(),
+        options={"percentile": percentile} if method == "percentile" else {},
+    )
+    flat = result.degenerate()
+    if ranges and len(flat) * 2 > len(ranges):
+        warnings.warn(
+            f"{len(flat)} of {len(ranges)} body tensors have a degenerate range (a single "
+            "value) on this calibration set: it does not exercise the model, and the INT8 "
+            "model will be inaccurate. Calibrate with representative images.",
+            DegenerateDataWarning,
+            stacklevel=2,
+        )
+    return result
+
+
+def quantize(model, ranges, path=None, flavour="u8s8", body=None, quantize_head=False,
+             exclude=(), per_channel=True):
+    """Writes the Q/DQ INT8 model of `model` from collected `ranges`.
+
+    Args:
+        model: path or `onnx.ModelProto`. The FP32 end-to-end ONNX.
+        ranges: `Ranges` from `collect_ranges` on the same model.
+        path: str, path or None. Where to save; None returns the model only.
+            Defaults to None.
+        flavour: str. `"u8s8"` (ONNX Runtime CPU) or `"s8s8"` (TensorRT,
+            symmetric, zero points 0). Defaults to `"u8s8"`.
+        body: `Body` or None. Defaults to `find_body(model, quantize_head,
+            exclude)`.
+        quantize_head: bool. Also quantize the head's output convolutions.
+            Defaults to False.
+        exclude: iterable of str. More body nodes or Keras layers to keep
+            float (what the sensitivity search returns). Defaults to `()`.
+        per_channel: bool. Per-channel weight scales. Defaults to True.
+
+    Returns:
+        The quantized `onnx.ModelProto`, with the edgedet metadata updated
+        (`precision="int8"`, `extra["quantization"]`).
+    """
+    import onnx
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.calibrate import save_tensors_data
+
+    if flavour not in FLAVOURS:
+        raise ValueError(f"Unknown INT8 flavour '{flavour}'. Expected one of {list(FLAVOURS)}.")
+    _, calibrate_method = _method(ranges.method)
+    proto = _load(model)
+    body = body or find_body(proto, quantize_head=quantize_head, exclude=exclude)
+    symmetric = flavour == "s8s8"
+    extra_options = {
+        "ActivationSymmetric": symmetric,
+        "WeightSymmetric": True,
+        # One Q/DQ pair per consumer keeps each float-kept node's input clean.
+        "DedicatedQDQPair": False,
+    }
+    with tempfile.TemporaryDirectory(prefix="edgedet-qdq-") as workdir, _quiet():
+        cache = Path(workdir) / "ranges.json"
+        save_tensors_data(ranges.tensors_data, cache)
+        out = Path(workdir) / "int8.onnx"
+        quantize_static(
+            proto,
+            str(out),
+            calibration_data_reader=None,
+            quant_format=QuantFormat.QDQ,
+            per_channel=per_channel,
+            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_quantize=list(body.quantize),
+            calibrate_method=calibrate_method,
+            extra_options=extra_options,
+            calibration_cache_path=str(cache),
+        )
+        quantized = onnx.load(str(out))
+    _update_metadata(quantized, proto, flavour, ranges, body)
+    if path is not None:
+        from edgedet.files import atomic_write_bytes
+
+        atomic_write_bytes(path, quantized.SerializeToString())
+    return quantized
+
+
+def _update_metadata(quantized, original, flavour, ranges, body):
+    """Copies the edgedet metadata with precision int8 and the quantization facts."""
+    import dataclasses as dc
+
+    from edgedet.metadata import METADATA_KEY, ArtifactMetadata
+
+    props = {p.key: p.value for p in original.metadata_props}
+    del quantized.metadata_props[:]
+    for key, value in props.items():
+        if key != METADATA_KEY:
+            entry = quantized.metadata_props.add()
+            entry.key, entry.value = key, value
+    if METADATA_KEY not in props:
+        return
+    metadata = ArtifactMetadata.from_json(props[METADATA_KEY])
+    metadata = dc.replace(
+        metadata,
+        precision="int8",
+        extra={
+            **metadata.extra,
+            "quantization": {
+                "format": "qdq",
+                "flavour": flavour,
+                "method": ranges.method,
+                "calibration_images": len(ranges.images),
+                "data_key": ranges.data_key,
+                "float_nodes": list(body.float_nodes),
+            },
+        },
+    )
+    entry = quantized.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, metadata.to_json()
+
+
+def qdq_summary(model):
+    """Counts and zero points of a Q/DQ model, for tests and reports.
+
+    Returns:
+        dict with `quantize` / `dequantize` counts, `zero_point_dtypes`
+        (set of numpy dtype names), and `nonzero_zero_points` (names of
+        zero-point initializers with a value other than 0).
+    """
+    from onnx import numpy_helper
+
+    proto = _load(model)
+    inits = {i.name: i for i in proto.graph.initializer}
+    dtypes, nonzero = set(), []
+    counts = {"QuantizeLinear": 0, "DequantizeLinear": 0}
+    for node in proto.graph.node:
+        if node.op_type in counts:
+            counts[node.op_type] += 1
+            if len(node.input) > 2 and node.input[2] in inits:
+                value = numpy_helper.to_array(inits[node.input[2]])
+                dtypes.add(value.dtype.name)
+                if np.any(value != 0):
+                    nonzero.append(node.input[2])
+    return {
+        "quantize": counts["QuantizeLinear"],
+        "dequantize": counts["DequantizeLinear"],
+        "zero_point_dtypes": dtypes,
+        "nonzero_zero_points": sorted(set(nonzero)),
+    }
+
+
+def check_placement(model, body):
+    """Problems with where the Q/DQ nodes of a quantized model sit (empty when fine).
+
+    Q/DQ must only touch the body: every `QuantizeLinear` reads a tensor made
+    by a body node, every `DequantizeLinear` feeds body nodes only (or another
+    Q/DQ, or a `Shape`, which reads no values), and the float-kept nodes (head output convolutions, ...) read no
+    dequantized weights.
+
+    Args:
+        model: path or `onnx.ModelProto`. The quantized model.
+        body: `Body` of the FP32 model it was made from.
+
+    Returns:
+        A list of str, one per problem.
+    """
+    proto = _load(model)
+    qdq = {"QuantizeLinear", "DequantizeLinear"}
+    nodes = list(proto.graph.node)
+    producer = {out: n for n in nodes for out in n.output}
+    consumers = {}
+    for n in nodes:
+        for name in n.input:
+            consumers.setdefault(name, []).append(n)
+    inits = {i.name for i in proto.graph.initializer}
+    body_nodes, float_nodes = set(body.nodes), set(body.float_nodes)
+
+    def upstream(tensor):  # First non-Q/DQ producer of a tensor.
+        node = producer.get(tensor)
+        while node is not None and node.op_type in qdq:
+            node = producer.get(node.input[0])
+        return node
+
+    problems = []
+    for n in nodes:
+        if n.op_type == "QuantizeLinear":
+            source = upstream(n.input[0])
+            if n.input[0] not in inits and (source is None or source.name not in body_nodes):
+                where = source.name if source is not None else f"graph input {n.input[0]}"
+                problems.append(f"{n.name} quantizes '{n.input[0]}' made outside the body ({where})")
+        elif n.op_type == "DequantizeLinear":
+            for user in consumers.get(n.output[0], []):
+                if user.op_type in qdq or user.op_type == "Shape":  # Shape reads no values.
+                    continue
+                if user.name not in body_nodes:
+                    problems.append(f"{n.name} feeds '{user.name}', outside the body")
+                elif user.name in float_nodes and n.input[0] in inits:
+                    problems.append(f"{n.name} feeds int8 weights to float-kept '{user.name}'")
+    return problems

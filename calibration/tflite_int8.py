@@ -1,0 +1,246 @@
+"""TFLite INT8: the body in full-integer int8, letterbox / decode / NMS in float.
+
+The end-to-end graph is frozen and converted like the FP32 TFLite export
+(`edgedet.exporters.tflite`), then quantized in two steps, the way
+TensorFlow's own `QuantizationDebugger` does selective quantization:
+
+1. calibrate: the converter runs the representative dataset (raw uint8
+   images from `edgedet.calibration.data`) through the float model and
+   stores each tensor's range in the flatbuffer
+   (`_experimental_calibrate_only`);
+2. quantize (`mlir_quantize`) with the ops outside the body denylisted.
+   Their recorded ranges are also removed first: without them the
+   quantizer cannot slip a Quantize/Dequantize pair onto a float op's output
+   (it does so for the decode's sigmoid otherwise).
+
+The body is found from the Keras name scope, as for ONNX
+(`edgedet.calibration.body`): ops named `<scope>/<layer>...`, minus the
+input rescaling, the head's output convolutions and what follows them
+(unless `quantize_head`). The body's convolutions run int8 with per-channel
+weights; the input stays uint8 and the outputs float32/int32, so the model
+runs on the plain LiteRT interpreter through the same runtime.
+"""
+
+import collections
+import re
+import tempfile
+from pathlib import Path
+
+from edgedet.calibration.body import HEAD_OUTPUT_PATTERN, INPUT_LAYERS
+
+TARGET = "tflite"
+
+
+def export_int8(end_to_end, metadata, path, data, force=False, quantize_head=False):
+    """Converts `end_to_end` to an INT8 `.tflite` at `path`.
+
+    Args:
+        end_to_end: `tf.Module` from `edgedet.end_to_end.build_end_to_end`.
+        metadata: `ArtifactMetadata`; written with `precision="int8"`.
+        path: str or path. The `.tflite` file.
+        data: `edgedet.calibration.data.CalibrationData`. The representative
+            dataset.
+        force: bool. Replace an existing `path`. Defaults to False.
+        quantize_head: bool. Also quantize the head's output convolutions.
+            Defaults to False.
+
+    Returns:
+        `path` as a `pathlib.Path`.
+
+    Raises:
+        ExportError: naming the stage.
+    """
+    import dataclasses
+
+    from edgedet.exporters.base import serving_function, stage
+    from edgedet.exporters.tflite import add_metadata, check, freeze
+
+    from edgedet.files import atomic_write_bytes, check_writable_output
+    from edgedet.metadata import METADATA_KEY
+
+    path = check_writable_output(path, force)
+    with stage(TARGET, "trace"):
+        function = serving_function(end_to_end)
+    with stage(TARGET, "freeze variables"):
+        frozen = freeze(function)
+    with stage(TARGET, "calibrate"):
+        calibrated = calibrate(frozen, data)
+    with stage(TARGET, "quantize"):
+        content, floats = quantize(calibrated, quantize_head=quantize_head)
+    with stage(TARGET, "check"):
+        check(content)
+    metadata = dataclasses.replace(
+        metadata,
+        precision="int8",
+        extra={
+            **metadata.extra,
+            "quantization": {
+                "format": "tflite-int8",
+                "calibration_images": len(data),
+                "data_key": data.key(),
+                "float_ops": len(floats),
+            },
+        },
+    )
+    with stage(TARGET, "write metadata"):
+        content = add_metadata(content, METADATA_KEY, metadata.to_json().encode("utf-8"))
+    with stage(TARGET, "write"):
+        atomic_write_bytes(path, content)
+    return Path(path)
+
+
+def calibrate(frozen, data):
+    """Float flatbuffer of `frozen.serve` with the ranges of `data` recorded in it."""
+    import tensorflow as tf
+    from edgedet.exporters.tflite import SIGNATURE_KEY
+
+    with tempfile.TemporaryDirectory(prefix="edgedet-tflite-int8-") as folder:
+        tf.saved_model.save(
+            frozen,
+            folder,
+            signatures={SIGNATURE_KEY: frozen.serve.get_concrete_function()},
+            options=tf.saved_model.SaveOptions(experimental_custom_gradients=False),
+        )
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=[SIGNATURE_KEY])
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = data.representative_dataset()
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+            tf.lite.OpsSet.TFLITE_BUILTINS,
+        ]
+        # What tf.lite.experimental.QuantizationDebugger sets for selective
+        # quantization: calibrate now, quantize later with a denylist.
+        converter.experimental_mlir_quantizer = True
+        converter._experimental_calibrate_only = True
+        calibrated = converter.convert()
+    data.check_degenerate()
+    return calibrated
+
+
+def _op_graph(content):
+    """`(ops, names)`: op details of the flatbuffer's main subgraph, tensor index -> name."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content)
+    names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
+    return interpreter._get_ops_details(), names
+
+
+def float_ops(content, quantize_head=False):
+    """Indices of the ops that stay float, and the body's scope.
+
+    Returns:
+        `(float op indices, scope)`.
+    """
+    ops, names = _op_graph(content)
+
+    def first(op):
+        return names[op["outputs"][0]].split(";")[0] if len(op["outputs"]) else ""
+
+    scopes = collections.Counter(
+        first(op).split("/")[0] for op in ops if op["op_name"] == "CONV_2D" and "/" in first(op)
+    )
+    if not scopes:
+        raise ValueError("No scoped CONV_2D op in the TFLite model: cannot find the network body.")
+    scope = scopes.most_common(1)[0][0]
+
+    def layer(op):
+        name = first(op)
+        if not name.startswith(scope + "/"):
+            return None
+        return re.sub(r"_\d+$", "", name[len(scope) + 1:].split("/")[0])
+
+    body = {op["index"] for op in ops if layer(op) is not None}
+    head = {op["index"] for op in ops if op["index"] in body and op["op_name"] == "CONV_2D"
+            and HEAD_OUTPUT_PATTERN.search(layer(op) or "")}
+    if not head:
+        raise ValueError(f"No head output convolutions under '{scope}' in the TFLite model.")
+    consumers = collections.defaultdict(list)
+    for op in ops:
+        for tensor in op["inputs"]:
+            if tensor >= 0:
+                consumers[tensor].append(op["index"])
+    after, stack = set(), list(head)
+    while stack:
+        for tensor in ops[stack.pop()]["outputs"]:
+            for user in consumers[tensor]:
+                if user in body and user not in after:
+                    after.add(user)
+                    stack.append(user)
+    floats = {op["index"] for op in ops if op["index"] not in body} | after
+    floats |= {op["index"] for op in ops if layer(op) in INPUT_LAYERS}
+    if not quantize_head:
+        floats |= head
+    return floats, scope
+
+
+def quantize(calibrated, quantize_head=False):
+    """Quantizes the body of a calibrated flatbuffer; returns `(bytes, float op indices)`."""
+    from tensorflow.lite.python import convert
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    floats, _ = float_ops(calibrated, quantize_head)
+    ops, names = _op_graph(calibrated)
+    denied_nodes = []
+    for index in floats:
+        outputs = [names[t] for t in ops[index]["outputs"]]
+        denied_nodes.extend(outputs)
+        denied_nodes.append(";".join(outputs))  # How multi-output ops are named.
+    body_types = {op["op_name"] for op in ops if op["index"] not in floats}
+    denied_ops = sorted({ops[i]["op_name"] for i in floats} - body_types)
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
+    tensors = model.subgraphs[0].tensors
+    for index in floats:
+        for tensor in ops[index]["outputs"]:
+            tensors[tensor].quantization = None  # No range: cannot be quantized.
+    stripped = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    content = convert.mlir_quantize(
+        stripped,
+        fully_quantize=False,
+        denylisted_ops=denied_ops,
+        denylisted_nodes=sorted(set(denied_nodes)),
+    )
+    return bytes(content), floats
+
+
+def int8_summary(content):
+    """`{"body_int8_ops", "post_int8_ops", "float_convs"}` of a quantized flatbuffer.
+
+    `post_int8_ops` lists ops outside the body with an int8 output (should
+    be empty); `float_convs` the CONV_2D ops with float outputs.
+    """
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content)
+    details = {d["index"]: d for d in interpreter.get_tensor_details()}
+    ops = interpreter._get_ops_details()
+    convs = [op for op in ops if op["op_name"] == "CONV_2D"]
+    scope = collections.Counter(
+        details[op["outputs"][0]]["name"].split("/")[0] for op in convs
+    ).most_common(1)[0][0]
+    body_int8, post_int8, float_convs = 0, [], []
+    for op in ops:
+        if not len(op["outputs"]):
+            continue
+        out = details[op["outputs"][0]]
+        in_body = out["name"].split(";")[0].startswith(scope + "/")
+        quantized = out["dtype"] in (np.int8, np.uint8)
+        if quantized and in_body:
+            body_int8 += 1
+        elif quantized and not (op["op_name"] == "QUANTIZE"
+                                and _feeds_body(op, ops, details, scope)):
+            post_int8.append(f"{op['op_name']} {out['name']}")
+        if op["op_name"] == "CONV_2D" and out["dtype"] == np.float32:
+            float_convs.append(out["name"].split(";")[0])
+    return {"body_int8_ops": body_int8, "post_int8_ops": post_int8, "float_convs": float_convs}
+
+
+def _feeds_body(op, ops, details, scope):
+    """Whether a QUANTIZE op's output is read by body ops only (the body's entry)."""
+    out = op["outputs"][0]
+    users = [o for o in ops if out in o["inputs"]]
+    return bool(users) and all(
+        details[u["outputs"][0]]["name"].split(";")[0].startswith(scope + "/") for u in users
+    )
