@@ -78,18 +78,7 @@ class UltralyticsWeights:
     class_names: tuple = None
     bn_epsilon: dict = dataclasses.field(default_factory=dict)
     image_size: int = None
-    source: str = "state_dict"
-
-
-def _torch():
-    try:
-        import torch
-    except ImportError as e:
-        raise ImportError(
-            "Reading PyTorch weights needs torch (pip install 'edgedet[ultralytics]'); a .npz "
-            f"of the state_dict can be imported without it. Import error: {e}"
-        ) from e
-    return torch
+    source: str = "the state_dict"
 
 
 def _to_numpy(value, key):
@@ -166,7 +155,13 @@ def _from_module(model, checkpoint=None, source="model"):
 
 
 def _load_torch_file(path):
-    torch = _torch()
+    try:
+        import torch
+    except ImportError as e:
+        raise ImportError(
+            f"Reading '{path}' needs torch (pip install 'edgedet[ultralytics]'); a .npz of the "
+            f"state_dict can be imported without it. Import error: {e}"
+        ) from e
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -177,10 +172,10 @@ def _load_torch_file(path):
         except ImportError:
             raise UltralyticsImportError(
                 f"'{path}' is a full Ultralytics checkpoint (a pickle of ultralytics classes). "
-                "Reading it needs the ultralytics package (pip install 'edgedet[ultralytics]'), "
-                "or save its weights first: torch.save(torch.load(path, weights_only=False)"
-                "['model'].float().state_dict(), 'state_dict.pt'), then import that file with "
-                "--size and --classes."
+                "Reading it needs the ultralytics package (pip install 'edgedet[ultralytics]'); "
+                "or, where ultralytics is installed, save its state_dict with ckpt = torch.load("
+                "path, weights_only=False); torch.save((ckpt.get('ema') or ckpt['model']).float()"
+                ".state_dict(), 'state_dict.pt') and import that file with --classes."
             ) from None
         try:
             obj = torch.load(path, map_location="cpu", weights_only=False)
@@ -578,29 +573,6 @@ def from_ultralytics(source, size=None, num_classes=None, class_names=None, imag
     )
     copy_weights(weights, model)
     return model
-
-
-def read_class_names(path):
-    """Reads class names from a text file (one per line) or a YAML file with `names`.
-
-    Args:
-        path: str or path-like. A `.txt` file, or an Ultralytics `data.yaml`
-            whose `names` is a list or an `{index: name}` mapping.
-    """
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        data = yaml.safe_load(text)
-        names = data.get("names") if isinstance(data, dict) else None
-        if not isinstance(names, (list, dict)) or not names:
-            raise UltralyticsImportError(f"'{path}' has no 'names' list or mapping.")
-        return list(_class_names(names))
-    names = [line.strip() for line in text.splitlines() if line.strip()]
-    if not names:
-        raise UltralyticsImportError(f"'{path}' lists no class names (expected one per line).")
-    return names
 
 
 def import_ultralytics(weights, out, size=None, num_classes=None, class_names=None,

@@ -1,0 +1,125 @@
+"""`edgedet import`: weights trained elsewhere to an edgedet `.keras` model."""
+
+import contextlib
+import pathlib
+
+import click
+
+from edgedet.cli.common import user_errors
+
+
+@click.group("import")
+def import_group():
+    """Convert weights trained with another framework into an edgedet .keras model.
+
+    The model keeps the preprocessing it was trained with, so `edgedet export`
+    and `edgedet parity` on it need no extra flags.
+    """
+
+
+def read_class_names(path):
+    """Reads class names from a text file (one per line) or a YAML file with `names`.
+
+    Args:
+        path: str or path-like. A `.txt` file, or an Ultralytics `data.yaml`
+            whose `names` is a list or an `{index: name}` mapping.
+    """
+    path = pathlib.Path(path)
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text)
+        names = data.get("names") if isinstance(data, dict) else None
+        if isinstance(names, dict):
+            names = [names[k] for k in sorted(names)]
+        if not isinstance(names, list) or not names:
+            raise ValueError(f"'{path}' has no 'names' list or {{index: name}} mapping.")
+        return [str(n) for n in names]
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+        raise ValueError(f"'{path}' lists no class names (expected one per line).")
+    return names
+
+
+def _classes(value):
+    """`--classes`: an int (the class count) or a names file -> (num_classes, names)."""
+    if value is None:
+        return None, None
+    path = pathlib.Path(value)
+    if path.is_file():
+        return None, read_class_names(path)
+    try:
+        count = int(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"'{value}' is neither a class count nor an existing names file.",
+            param_hint="--classes",
+        ) from None
+    if count < 1:
+        raise click.BadParameter(f"expected a class count >= 1, got {count}.",
+                                 param_hint="--classes")
+    return count, None
+
+
+@contextlib.contextmanager
+def _missing_packages():
+    """An optional package (torch, ultralytics) that is not installed is a user error."""
+    try:
+        yield
+    except ImportError as e:
+        raise click.ClickException(str(e)) from e
+
+
+@import_group.command("ultralytics")
+@click.argument("weights", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
+              help="The .keras file to write.")
+@click.option("--size", type=click.Choice(["n", "s", "m", "l", "x"]), default=None,
+              help="Check that the weights are this scale of yolov8.yaml (e.g. for a plain "
+                   "state_dict). Default: any layout, read from the tensor shapes.")
+@click.option("--classes", default=None, metavar="N|FILE",
+              help="The class count, or a file of class names (one per line, or a data.yaml "
+                   "with 'names'). Default: the checkpoint's names, else class_0, class_1, ...")
+@click.option("--imgsz", type=int, default=None,
+              help="Model input size (multiple of 32). Default: the checkpoint's training "
+                   "imgsz, else 640.")
+@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
+def ultralytics_command(weights, out, size, classes, imgsz, force):
+    """Import Ultralytics YOLOv8 detection weights (best.pt, a state_dict, or a .npz).
+
+    WEIGHTS is a full Ultralytics checkpoint (needs the `ultralytics` package:
+    pip install 'edgedet[ultralytics]'), a plain PyTorch state_dict file (read
+    with torch.load(weights_only=True); give --size and --classes), or a .npz of
+    the state_dict (no torch needed). The model gets Ultralytics'
+    preprocessing: centred letterbox padded with 114, RGB, /255, class-aware
+    NMS.
+
+    WARNING: a full Ultralytics checkpoint is a Python pickle, and reading it
+    runs code stored in the file. Import only checkpoints you trust (a plain
+    state_dict is read without running code).
+
+    Not importable: YOLOv5u, YOLO11, YOLOv8-p2/p6, segmentation, pose, OBB
+    and classification models.
+
+    \b
+    Example:
+      edgedet import ultralytics runs/detect/train/weights/best.pt --out best.keras
+      edgedet export --model best.keras --target onnx --out artifacts/
+    """
+    with user_errors(), _missing_packages():
+        from edgedet.files import check_writable_output
+        from edgedet.models.ultralytics_import import import_ultralytics
+
+        if pathlib.Path(out).suffix != ".keras":
+            raise click.BadParameter(f"expected a .keras file, got '{out}'.", param_hint="--out")
+        check_writable_output(out, force)  # fail before reading any weights
+        num_classes, names = _classes(classes)
+        path, model = import_ultralytics(weights, out, size=size, num_classes=num_classes,
+                                         class_names=names, image_size=imgsz, force=force)
+    letterbox = model.letterbox
+    click.echo(
+        f"Wrote {path}: {model.preset or 'custom YOLOv8 layout'}, {model.num_classes} classes, "
+        f"{model.count_params():,} parameters, input {letterbox.size} "
+        f"(letterbox {letterbox.pad_position}, pad {letterbox.pad_value})."
+    )
