@@ -177,35 +177,56 @@ def calibrate(onnx_model, data=None, out_dir=".", method=DEFAULT_METHOD, size=DE
         if problems:
             raise ValueError("Q/DQ placement check failed: " + "; ".join(problems[:5]))
 
-    key = key_record(metadata, ranges.method, ranges.data_key, ranges.options,
-                     proto.SerializeToString() if not metadata.source_sha256 else b"")
-    record = {
-        "schema_version": SCHEMA_VERSION,
-        "edgedet_version": edgedet.__version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "source_model": onnx_model.name,
-        **key,
-        "data": {"source": data.source, "seed": data.seed, "images": ranges.images},
-        "body": {"scope": body.scope, "float_nodes": list(body.float_nodes),
-                 "quantized_nodes": len(body.quantize), "quantize_head": bool(quantize_head)},
-        "files": {kind: paths[kind].name for kind in wanted if kind != "json"},
-        "ranges": ranges.to_dict()["ranges"],
-    }
+    record = make_record(metadata, ranges, data, body, onnx_model.name,
+                         files={kind: paths[kind].name for kind in wanted if kind != "json"},
+                         model_bytes=b"" if metadata.source_sha256 else proto.SerializeToString())
     if sensitivity is not None:
         record["sensitivity"] = sensitivity.to_dict()
     if write_cache:
-        algorithm = trt_cache.ALGORITHM_OF_METHOD[ranges.method]
-        scales = trt_cache.scales_from_ranges(ranges, _quantized_tensors(proto, body))
-        text = trt_cache.format_cache(scales, trt_version, algorithm)
+        text, algorithm, count = cache_text(proto, ranges, body, trt_version)
         atomic_write_text(paths["cache"], text)
         record["tensorrt_cache"] = {
             "file": paths["cache"].name, "trt_version": trt_version, "algorithm": algorithm,
-            "tensors": len(scales), "sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "tensors": count, "sha256": hashlib.sha256(text.encode()).hexdigest(),
         }
         notify(f"wrote TensorRT {trt_version} calibration cache {paths['cache']}")
     atomic_write_text(paths["json"], json.dumps(record, indent=2, sort_keys=True))
     written = {kind: paths[kind] for kind in wanted}
     return CalibrationResult(paths=written, record=record, ranges=ranges, sensitivity=sensitivity)
+
+
+def make_record(metadata, ranges, data, body, source_model="", files=None, model_bytes=b""):
+    """The calibration JSON's content (without the TensorRT cache entry).
+
+    Args:
+        metadata: `ArtifactMetadata` of the FP32 model.
+        ranges: `Ranges`.
+        data: `CalibrationData` the ranges came from.
+        body: `Body` that was quantized.
+        source_model: str. The FP32 model's file name. Defaults to `""`.
+        files: dict or None. Kind -> file name of what was written.
+        model_bytes: bytes. Hashed when the metadata has no weights hash.
+    """
+    key = key_record(metadata, ranges.method, ranges.data_key, ranges.options, model_bytes)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "edgedet_version": edgedet.__version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "source_model": source_model,
+        **key,
+        "data": {"source": data.source, "seed": data.seed, "images": ranges.images},
+        "body": {"scope": body.scope, "float_nodes": list(body.float_nodes),
+                 "quantized_nodes": len(body.quantize), "quantize_head": not body.float_head},
+        "files": dict(files or {}),
+        "ranges": ranges.to_dict()["ranges"],
+    }
+
+
+def cache_text(model, ranges, body, trt_version):
+    """TensorRT cache text for the body's quantized tensors; `(text, algorithm, count)`."""
+    algorithm = trt_cache.ALGORITHM_OF_METHOD[ranges.method]
+    scales = trt_cache.scales_from_ranges(ranges, _quantized_tensors(model, body))
+    return trt_cache.format_cache(scales, trt_version, algorithm), algorithm, len(scales)
 
 
 def _quantized_tensors(model, body):

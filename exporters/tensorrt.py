@@ -1,0 +1,550 @@
+"""TensorRT exporter: a plain `.engine` plus a sidecar JSON, built on the target device.
+
+The engine is exactly what `IBuilder.build_serialized_network` returns (no
+header glued on), so trtexec, DeepStream and plain TensorRT load it. Next to
+it, `<engine>.json` holds the edgedet metadata with a `tensorrt` entry
+(TensorRT version, GPU and compute capability, precision, INT8 mode,
+optimization profile, hashes of the ONNX and calibration cache it was built
+from); the TensorRT runtime (`edgedet.runtimes.trt`) reads it.
+
+What is built from what (`build_plan`):
+
+| precision | TensorRT 8.5 / 8.6              | TensorRT 10.x                     | TensorRT 11+               |
+| --------- | ------------------------------- | --------------------------------- | -------------------------- |
+| fp32      | FP32 ONNX                       | FP32 ONNX                         | FP32 ONNX, strongly typed  |
+| fp16      | FP32 ONNX + `BuilderFlag.FP16`  | FP32 ONNX + `BuilderFlag.FP16`    | FP16 ONNX (body), strongly typed |
+| int8, explicit (default) | S8S8 Q/DQ ONNX + `INT8`,`FP16` flags | S8S8 Q/DQ ONNX, strongly typed | S8S8 Q/DQ ONNX, strongly typed |
+| int8, implicit | FP32 ONNX + `INT8` + calibration cache | same (deprecated API) | not available |
+
+TensorRT 8.x's ONNX parser has no UINT8 tensors, so for 8.x the engine's
+`images` input is float32 (0-255, same values; the runtime casts). From 10
+on it is uint8, as in every other artifact.
+
+Everything that talks to TensorRT is in `build_engine`, written against the
+TensorRT 8.5 / 10 / 11 Python API and imported lazily. Without TensorRT or
+a GPU, `export_without_tensorrt` writes the TensorRT-ready ONNX (and INT8
+calibration cache) and raises `TensorRTUnavailableError` with the exact
+`trtexec` and `edgedet` commands to build the engine on the device.
+"""
+
+import dataclasses
+import hashlib
+import json
+import shlex
+from pathlib import Path
+
+from edgedet.exporters.base import INPUT_NAME, ExportError, stage
+
+from edgedet.files import atomic_write_bytes, atomic_write_text, check_writable_output
+
+TARGET = "trt"
+PRECISIONS = ("fp32", "fp16", "int8")
+INT8_MODES = ("explicit", "implicit")
+SIDECAR_SUFFIX = ".json"
+# (batch, height, width) of the `images` input: min / opt / max.
+DEFAULT_SHAPES = ((1, 32, 32), (1, 720, 1280), (1, 2160, 3840))
+DEFAULT_WORKSPACE_MIB = 4096
+
+
+class TensorRTUnavailableError(ExportError):
+    """TensorRT or a GPU is missing: the TensorRT-ready files were written instead."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildOptions:
+    """How to build an engine.
+
+    Args:
+        precision: str. `"fp32"`, `"fp16"` or `"int8"`. Defaults to `"fp32"`.
+        int8_mode: str. `"explicit"` (Q/DQ ONNX) or `"implicit"` (FP32 ONNX
+            and a calibration cache; TensorRT 8.x / 10.x only). Defaults to
+            `"explicit"`.
+        shapes: three `(batch, height, width)`: the optimization profile's
+            min / opt / max input sizes. Defaults to `DEFAULT_SHAPES`.
+        workspace_mib: int. Builder workspace limit in MiB. Defaults to 4096.
+        timing_cache: str, path or None. Timing cache file, read if present
+            and written back after the build. Defaults to None.
+        dla_core: int or None. Build for this DLA core (Jetson), with GPU
+            fallback; needs fp16 or int8. Defaults to None.
+        calib_cache: str, path or None. An existing calibration cache for
+            implicit INT8 (checked against its calibration JSON). Defaults
+            to None: calibrate now.
+    """
+
+    precision: str = "fp32"
+    int8_mode: str = "explicit"
+    shapes: tuple = DEFAULT_SHAPES
+    workspace_mib: int = DEFAULT_WORKSPACE_MIB
+    timing_cache: object = None
+    dla_core: object = None
+    calib_cache: object = None
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"Invalid TensorRT precision '{self.precision}'. Expected one of {list(PRECISIONS)}."
+            )
+        if self.int8_mode not in INT8_MODES:
+            raise ValueError(
+                f"Invalid INT8 mode '{self.int8_mode}'. Expected one of {list(INT8_MODES)}."
+            )
+        shapes = tuple(tuple(int(v) for v in shape) for shape in self.shapes)
+        if len(shapes) != 3 or any(len(s) != 3 or min(s) < 1 for s in shapes):
+            raise ValueError(
+                f"Invalid optimization profile {self.shapes!r}. Expected three (batch, height, "
+                "width) tuples of positive ints: min, opt, max."
+            )
+        if any(not (a <= b <= c) for a, b, c in zip(*shapes)):
+            raise ValueError(
+                f"Invalid optimization profile {shapes}: every dimension must satisfy "
+                "min <= opt <= max."
+            )
+        object.__setattr__(self, "shapes", shapes)
+        if not isinstance(self.workspace_mib, int) or self.workspace_mib < 1:
+            raise ValueError(f"Invalid workspace: {self.workspace_mib!r} MiB. Expected an int >= 1.")
+        if self.dla_core is not None:
+            if not isinstance(self.dla_core, int) or self.dla_core < 0:
+                raise ValueError(f"Invalid DLA core: {self.dla_core!r}. Expected an int >= 0.")
+            if self.precision == "fp32":
+                raise ValueError("DLA runs fp16 or int8 only; use --precision fp16 or int8 with a DLA core.")
+
+
+def parse_shape(text):
+    """`"1x720x1280"` or `"720x1280"` (batch 1) -> `(batch, height, width)`."""
+    try:
+        values = tuple(int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        values = ()
+    if len(values) == 2:
+        values = (1, *values)
+    if len(values) != 3 or min(values) < 1:
+        raise ValueError(f"Invalid input shape {text!r}. Expected 'HxW' or 'BxHxW', e.g. '720x1280'.")
+    return values
+
+
+def version_tuple(version):
+    """`"10.3.0.26"` -> `(10, 3, 0)`."""
+    from edgedet.calibration.trt_cache import parse_version
+
+    return parse_version(version)
+
+
+def build_plan(options, trt_version):
+    """Which ONNX to build from and which network/builder settings, for a TensorRT version.
+
+    Returns:
+        dict: `onnx` (`"fp32"`, `"fp16"` or `"s8s8"`), `strongly_typed`,
+        `flags` (builder flag names), `calibration_cache` (bool),
+        `input_dtype` (`"uint8"` or `"float32"`).
+
+    Raises:
+        ValueError: a combination this TensorRT cannot build (implicit INT8
+            on 11+, versions before 8.5).
+    """
+    major, minor, _ = version_tuple(trt_version)
+    if (major, minor) < (8, 5):
+        raise ValueError(f"TensorRT {trt_version} is not supported: edgedet needs 8.5 or later.")
+    plan = {"onnx": "fp32", "strongly_typed": major >= 11, "flags": [],
+            "calibration_cache": False, "input_dtype": "uint8" if major >= 10 else "float32"}
+    if options.precision == "fp16":
+        if major >= 11:
+            plan["onnx"] = "fp16"
+        else:
+            plan["flags"] = ["FP16"]
+    elif options.precision == "int8":
+        if options.int8_mode == "implicit":
+            if major >= 11:
+                raise ValueError(
+                    f"TensorRT {trt_version} has no implicit INT8 (BuilderFlag.INT8 and "
+                    "calibrators were removed in 11): use the default explicit INT8 (Q/DQ)."
+                )
+            plan.update(flags=["INT8", "FP16"], calibration_cache=True)
+        else:
+            plan["onnx"] = "s8s8"
+            if major >= 10:
+                plan["strongly_typed"] = True
+            else:
+                plan["flags"] = ["INT8", "FP16"]  # 8.x reads Q/DQ only with the INT8 flag.
+    if options.dla_core is not None:
+        plan["flags"] = sorted(set(plan["flags"]) | {"GPU_FALLBACK"})
+    return plan
+
+
+def prepare_onnx(model, trt_version):
+    """The ONNX model as the given TensorRT's parser accepts it (a copy).
+
+    TensorRT 8.x has no UINT8 tensors: the `images` input becomes float32
+    (the graph's first op casts it to float anyway).
+    """
+    import onnx
+
+    prepared = onnx.ModelProto()
+    prepared.CopyFrom(model)
+    if version_tuple(trt_version)[0] < 10:
+        for graph_input in prepared.graph.input:
+            if graph_input.name == INPUT_NAME:
+                graph_input.type.tensor_type.elem_type = onnx.TensorProto.FLOAT
+    return prepared
+
+
+def fp16_onnx(model):
+    """FP16 body of an FP32 end-to-end ONNX (for strongly typed FP16 builds).
+
+    Only the network body is converted (`edgedet.calibration.body`); the
+    letterbox, decode and NMS stay float32, with casts at the boundary.
+    """
+    from edgedet.calibration.body import find_body
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    body = set(find_body(model).nodes)
+    keep = [node.name for node in model.graph.node if node.name not in body]
+    return convert_float_to_float16(model, keep_io_types=True, node_block_list=keep,
+                                    disable_shape_infer=True)
+
+
+def _shape_arg(shape):
+    batch, height, width = shape
+    return f"{INPUT_NAME}:{batch}x{height}x{width}x3"
+
+
+def trtexec_command(onnx_path, engine_path, options, trt_version, calib_cache=None):
+    """The `trtexec` line that builds the same engine as `build_engine`.
+
+    Args:
+        onnx_path: path. The ONNX to build from (see `build_plan`).
+        engine_path: path. Where to save the engine.
+        options: `BuildOptions`.
+        trt_version: str. TensorRT version of the device.
+        calib_cache: path or None. The calibration cache (implicit INT8).
+    """
+    plan = build_plan(options, trt_version)
+    minimum, optimum, maximum = options.shapes
+    args = ["trtexec", f"--onnx={onnx_path}", f"--saveEngine={engine_path}",
+            f"--minShapes={_shape_arg(minimum)}", f"--optShapes={_shape_arg(optimum)}",
+            f"--maxShapes={_shape_arg(maximum)}",
+            f"--memPoolSize=workspace:{options.workspace_mib}"]
+    if plan["strongly_typed"] and version_tuple(trt_version)[0] < 11:
+        args.append("--stronglyTyped")
+    if "FP16" in plan["flags"]:
+        args.append("--fp16")
+    if "INT8" in plan["flags"]:
+        args.append("--int8")
+    if plan["calibration_cache"]:
+        if calib_cache is None:
+            raise ValueError("Implicit INT8 needs a calibration cache.")
+        args.append(f"--calib={calib_cache}")
+    if options.timing_cache:
+        args.append(f"--timingCacheFile={options.timing_cache}")
+    if options.dla_core is not None:
+        args += [f"--useDLACore={options.dla_core}", "--allowGPUFallback"]
+    return " ".join(shlex.quote(str(a)) for a in args)
+
+
+def edgedet_command(model_spec, out_dir, options, calib_data=None):
+    """The `edgedet export` line to run on the device instead."""
+    args = ["edgedet", "export", "--model", str(model_spec), "--target", "trt",
+            "--precision", options.precision, "--out", str(out_dir)]
+    if options.precision == "int8":
+        if options.int8_mode == "implicit":
+            args += ["--int8-mode", "implicit"]
+            if options.calib_cache:
+                args += ["--calib-cache", str(options.calib_cache)]
+        if calib_data is not None and not options.calib_cache:
+            args += ["--calib-data", str(calib_data)]
+    if options.dla_core is not None:
+        args += ["--dla-core", str(options.dla_core)]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def sidecar_path(engine_path):
+    """`model.engine` -> `model.engine.json`."""
+    engine_path = Path(engine_path)
+    return engine_path.with_name(engine_path.name + SIDECAR_SUFFIX)
+
+
+def _sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------
+# TensorRT (only here).
+
+
+def build_engine(onnx_bytes, options, calib_cache_text=None, logger=None):
+    """Builds a serialized engine with the installed TensorRT.
+
+    Args:
+        onnx_bytes: bytes. The ONNX prepared for this TensorRT (`build_plan`,
+            `prepare_onnx`).
+        options: `BuildOptions`.
+        calib_cache_text: str or None. TensorRT calibration cache (implicit
+            INT8), with this TensorRT's header.
+        logger: `tensorrt.ILogger` or None. Defaults to a WARNING logger.
+
+    Returns:
+        `(engine bytes, facts dict)`.
+    """
+    import tensorrt as trt
+
+    plan = build_plan(options, trt.__version__)
+    logger = logger or trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flags = 0
+    if version_tuple(trt.__version__)[0] < 10:
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    if plan["strongly_typed"]:
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    with stage(TARGET, "parse ONNX"):
+        if not parser.parse(onnx_bytes):
+            errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+            raise ExportError(TARGET, "parse ONNX", "; ".join(errors) or "unknown parser error")
+
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
+    profile = builder.create_optimization_profile()
+    minimum, optimum, maximum = ((b, h, w, 3) for b, h, w in options.shapes)
+    profile.set_shape(INPUT_NAME, minimum, optimum, maximum)
+    config.add_optimization_profile(profile)
+    for name in plan["flags"]:
+        config.set_flag(getattr(trt.BuilderFlag, name))
+    if plan["calibration_cache"]:
+        config.int8_calibrator = _cache_calibrator(trt, calib_cache_text)
+        config.set_calibration_profile(profile)
+    if options.dla_core is not None:
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = options.dla_core
+    timing_path = Path(options.timing_cache) if options.timing_cache else None
+    if timing_path is not None:
+        data = timing_path.read_bytes() if timing_path.is_file() else b""
+        config.set_timing_cache(config.create_timing_cache(data), False)
+
+    with stage(TARGET, "build"):
+        serialized = builder.build_serialized_network(network, config)
+        if serialized is None:
+            raise ExportError(TARGET, "build", "TensorRT could not build the engine (see its log above).")
+    if timing_path is not None:
+        atomic_write_bytes(timing_path, bytes(config.get_timing_cache().serialize()))
+    facts = {"version": trt.__version__, "strongly_typed": plan["strongly_typed"],
+             "flags": plan["flags"], "input_dtype": plan["input_dtype"]}
+    return bytes(serialized), facts
+
+
+def _cache_calibrator(trt, cache_text):
+    """A calibrator that only hands TensorRT a cache (TensorRT never asks for a batch)."""
+    if not cache_text:
+        raise ValueError("Implicit INT8 needs a calibration cache.")
+    header = cache_text.splitlines()[0]
+    base = trt.IInt8MinMaxCalibrator if "MinMax" in header else trt.IInt8EntropyCalibrator2
+    payload = cache_text.encode()
+
+    class CacheCalibrator(base):
+        def __init__(self):
+            base.__init__(self)
+
+        def get_batch_size(self):
+            return 1
+
+        def get_batch(self, names):
+            return None  # Everything comes from the cache.
+
+        def read_calibration_cache(self):
+            return payload
+
+        def write_calibration_cache(self, cache):
+            return None
+
+    return CacheCalibrator()
+
+
+# --------------------------------------------------------------------------
+# Exporters.
+
+
+def _onnx_for(plan_onnx, end_to_end, metadata, session):
+    """The source ONNX `ModelProto` for a plan (`fp32`, `fp16` or `s8s8`)."""
+    from edgedet.calibration.session import ExportCalibration
+
+    session = session or ExportCalibration()
+    fp32 = session.fp32_onnx(end_to_end, metadata)
+    if plan_onnx == "fp32":
+        return fp32
+    if plan_onnx == "fp16":
+        return fp16_onnx(fp32)
+    return session.qdq(end_to_end, metadata, "s8s8")
+
+
+def _files(path):
+    """`(onnx path, calibration cache path)` next to an engine path: `<stem>_trt.onnx`,
+    `<stem>.calib.cache`."""
+    path = Path(path)
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    return path.with_name(f"{stem}_trt.onnx"), path.with_name(f"{stem}.calib.cache")
+
+
+# Keyword arguments only the fallback reads (what to print); the builder ignores them.
+_CONTEXT = ("trt_version", "model_spec", "calib_data", "reason")
+
+
+def _options(precision, options):
+    """`BuildOptions` from keyword arguments (context-only keys dropped)."""
+    if isinstance(options.get("options"), BuildOptions):
+        return options["options"]
+    fields = {k: v for k, v in options.items() if k not in _CONTEXT}
+    return BuildOptions(precision=precision, **fields)
+
+
+def export(end_to_end, metadata, path, force=False, precision="fp32", session=None, **options):
+    """Builds a TensorRT engine of `end_to_end` at `path` (with the sidecar JSON).
+
+    Args:
+        end_to_end: `tf.Module` from `edgedet.end_to_end.build_end_to_end`.
+        metadata: `ArtifactMetadata` (target `"trt"`).
+        path: str or path. The `.engine` file.
+        force: bool. Replace existing files. Defaults to False.
+        precision: str. `"fp32"`, `"fp16"` or `"int8"`. Defaults to `"fp32"`.
+        session: `edgedet.calibration.session.ExportCalibration` or None:
+            calibration data and the FP32 ONNX shared with other targets.
+        **options: `BuildOptions` fields (`int8_mode`, `shapes`,
+            `workspace_mib`, `timing_cache`, `dla_core`, `calib_cache`).
+
+    Returns:
+        `path` as a `pathlib.Path`.
+    """
+    import tensorrt as trt
+    from edgedet.runtimes.trt import cuda_device
+
+    options = _options(precision, options)
+    path = check_writable_output(path, force)
+    sidecar = check_writable_output(sidecar_path(path), force)
+    version = trt.__version__
+    plan = build_plan(options, version)
+    with stage(TARGET, "prepare ONNX"):
+        model = prepare_onnx(_onnx_for(plan["onnx"], end_to_end, metadata, session), version)
+        onnx_bytes = model.SerializeToString()
+    cache_text = None
+    if plan["calibration_cache"]:
+        cache_text = _calibration_cache(end_to_end, metadata, session, options, version)
+    engine, facts = build_engine(onnx_bytes, options, cache_text)
+    device = cuda_device() or {}
+    facts.update(
+        gpu=device.get("name"), compute_capability=device.get("compute_capability"),
+        precision=options.precision, int8_mode=options.int8_mode if precision == "int8" else None,
+        profile={"min": options.shapes[0], "opt": options.shapes[1], "max": options.shapes[2]},
+        workspace_mib=options.workspace_mib, dla_core=options.dla_core,
+        onnx_sha256=_sha256(onnx_bytes),
+        calib_cache_sha256=_sha256(cache_text.encode()) if cache_text else None,
+    )
+    with stage(TARGET, "write"):
+        atomic_write_bytes(path, engine)
+        atomic_write_text(sidecar, sidecar_json(metadata, options.precision, facts))
+    return Path(path)
+
+
+def sidecar_json(metadata, precision, facts):
+    """The sidecar's text: the edgedet metadata with `extra["tensorrt"] = facts`."""
+    sidecar = dataclasses.replace(
+        metadata, target=TARGET, precision=precision,
+        extra={**metadata.extra, "tensorrt": facts},
+    )
+    return sidecar.to_json()
+
+
+def _calibration_cache(end_to_end, metadata, session, options, version):
+    """This TensorRT's cache text: the given cache (checked) or a fresh calibration."""
+    from edgedet.calibration.calibrate import cache_for_version, json_path_for_cache, load_record
+    from edgedet.calibration.session import ExportCalibration
+    from edgedet.calibration.trt_cache import check_key
+
+    session = session or ExportCalibration()
+    if options.calib_cache:
+        cache = Path(options.calib_cache)
+        record = load_record(json_path_for_cache(cache))
+        expected = session.key(end_to_end, metadata, record.get("data_key"))
+        check_key(record, expected, cache=f"Calibration cache '{cache}'")
+        return cache_for_version(cache.read_text(), version)
+    return session.cache_text(end_to_end, metadata, version)
+
+
+def export_without_tensorrt(end_to_end, metadata, path, force=False, precision="fp32",
+                            session=None, reason="TensorRT is not installed",
+                            trt_version=None, model_spec=None, calib_data=None, **options):
+    """Writes the TensorRT-ready files and raises `TensorRTUnavailableError` explaining
+    how to build the engine on the device.
+
+    Next to the engine path `<stem>.engine` it writes `<stem>_trt.onnx`
+    (FP32; for INT8 the S8S8 Q/DQ model), and for INT8 also the FP32
+    `<stem>_fp32_trt.onnx`, the calibration cache `<stem>.calib.cache` and
+    its `<stem>.calib.json` for implicit builds. The input is float32 when
+    the device's TensorRT is 8.x. The error's message has the `trtexec` and
+    `edgedet` lines to run on the device; `error.written` lists the files.
+
+    Args:
+        trt_version: str or None. TensorRT version of the target device.
+            Defaults to `edgedet.calibration.trt_cache.DEFAULT_TRT_VERSION`.
+        model_spec: str or None. How the user named the model (for the
+            printed `edgedet` line). Defaults to `"MODEL"`.
+        calib_data: str or None. Calibration source, for the printed line.
+        reason: str. Why TensorRT cannot run here.
+        Other args: as `export`.
+    """
+    from edgedet.calibration.session import ExportCalibration
+    from edgedet.calibration.trt_cache import DEFAULT_TRT_VERSION
+
+    options = _options(precision, options)
+    version = trt_version or DEFAULT_TRT_VERSION
+    build_plan(options, version)  # Fails early on an impossible combination.
+    session = session or ExportCalibration()
+    onnx_path, cache_path = _files(path)
+    engine_name = Path(path).name
+    stem = onnx_path.name[: -len("_trt.onnx")]
+    fp32_path = onnx_path.with_name(f"{stem}_fp32_trt.onnx")
+    record_path = cache_path.with_name(f"{stem}.calib.json")
+    int8 = options.precision == "int8"
+    planned = [onnx_path] + ([fp32_path, cache_path, record_path] if int8 else [])
+    for file in planned:
+        check_writable_output(file, force)
+
+    commands = []
+    with stage(TARGET, "prepare ONNX"):
+        if int8:
+            explicit = dataclasses.replace(options, int8_mode="explicit")
+            implicit = dataclasses.replace(options, int8_mode="implicit", calib_cache=cache_path.name)
+            qdq = prepare_onnx(_onnx_for("s8s8", end_to_end, metadata, session), version)
+            atomic_write_bytes(onnx_path, qdq.SerializeToString())
+            commands.append(("explicit INT8 (Q/DQ)", trtexec_command(
+                onnx_path.name, engine_name, explicit, version)))
+            fp32 = prepare_onnx(_onnx_for("fp32", end_to_end, metadata, session), version)
+            atomic_write_bytes(fp32_path, fp32.SerializeToString())
+            if version_tuple(version)[0] < 11:
+                atomic_write_text(cache_path, session.cache_text(end_to_end, metadata, version))
+                record = session.record(end_to_end, metadata)
+                record["tensorrt_cache"] = {"file": cache_path.name, "trt_version": version}
+                atomic_write_text(record_path, json.dumps(record, indent=2, sort_keys=True))
+                commands.append(("implicit INT8 (calibration cache, TensorRT 8.x/10.x)",
+                                 trtexec_command(fp32_path.name, engine_name, implicit, version,
+                                                 cache_path.name)))
+            else:
+                planned = [onnx_path, fp32_path]
+            if options.int8_mode == "implicit":
+                commands.reverse()
+        else:
+            plan = build_plan(options, version)
+            model = prepare_onnx(_onnx_for(plan["onnx"], end_to_end, metadata, session), version)
+            atomic_write_bytes(onnx_path, model.SerializeToString())
+            commands.append((options.precision.upper(), trtexec_command(
+                onnx_path.name, engine_name, options, version)))
+    out_dir = Path(path).parent
+    edgedet_line = edgedet_command(model_spec or "MODEL", out_dir, options, calib_data)
+    lines = "\n".join(f"  # {label}\n  {command}" for label, command in commands)
+    error = TensorRTUnavailableError(
+        TARGET, "build",
+        f"cannot build a TensorRT engine here: {reason}. Engines are specific to the GPU and "
+        f"TensorRT version, so build it on the target device. Wrote the TensorRT-ready files: "
+        f"{', '.join(str(p) for p in planned)}.\n"
+        f"On the device (TensorRT {version}), in '{out_dir}', run:\n{lines}\n"
+        f"or, with edgedet installed there (pip install 'edgedet[gpu]'):\n  {edgedet_line}",
+    )
+    error.written = [str(p) for p in planned]
+    raise error
