@@ -40,7 +40,8 @@ class ExportResult:
     seconds: float
 
 
-def export(model, targets, out_dir, config=None, force=False, progress=None, stem=None):
+def export(model, targets, out_dir, config=None, force=False, progress=None, stem=None,
+           precision="fp32", calibration=None, target_options=None):
     """Exports `model` to each of `targets` under `out_dir`.
 
     Every target name and output path is checked before any work starts.
@@ -58,6 +59,16 @@ def export(model, targets, out_dir, config=None, force=False, progress=None, ste
         progress: callable or None. Called with one message string per step.
             Defaults to None.
         stem: str or None. Artifact base name. Defaults to the model's name.
+        precision: str. `"fp32"`, `"fp16"` (trt) or `"int8"`; every target
+            must support it (see the registry). Non-fp32 artifacts are named
+            `<stem>_<precision><suffix>`. Defaults to `"fp32"`.
+        calibration: dict or None. INT8 calibration options for
+            `edgedet.calibration.session.ExportCalibration` (`data`,
+            `method`, `size`, `seed`, `quantize_head`); one calibration is
+            shared by all targets. Defaults to None (the default set).
+        target_options: dict or None. Target name -> extra keyword arguments
+            for its exporter (e.g. `{"trt": {"workspace_mib": 2048}}`).
+            Defaults to None.
 
     Returns:
         A list of `ExportResult`, in target order.
@@ -71,19 +82,27 @@ def export(model, targets, out_dir, config=None, force=False, progress=None, ste
             and the error lists what was written.
     """
     from edgedet.exporters.base import ExportError, artifact_metadata
-    from edgedet.exporters.registry import resolve_targets, skipped_targets
+    from edgedet.exporters.registry import get_target, resolve_targets, skipped_targets
     from edgedet.files import check_writable_output
 
     notify = progress or (lambda message: None)
     requested = [targets] if isinstance(targets, str) else list(targets)
-    resolved = resolve_targets(requested)
+    resolved = resolve_targets(requested, allow_fallback=True)
+    named_targets = {get_target(n).name for n in requested if str(n).strip().lower() != "all"}
+    for target in list(resolved):
+        if precision not in target.precisions and target.name not in named_targets:
+            resolved.remove(target)  # Came from "all".
+            notify(f"{target.name}: skipped, it has no {precision} export")
+        else:
+            target.check_precision(precision)
     if any(str(name).strip().lower() == "all" for name in requested):
         for target, reason in skipped_targets():
             if target not in resolved:
                 notify(f"{target.name}: skipped, it {reason}")
     out_dir = Path(out_dir)
     stem = _safe_stem(stem or getattr(model, "name", None) or "model")
-    paths = {t.name: out_dir / t.artifact_name(stem) for t in resolved}
+    named = stem if precision == "fp32" else f"{stem}_{precision}"
+    paths = {t.name: out_dir / t.artifact_name(named) for t in resolved}
     for path in paths.values():
         check_writable_output(path, force)
     config = model.default_inference_config() if config is None else config
@@ -94,14 +113,28 @@ def export(model, targets, out_dir, config=None, force=False, progress=None, ste
     end_to_end = build_end_to_end(model, config)
     base_metadata = artifact_metadata(model, config, target="keras")
 
+    session = None
+    target_options = target_options or {}
     results, failures = [], []
     for target in resolved:
         path = paths[target.name]
         notify(f"{target.name}: exporting to {path}")
         started = time.perf_counter()
         metadata = dataclasses.replace(base_metadata, target=target.name)
+        kwargs = {}
+        fallback = target.fallback is not None and target.unavailable_reason() is not None
+        if precision != "fp32" or target.fallback is not None:
+            if session is None:
+                from edgedet.calibration.session import ExportCalibration
+
+                session = ExportCalibration(progress=notify, **(calibration or {}))
+            kwargs = {"precision": precision, "session": session,
+                      **target_options.get(target.name, {})}
+            if fallback:
+                kwargs["reason"] = f"this machine {target.unavailable_reason()}"
         try:
-            target.load_exporter()(end_to_end, metadata, path, force=force)
+            exporter = target.load_exporter(precision, fallback=fallback)
+            exporter(end_to_end, metadata, path, force=force, **kwargs)
         except ExportError as error:
             failures.append(error)
             notify(f"{target.name}: FAILED: {error}")
@@ -111,7 +144,9 @@ def export(model, targets, out_dir, config=None, force=False, progress=None, ste
         results.append(result)
         notify(f"{target.name}: wrote {path} ({result.size_bytes} bytes) in {seconds:.1f}s")
     if failures:
-        written = ", ".join(str(r.path) for r in results) or "nothing"
+        files = [str(r.path) for r in results]
+        files += [f for failure in failures for f in getattr(failure, "written", ())]
+        written = ", ".join(files) or "nothing"
         first = failures[0]
         others = "".join(f"\nAlso: {f}" for f in failures[1:])
         raise ExportError(

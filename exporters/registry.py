@@ -37,6 +37,13 @@ class Target:
         needs_gpu: bool. Whether building needs an NVIDIA GPU.
         requires: tuple of str. Python packages the exporter imports.
         description: str. One line for help texts.
+        int8_exporter: str or None. `"module:function"` of the INT8 exporter
+            when INT8 is written by another function than FP32. Defaults to
+            None.
+        fallback: str or None. `"module:function"` called instead of the
+            exporter when this machine cannot build the target: it writes
+            what it can (e.g. the TensorRT-ready ONNX) and raises an
+            `ExportError` saying how to finish on the device. Defaults to None.
     """
 
     name: str
@@ -48,6 +55,8 @@ class Target:
     needs_gpu: bool = False
     requires: tuple = ()
     description: str = ""
+    int8_exporter: str = None
+    fallback: str = None
 
     def artifact_name(self, stem):
         """File or folder name of this target's artifact for a model called `stem`."""
@@ -65,10 +74,23 @@ class Target:
             reasons.append("has no exporter in this edgedet version")
         return "; ".join(reasons) or None
 
-    def load_exporter(self):
-        """Imports and returns the exporter function."""
-        module_name, function_name = self.exporter.split(":")
+    def load_exporter(self, precision="fp32", fallback=False):
+        """Imports and returns the exporter function for `precision` (or the fallback)."""
+        spec = self.exporter
+        if fallback and self.fallback:
+            spec = self.fallback
+        elif precision == "int8" and self.int8_exporter:
+            spec = self.int8_exporter
+        module_name, function_name = spec.split(":")
         return getattr(importlib.import_module(module_name), function_name)
+
+    def check_precision(self, precision):
+        """Raises ValueError when this target cannot be exported at `precision`."""
+        if precision not in self.precisions:
+            raise ValueError(
+                f"Target '{self.name}' cannot be exported at precision '{precision}'. "
+                f"Expected one of {list(self.precisions)}."
+            )
 
 
 TARGETS = (
@@ -87,8 +109,10 @@ TARGETS = (
         suffix=".onnx",
         is_folder=False,
         exporter="edgedet.exporters.onnx_export:export",
+        precisions=("fp32", "int8"),
         requires=("tensorflow", "tf2onnx", "onnx"),
         description="ONNX model (opset 17), dynamic batch and image size.",
+        int8_exporter="edgedet.calibration.session:export_onnx_int8",
     ),
     Target(
         name="tflite",
@@ -96,19 +120,22 @@ TARGETS = (
         suffix=".tflite",
         is_folder=False,
         exporter="edgedet.exporters.tflite:export",
+        precisions=("fp32", "int8"),
         requires=("tensorflow",),
         description="TFLite / LiteRT flatbuffer, builtin ops only, resizable input.",
+        int8_exporter="edgedet.calibration.session:export_tflite_int8",
     ),
     Target(
         name="trt",
         aliases=("tensorrt", "engine"),
         suffix=".engine",
         is_folder=False,
-        exporter="edgedet.exporters.trt:export",
+        exporter="edgedet.exporters.tensorrt:export",
         precisions=("fp32", "fp16", "int8"),
         needs_gpu=True,
         requires=("tensorrt",),
         description="TensorRT engine, built on the target device (needs a GPU and TensorRT).",
+        fallback="edgedet.exporters.tensorrt:export_without_tensorrt",
     ),
 )
 
@@ -118,7 +145,11 @@ _BY_NAME = {name: t for t in TARGETS for name in (t.name, *t.aliases)}
 def _has_nvidia_gpu():
     import shutil
 
-    return shutil.which("nvidia-smi") is not None
+    if shutil.which("nvidia-smi") is not None:
+        return True
+    from edgedet.runtimes.trt import cuda_device  # Jetson has no nvidia-smi.
+
+    return cuda_device() is not None
 
 
 def target_names():
@@ -155,19 +186,23 @@ def skipped_targets():
     return [(t, reason) for t in TARGETS if (reason := t.unavailable_reason()) is not None]
 
 
-def resolve_targets(names):
+def resolve_targets(names, allow_fallback=False):
     """Turns `--target` values into `Target`s: aliases resolved, `all` expanded, no duplicates.
 
     Args:
         names: str or list of str. Target names; `"all"` means
             `buildable_targets()`.
+        allow_fallback: bool. Accept a named target this machine cannot
+            build when it has a `fallback` (`export` then calls it).
+            Defaults to False.
 
     Returns:
         A list of `Target`, in the order first named.
 
     Raises:
         ValueError: an unknown name, no names, or a named target this machine
-            cannot build (with the reason).
+            cannot build (with the reason), unless it has a `fallback` and
+            `allow_fallback` is set.
     """
     if isinstance(names, str):
         names = [names]
@@ -181,7 +216,7 @@ def resolve_targets(names):
         else:
             target = get_target(name)
             reason = target.unavailable_reason()
-            if reason is not None:
+            if reason is not None and not (allow_fallback and target.fallback):
                 raise ValueError(
                     f"Target '{target.name}' cannot be built on this machine: it {reason}. "
                     "Build it on the target device."
