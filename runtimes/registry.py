@@ -29,7 +29,7 @@ _BY_SUFFIX = {
     ".onnx": ("onnxrt", "edgedet.runtimes.onnxrt:OnnxRuntime", "edgedet.runtimes.onnxrt"),
     ".tflite": ("litert", "edgedet.runtimes.litert:LiteRTRuntime", "edgedet.runtimes.litert"),
     ".keras": ("keras", "edgedet.runtimes.keras_model:KerasRuntime", None),
-    ".engine": ("trt", None, None),
+    ".engine": ("trt", "edgedet.runtimes.trt:TensorRTRuntime", "edgedet.runtimes.trt"),
 }
 _SAVED_MODEL = (
     "tf_saved_model",
