@@ -1,4 +1,4 @@
-"""`edgedet export`: a model to SavedModel / ONNX / TFLite artifacts."""
+"""`edgedet export`: a model to SavedModel / ONNX / TFLite / TensorRT artifacts."""
 
 import pathlib
 import time
@@ -22,16 +22,62 @@ def _table(rows, headers):
                      + [line.format(*map(str, row)) for row in rows])
 
 
+def _trt_shapes(text):
+    from edgedet.exporters.tensorrt import parse_shape
+
+    parts = [p for p in text.split(",") if p.strip()]
+    if len(parts) != 3:
+        raise click.BadParameter(
+            f"{text!r}: expected MIN,OPT,MAX, e.g. '32x32,720x1280,2160x3840'.",
+            param_hint="--trt-shapes")
+    try:
+        return tuple(parse_shape(p.strip()) for p in parts)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--trt-shapes") from error
+
+
 @click.command("export")
 @click.option("--model", "-m", "model_spec", required=True, metavar="MODEL",
               help="A .keras file (edgedet or KerasCV) or a preset name.")
 @click.option("--target", "-t", "targets", multiple=True, default=("all",), show_default=True,
-              help="savedmodel, onnx, tflite or all (every target this machine can build). "
-                   "Repeat or comma-separate for several.")
+              help="savedmodel, onnx, tflite, trt or all (every target this machine can "
+                   "build). Repeat or comma-separate for several.")
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output folder.")
 @inference_options
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32",
+              show_default=True,
+              help="fp16: trt only. int8: onnx (U8S8 Q/DQ for ONNX Runtime CPU), tflite "
+                   "(full-integer body), trt (S8S8 Q/DQ, or calibration cache).")
+@click.option("--calib-data", default=None, metavar="PATH",
+              help="INT8 calibration images: a folder, a COCO JSON / YOLO data.yaml / VOC root, "
+                   "or 'synthetic:shapes?n=300'. Default: edgedet's synthetic shapes.")
+@click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]),
+              default="entropy", show_default=True, help="INT8 range calibration method.")
+@click.option("--calib-size", type=click.IntRange(min=1), default=300, show_default=True,
+              help="Calibration images sampled (deterministically) from --calib-data.")
+@click.option("--int8-mode", type=click.Choice(["explicit", "implicit"]), default="explicit",
+              show_default=True,
+              help="trt INT8: explicit Q/DQ ONNX, or implicit with a calibration cache "
+                   "(TensorRT 8.x/10.x only).")
+@click.option("--calib-cache", type=click.Path(dir_okay=False), default=None,
+              help="trt implicit INT8: reuse this calibration cache (checked against its "
+                   ".calib.json: a cache from another model or data is refused).")
+@click.option("--trt-shapes", default=None, metavar="MIN,OPT,MAX",
+              help="trt optimization profile of the image input, e.g. "
+                   "'32x32,720x1280,2160x3840' (HxW or BxHxW). Default: that one.")
+@click.option("--workspace", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="trt builder workspace limit, MiB.")
+@click.option("--timing-cache", type=click.Path(dir_okay=False), default=None,
+              help="trt timing cache file (read if present, updated after the build).")
+@click.option("--dla-core", type=click.IntRange(min=0), default=None,
+              help="trt: build for this DLA core (Jetson), with GPU fallback.")
+@click.option("--trt-version", default=None, metavar="X.Y.Z",
+              help="Without TensorRT here: the device's TensorRT version, for the files "
+                   "written instead of the engine. Default: 10.3.0 (JetPack 6).")
 @click.option("--force", is_flag=True, help="Replace artifacts that already exist.")
-def export_command(model_spec, targets, out, force, **options):
+def export_command(model_spec, targets, out, force, precision, calib_data, calib_method,
+                   calib_size, int8_mode, calib_cache, trt_shapes, workspace, timing_cache,
+                   dla_core, trt_version, **options):
     """Export a model with the letterbox and NMS inside the graph.
 
     Every artifact takes `images: uint8 [B, H, W, 3]` RGB of any size and
@@ -39,6 +85,10 @@ def export_command(model_spec, targets, out, force, **options):
     `classes` (-1 on padding rows) and `num_detections`. Thresholds, input size
     and box format are fixed at export time and stored in the artifact's
     metadata (see `edgedet info ARTIFACT`).
+
+    TensorRT engines are built on the device that runs them. Without TensorRT
+    or a GPU, `--target trt` writes the TensorRT-ready ONNX (and calibration
+    cache) and prints the trtexec and edgedet commands to run on the device.
     """
     started = time.perf_counter()
     names = [name.strip() for target in targets for name in target.split(",") if name.strip()]
@@ -52,7 +102,14 @@ def export_command(model_spec, targets, out, force, **options):
             click.echo(f"[{time.perf_counter() - started:6.1f}s] {message}", err=True)
 
         stem = pathlib.Path(model_spec).stem  # model.keras -> model.onnx, yolov8n -> yolov8n.onnx
+        calibration = {"data": calib_data, "method": calib_method, "size": calib_size}
+        trt = {"int8_mode": int8_mode, "workspace_mib": workspace, "timing_cache": timing_cache,
+               "dla_core": dla_core, "calib_cache": calib_cache, "trt_version": trt_version,
+               "model_spec": model_spec, "calib_data": calib_data}
+        if trt_shapes:
+            trt["shapes"] = _trt_shapes(trt_shapes)
         results = export(model, names, out, config=config, force=force, progress=progress,
-                         stem=stem)
+                         stem=stem, precision=precision, calibration=calibration,
+                         target_options={"trt": trt})
     rows = [(r.target, r.path, _size(r.size_bytes), f"{r.seconds:.1f}") for r in results]
     click.echo(_table(rows, ("target", "path", "size", "seconds")))
