@@ -76,11 +76,11 @@ def test_one_changed_weight_is_detected(pair):
     detector, model = pair
     layer = model.get_layer("pa_fpn_p3p4p5_downsample1_block_pre_0_1_conv")
     kernel = layer.kernel.numpy()
-    layer.kernel.assign(kernel + 0.05)
+    layer.kernel.assign(kernel + 0.5)
     try:
         x = np.random.default_rng(1).uniform(0, 255, SHAPES[0]).astype("float32")
         boxes, classes = max_differences(detector, model, x)
-        assert max(boxes, classes) > 100 * TOLERANCE
+        assert max(boxes, classes) > 10 * TOLERANCE
     finally:
         layer.kernel.assign(kernel)
 
