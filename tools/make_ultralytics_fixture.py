@@ -1,12 +1,18 @@
 """Make the golden fixture of `tests/models/test_ultralytics_import.py` with real Ultralytics.
 
-Run by hand (not in CI), in a virtual environment that has torch and
-ultralytics but not necessarily edgedet:
+Run by hand (not in CI), in a virtual environment of its own that has torch
+and ultralytics (edgedet is not needed). The committed fixture was made with
+ultralytics 8.4.190 and torch 2.13.0+cpu (recorded in each file's `config`):
 
-    python3 -m venv /tmp/venv-ul
-    /tmp/venv-ul/bin/pip install torch==2.13.0 ultralytics
+    python3 -m venv /work/venv-ul
+    /work/venv-ul/bin/pip install torch==2.13.0 ultralytics
     YOLO_OFFLINE=1 YOLO_CONFIG_DIR=/tmp/ul-config \\
-        /tmp/venv-ul/bin/python tools/make_ultralytics_fixture.py tests/fixtures/ultralytics
+        /work/venv-ul/bin/python tools/make_ultralytics_fixture.py tests/fixtures/ultralytics
+
+(`torch==2.13.0` is the CPU wheel on these machines; an unpinned `torch`
+may pull a multi-GB CUDA build.) No weights are downloaded: the models are
+built from Ultralytics' packaged yaml files with random weights. The output
+is deterministic: running it again reproduces the same arrays.
 
 It writes, into the output folder:
 
@@ -15,7 +21,7 @@ It writes, into the output folder:
   the uint8 input images, and Ultralytics' eval-mode outputs (raw DFL box
   logits `[B, 64, A]`, raw class logits `[B, nc, A]`, and the decoded
   `[B, 4 + nc, A]`: xywh in pixels and sigmoid scores). The weights are not
-  stored (they would be hundreds of KB): every float tensor except the DFL
+  stored (about 4 MB per case): every float tensor except the DFL
   conv is drawn by `synthetic_weights` from numpy's frozen `RandomState`
   stream, which the test calls again; a sha256 of the drawn weights is
   stored so the test knows it rebuilt exactly what Ultralytics ran.
