@@ -10,6 +10,7 @@ import click
 import edgedet
 from edgedet.cli.benchmark import benchmark_command
 from edgedet.cli.export import export_command
+from edgedet.cli.import_cmd import import_group
 from edgedet.cli.info import info_command
 from edgedet.cli.parity import parity_command
 from edgedet.cli.predict import predict_command
@@ -39,6 +40,7 @@ cli.add_command(predict_command)
 cli.add_command(export_command)
 cli.add_command(parity_command)
 cli.add_command(benchmark_command)
+cli.add_command(import_group)
 
 if __name__ == "__main__":  # pragma: no cover
     cli()

@@ -17,6 +17,9 @@ _EXPORTS = {
     "ModelLoadError": "edgedet.models.loading",
     "from_kerascv": "edgedet.models.kerascv_import",
     "KerasCVImportError": "edgedet.models.kerascv_import",
+    "from_ultralytics": "edgedet.models.ultralytics_import",
+    "read_ultralytics_weights": "edgedet.models.ultralytics_import",
+    "UltralyticsImportError": "edgedet.models.ultralytics_import",
 }
 
 __all__ = sorted(_EXPORTS)
