@@ -18,8 +18,8 @@ _EXPORTS = {
     "from_kerascv": "edgedet.models.kerascv_import",
     "KerasCVImportError": "edgedet.models.kerascv_import",
     "from_ultralytics": "edgedet.models.ultralytics_import",
-    "read_ultralytics_weights": "edgedet.models.ultralytics_import",
-    "UltralyticsImportError": "edgedet.models.ultralytics_import",
+    "read_ultralytics_weights": "edgedet.models.ultralytics_weights",
+    "UltralyticsImportError": "edgedet.models.ultralytics_weights",
 }
 
 __all__ = sorted(_EXPORTS)
