@@ -27,10 +27,10 @@ from edgedet.data.dataset import (
     load_dataset,
     sample,
     to_keras_cv,
-    write_dataset,
 )
 from edgedet.data.synthetic import CLASSES, SyntheticShapes
 from edgedet.data.voc import read_voc, write_voc
+from edgedet.data.writing import write_dataset
 from edgedet.data.yolo import read_yolo, write_yolo
 
 __all__ = [
