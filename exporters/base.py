@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import re
 
+from edgedet import backend
 from edgedet.metadata import ArtifactMetadata, weights_sha256
 
 INPUT_NAME = "images"
@@ -80,7 +81,7 @@ def _first_lines(text, limit=12, width=300):
 
 def input_signature():
     """The one input of every artifact: `images` uint8 `[B, H, W, 3]`."""
-    import tensorflow as tf
+    tf = backend.tensorflow()
 
     return [tf.TensorSpec([None, None, None, 3], tf.uint8, name=INPUT_NAME)]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from edgedet.exporters.base import serving_function, stage
 
+from edgedet import backend
 from edgedet.files import atomic_output_dir
 from edgedet.metadata import METADATA_KEY
 
@@ -37,7 +38,7 @@ def export(end_to_end, metadata, path, force=False):
         ExportError: naming the stage that failed.
         OutputExistsError: `path` exists and `force` is False.
     """
-    import tensorflow as tf
+    tf = backend.tensorflow()
 
     path = Path(path)
     with stage(TARGET, "trace"):

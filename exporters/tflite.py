@@ -36,6 +36,7 @@ from edgedet.exporters.base import (
     stage,
 )
 
+from edgedet import backend
 from edgedet.files import atomic_write_bytes, check_writable_output
 from edgedet.metadata import METADATA_KEY
 
@@ -88,7 +89,7 @@ def freeze(function):
         A `tf.Module` with `serve`, a `tf.function` with the same input
         signature and output names, weights baked in as constants.
     """
-    import tensorflow as tf
+    tf = backend.tensorflow()
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
     )
@@ -114,7 +115,7 @@ def convert(module):
     """
     import tempfile
 
-    import tensorflow as tf
+    tf = backend.tensorflow()
 
     with tempfile.TemporaryDirectory(prefix="edgedet-tflite-") as folder:
         with stage(TARGET, "save frozen graph"):
@@ -129,7 +130,8 @@ def convert(module):
         )
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         try:
-            return converter.convert()
+            with _converter_logs_silenced():
+                return converter.convert()
         except Exception as error:  # noqa: BLE001 - re-raised with the blamed ops.
             ops = _blamed_ops(error)
             if not ops:
@@ -210,6 +212,17 @@ def _schema():
     from ai_edge_litert import schema_py_generated
 
     return schema_py_generated
+
+
+def _converter_logs_silenced():
+    """The converter's C++ logs (MLIR dumps, NodeDef notes) are noise; its errors
+    reach Python in the exception. EDGEDET_VERBOSE_TF=1 shows them."""
+    import contextlib
+    import os
+
+    if os.environ.get("EDGEDET_VERBOSE_TF"):
+        return contextlib.nullcontext()
+    return backend._stderr_silenced()
 
 
 def _first_line(error, limit=500):

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from edgedet.runtimes.base import Runtime
 
+from edgedet import backend
+
 TARGET = "keras"
 
 
@@ -60,7 +62,7 @@ class KerasRuntime(Runtime):
         self.end_to_end = None
 
     def _infer(self, batch):
-        import tensorflow as tf
+        tf = backend.tensorflow()
 
         outputs = self.end_to_end.serve(tf.constant(batch))
         return {name: value.numpy() for name, value in outputs.items()}

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from edgedet.runtimes.base import Runtime
 
+from edgedet import backend
 from edgedet.metadata import ArtifactMetadata, MetadataError
 
 SIGNATURE_KEY = "serving_default"
@@ -52,7 +53,7 @@ class SavedModelRuntime(Runtime):
         return read_metadata(self.path)
 
     def _load(self):
-        import tensorflow as tf
+        tf = backend.tensorflow()
 
         self.metadata  # noqa: B018 - fail early on missing metadata.
         try:
@@ -74,7 +75,7 @@ class SavedModelRuntime(Runtime):
         self._loaded_object = None
 
     def _infer(self, batch):
-        import tensorflow as tf
+        tf = backend.tensorflow()
 
         outputs = self._function(images=tf.constant(batch))
         return {name: value.numpy() for name, value in outputs.items()}

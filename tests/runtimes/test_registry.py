@@ -29,11 +29,10 @@ def test_unknown_kinds_list_the_supported_ones(tmp_path):
         open_runtime(tmp_path / "missing.onnx")
 
 
-def test_engine_is_not_available_yet(tmp_path):
+def test_engine_goes_to_the_tensorrt_runtime(tmp_path):
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"\0")
-    with pytest.raises(ValueError, match="TensorRT runtime not available"):
-        open_runtime(engine)
+    assert runtime_kind(engine) == "trt"
 
 
 @pytest.mark.parametrize("target", ["savedmodel", "onnx", "tflite"])
