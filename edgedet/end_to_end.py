@@ -5,7 +5,10 @@ ONNX and TFLite exporters convert it and the Keras reference runtime runs it.
 Stages, in order: letterbox (`edgedet.letterbox`) -> network (float32 pixels
 0-255, `training=False`) -> decode (`edgedet.decode`) -> NMS
 (`edgedet.nms`) -> undo the letterbox -> output box format
-(`edgedet.boxes.convert_format`).
+(`edgedet.boxes.convert_format`). Each stage is a method of `EndToEnd`
+(`letterbox_stage`, `network_stage`, `decode_stage`, `nms_stage`) that
+`serve` chains, so whoever needs one stage alone (the per-stage benchmark)
+calls the same code.
 
 Example:
 
@@ -118,8 +121,20 @@ def _model_attributes(model, config):
     return strides, reg_max
 
 
-def _split_outputs(outputs, anchors, reg_max):
-    """Checks the raw head and returns `(raw_boxes, raw_classes, reg_max)`."""
+def split_outputs(outputs, anchors, reg_max):
+    """Checks the raw head and returns `(raw_boxes, raw_classes, reg_max)`.
+
+    Args:
+        outputs: what the model returned: a dict with `"boxes"` and
+            `"classes"`, or a `(boxes, classes)` pair.
+        anchors: int. Anchor count for the letterbox size
+            (`edgedet.decode.num_anchors`).
+        reg_max: int or None. Bins per box side; None reads it from the
+            boxes' width (`4 * reg_max`).
+
+    Raises:
+        ValueError: for outputs that are not YOLOv8's raw head at this size.
+    """
     if isinstance(outputs, dict) and {"boxes", "classes"} <= set(outputs):
         raw_boxes, raw_classes = outputs["boxes"], outputs["classes"]
     elif isinstance(outputs, (list, tuple)) and len(outputs) == 2:
@@ -209,26 +224,58 @@ def _end_to_end_class():
             `[B, max_det]`, `classes` int32 `[B, max_det]` (-1 for padding),
             `num_detections` int32 `[B]` (+ the debug outputs).
             """
-            config = self.config
-            size = config.letterbox.size
-            pixels, params = letterbox(images, config.letterbox)
+            pixels, params = self.letterbox_stage(images)
+            raw_boxes, raw_classes, reg_max = self.network_stage(pixels)
+            boxes, scores = self.decode_stage(raw_boxes, raw_classes, reg_max)
+            result = self.nms_stage(boxes, scores, params)
+            if self.debug:
+                result["pre_nms_boxes"] = unletterbox_unclipped(boxes, params)
+                result["pre_nms_scores"] = scores
+            return {name: result[name] for name in self.output_names}
+
+        def letterbox_stage(self, images):
+            """Stage 1: letterboxes uint8 `[B, H, W, 3]` images.
+
+            Returns `(pixels, params)`: float32 `[B, S, S, 3]` pixels 0-255
+            and the `LetterboxParams` that `nms_stage` needs to undo it.
+            """
+            return letterbox(images, self.config.letterbox)
+
+        def network_stage(self, pixels):
+            """Stage 2: runs the network on letterboxed pixels.
+
+            Returns `(raw_boxes, raw_classes, reg_max)`, checked by
+            `split_outputs`.
+            """
             outputs = self.model(pixels, training=False)
-            anchors = num_anchors(size, self.strides)
-            raw_boxes, raw_classes, reg_max = _split_outputs(outputs, anchors, self._reg_max)
-            boxes, scores = decode(
-                raw_boxes, raw_classes, size, self.strides, reg_max,
+            anchors = num_anchors(self.config.letterbox.size, self.strides)
+            return split_outputs(outputs, anchors, self._reg_max)
+
+        def decode_stage(self, raw_boxes, raw_classes, reg_max):
+            """Stage 3: decodes the raw head (DFL, anchor points, strides).
+
+            Returns `(boxes, scores)`: xyxy boxes in letterboxed pixels
+            `[B, A, 4]` and class scores `[B, A, C]`.
+            """
+            return decode(
+                raw_boxes, raw_classes, self.config.letterbox.size, self.strides, reg_max,
                 classes_are_logits=self.classes_are_logits,
             )
+
+        def nms_stage(self, boxes, scores, params):
+            """Stage 4: NMS, then boxes back in original-image pixels.
+
+            Returns the dict of `serve` outputs (without the debug ones), boxes
+            in `config.bounding_box_format`.
+            """
+            config = self.config
             result = non_max_suppression(boxes, scores, config.nms, self.pre_nms_topk)
             out_boxes = unletterbox(result["boxes"], params)
             result["boxes"] = box_utils.convert_format(
                 out_boxes, "xyxy", config.bounding_box_format,
                 image_shape=(params.height, params.width),
             )
-            if self.debug:
-                result["pre_nms_boxes"] = unletterbox_unclipped(boxes, params)
-                result["pre_nms_scores"] = scores
-            return {name: result[name] for name in self.output_names}
+            return result
 
     EndToEnd.__qualname__ = "EndToEnd"
     EndToEnd.__module__ = __name__

@@ -2,8 +2,9 @@
 
 The exported artifacts run letterbox, network, decode and NMS as one fused
 call, so they cannot be split. The Keras reference can: each stage below is
-the same library function `edgedet.end_to_end.EndToEnd.serve` calls, wrapped
-in its own `tf.function`, with tensors passed from one stage to the next.
+the `EndToEnd` stage method that `edgedet.end_to_end.EndToEnd.serve` chains
+(`letterbox_stage`, `network_stage`, `decode_stage`, `nms_stage`), wrapped in
+its own `tf.function`, with tensors passed from one stage to the next.
 Calling four functions costs a little more than the fused graph, so the
 stage times add up to slightly more than the end-to-end latency.
 """
@@ -27,21 +28,14 @@ def stage_functions(end_to_end):
     """
     import tensorflow as tf
 
-    from edgedet import boxes as box_utils
-    from edgedet.decode import decode, num_anchors
-    from edgedet.end_to_end import _split_outputs
-    from edgedet.letterbox import LetterboxParams, letterbox, unletterbox
-    from edgedet.nms import non_max_suppression
+    from edgedet.letterbox import LetterboxParams
 
-    config = end_to_end.config
-    size = config.letterbox.size
-    strides = end_to_end.strides
-    anchors = num_anchors(size, strides)
-    reg_max_hint = getattr(end_to_end.model, "reg_max", None)
+    size = end_to_end.config.letterbox.size
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
     def letterbox_stage(images):
-        pixels, params = letterbox(images, config.letterbox)
+        pixels, params = end_to_end.letterbox_stage(images)
+        # LetterboxParams is not a tf.nest structure: pass it on as one tensor.
         geometry = tf.stack([tf.cast(v, tf.int32) for v in (
             params.height, params.width, params.new_height, params.new_width,
             params.pad_top, params.pad_left)])
@@ -49,26 +43,19 @@ def stage_functions(end_to_end):
 
     @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
     def network_stage(pixels):
-        outputs = end_to_end.model(pixels, training=False)
-        raw_boxes, raw_classes, _ = _split_outputs(outputs, anchors, reg_max_hint)
+        raw_boxes, raw_classes, _ = end_to_end.network_stage(pixels)
         return raw_boxes, raw_classes
-
-    reg_max = _reg_max(network_stage, size, reg_max_hint)
 
     @tf.function
     def decode_stage(raw_boxes, raw_classes):
-        return decode(raw_boxes, raw_classes, size, strides, reg_max,
-                      classes_are_logits=end_to_end.classes_are_logits)
+        # `split_outputs` checked that the boxes are 4 * reg_max wide.
+        reg_max = int(raw_boxes.shape[-1]) // 4
+        return end_to_end.decode_stage(raw_boxes, raw_classes, reg_max)
 
     @tf.function
     def nms_stage(boxes, scores, geometry):
         params = LetterboxParams(*tf.unstack(geometry))
-        result = non_max_suppression(boxes, scores, config.nms, end_to_end.pre_nms_topk)
-        result["boxes"] = box_utils.convert_format(
-            unletterbox(result["boxes"], params), "xyxy", config.bounding_box_format,
-            image_shape=(params.height, params.width),
-        )
-        return result
+        return end_to_end.nms_stage(boxes, scores, params)
 
     state = {}
 
@@ -90,14 +77,6 @@ def stage_functions(end_to_end):
     }
     assert tuple(functions) == STAGE_NAMES
     return functions
-
-
-def _reg_max(network_stage, size, hint):
-    """Bins per box side: the model's `reg_max`, else read from the head's width."""
-    if hint is not None:
-        return int(hint)
-    output = network_stage.get_concrete_function().structured_outputs[0]
-    return int(output.shape[-1]) // 4
 
 
 def time_stages(functions, batches, runs, warmup, stats):
