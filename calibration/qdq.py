@@ -79,6 +79,27 @@ class Ranges:
         """Tensors whose range is (almost) a single value."""
         return sorted(n for n, (lo, hi) in self.ranges.items() if hi - lo <= tolerance)
 
+    def with_ranges(self, ranges):
+        """A copy whose ranges are `ranges` (`{tensor: (lowest, highest)}`), for ONNX
+        Runtime's quantizer too (e.g. ranges read back from a calibration JSON)."""
+        from onnxruntime.quantization.calibrate import TensorData, TensorsData
+
+        ranges = {k: (float(lo), float(hi)) for k, (lo, hi) in ranges.items()}
+        data = TensorsData(
+            _method(self.method)[1],
+            {k: TensorData(lowest=np.float32(lo), highest=np.float32(hi))
+             for k, (lo, hi) in ranges.items()},
+        )
+        return dataclasses.replace(self, ranges=ranges, tensors_data=data)
+
+    @classmethod
+    def from_record(cls, record):
+        """`Ranges` from a calibration JSON's content (`edgedet calibrate`)."""
+        base = cls(method=record["method"], ranges={}, tensors_data=None,
+                   images=record.get("data", {}).get("images", []),
+                   data_key=record.get("data_key", ""), options=record.get("options", {}))
+        return base.with_ranges(record["ranges"])
+
     def to_dict(self):
         return {
             "method": self.method,

@@ -77,17 +77,32 @@ def block_of(node_name, scope):
 
 
 def conv_blocks(model, body):
-    """`{block: [node names]}` of every body block holding a quantized Conv, in graph order."""
+    """`{block: [node names]}` of every body block holding a quantized Conv, in graph order.
+
+    tf2onnx renames a convolution it fuses with its batch norm (`Conv__665`);
+    such an unnamed node joins the block of the first named node it feeds
+    (its SiLU, `<scope>/<block>_1/Sigmoid`).
+    """
     quantized = set(body.quantize)
-    blocks = {}
+    consumers = {}
     for node in model.graph.node:
-        if node.name in quantized:
-            block = block_of(node.name, body.scope)
-            if block is not None:
-                blocks.setdefault(block, []).append(node.name)
-    convs = {block_of(n.name, body.scope) for n in model.graph.node
-             if n.op_type == "Conv" and n.name in quantized}
-    return {block: names for block, names in blocks.items() if block in convs}
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def block(node):
+        found = block_of(node.name, body.scope)
+        if found is None:
+            users = [u for out in node.output for u in consumers.get(out, [])]
+            found = next((b for u in users if (b := block_of(u.name, body.scope))), None)
+        return found
+
+    blocks, has_conv = {}, set()
+    for node in model.graph.node:
+        if node.name in quantized and (name := block(node)) is not None:
+            blocks.setdefault(name, []).append(node.name)
+            if node.op_type == "Conv":
+                has_conv.add(name)
+    return {name: nodes for name, nodes in blocks.items() if name in has_conv}
 
 
 class _Evaluator:
@@ -131,7 +146,7 @@ class _Evaluator:
 
 
 def search(model, ranges, images, flavour="u8s8", thresholds=None, max_float=8,
-           quantize_head=False, progress=None):
+           quantize_head=False, candidates=None, progress=None):
     """Finds the fewest body blocks to keep float for the INT8 model to pass parity.
 
     Args:
@@ -146,6 +161,8 @@ def search(model, ranges, images, flavour="u8s8", thresholds=None, max_float=8,
         max_float: int. Most blocks to keep float. Defaults to 8.
         quantize_head: bool. Start with the head's output convolutions
             quantized too. Defaults to False.
+        candidates: list of str or None. Blocks to measure (e.g. from an
+            earlier search); None measures every conv block. Defaults to None.
         progress: callable or None. Called with one message per step.
 
     Returns:
@@ -167,6 +184,11 @@ def search(model, ranges, images, flavour="u8s8", thresholds=None, max_float=8,
         return Sensitivity(flavour, METRIC, full, full, True, [], [], {}, evaluate.count)
 
     blocks = conv_blocks(proto, body)
+    if candidates is not None:
+        unknown = sorted(set(candidates) - set(blocks))
+        if unknown:
+            raise ValueError(f"Unknown blocks {unknown}. Expected some of {list(blocks)}.")
+        blocks = {b: nodes for b, nodes in blocks.items() if b in set(candidates)}
     drops = {}
     for index, (block, nodes) in enumerate(blocks.items()):
         only = dataclasses.replace(body, quantize=tuple(nodes))

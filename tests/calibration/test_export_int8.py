@@ -1,0 +1,109 @@
+"""INT8 through `edgedet.export.export` and the CLI: ONNX U8S8, TFLite INT8, `edgedet calibrate`."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+CALIB_SPEC = "synthetic:shapes?n=12&seed=11&size=48-96"  # as in conftest.py
+
+
+@pytest.fixture(scope="module")
+def exported(detector, config, tmp_path_factory):
+    """ONNX and TFLite INT8 artifacts from one export() call (one shared calibration)."""
+    from edgedet.export import export
+
+    out = tmp_path_factory.mktemp("export_int8")
+    messages = []
+    with pytest.warns(UserWarning, match="recommended"):
+        results = export(detector, ["onnx", "tflite"], out, config=config, stem="model",
+                         precision="int8", progress=messages.append,
+                         calibration={"data": CALIB_SPEC, "size": 12, "method": "minmax"})
+    return {r.target: r.path for r in results}, messages
+
+
+def test_artifacts_are_named_and_marked_int8(exported):
+    from edgedet.runtimes.registry import read_metadata
+
+    paths, messages = exported
+    assert {t: p.name for t, p in paths.items()} == {"onnx": "model_int8.onnx",
+                                                     "tflite": "model_int8.tflite"}
+    for target, path in paths.items():
+        metadata = read_metadata(path)
+        assert metadata.precision == "int8" and metadata.target == target
+        assert metadata.extra["quantization"]["calibration_images"] == 12
+    assert sum("calibrating" in m for m in messages) == 1  # ONNX Runtime pass, once
+
+
+def test_tflite_int8_quantizes_the_body_only(exported):
+    from edgedet.calibration.tflite_int8 import int8_summary
+
+    summary = int8_summary(exported[0]["tflite"].read_bytes())
+    assert summary["body_int8_ops"] > 100
+    assert summary["post_int8_ops"] == []
+    assert sorted(name.split("/")[1].rsplit("_", 1)[0] for name in summary["float_convs"]) == \
+        sorted(f"yolo_v8_head_{level}_{branch}_3_conv" for level in (1, 2, 3)
+               for branch in ("box", "class"))
+
+
+def test_int8_artifacts_run_and_pass_parity(exported, detector, eval_images):
+    from edgedet.runtimes.registry import open_runtime
+
+    from edgedet.parity import run_parity
+
+    paths, _ = exported
+    with open_runtime(paths["tflite"]) as runtime:
+        batch = np.stack([eval_images[0]] * 2)
+        first, second = runtime.predict(batch)
+        assert len(first) == len(second) > 0
+    result = run_parity(detector, list(paths.values()), eval_images)
+    assert result, result.summary_text()
+
+
+def test_unsupported_precisions_are_refused_before_any_work(detector, tmp_path):
+    from edgedet.export import export
+
+    with pytest.raises(ValueError, match="'savedmodel' cannot be exported at precision 'int8'"):
+        export(detector, ["savedmodel"], tmp_path, precision="int8")
+    with pytest.raises(ValueError, match="'onnx' cannot be exported at precision 'fp16'"):
+        export(detector, ["onnx"], tmp_path, precision="fp16")
+    assert not list(tmp_path.iterdir())
+
+
+def test_calibrate_command(fp32_onnx, tmp_path):
+    from edgedet.cli.calibrate import calibrate_command
+
+    runner = CliRunner()
+    result = runner.invoke(calibrate_command, [
+        "--model", str(fp32_onnx), "--data", CALIB_SPEC, "--size", "12", "--method",
+        "percentile", "--out", str(tmp_path), "--trt-version", "8.6.1"])
+    assert result.exit_code == 0, result.output
+    assert "calibrated (percentile) on 12 images" in result.output
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["model_int8.calib.cache", "model_int8.calib.json", "model_int8.onnx",
+                     "model_int8_trt.onnx"]
+    record = json.loads((tmp_path / "model_int8.calib.json").read_text())
+    assert record["method"] == "percentile" and record["options"] == {"percentile": 99.999}
+    assert (tmp_path / "model_int8.calib.cache").read_text().startswith(
+        "TRT-8601-EntropyCalibration2\n")
+    again = runner.invoke(calibrate_command, [
+        "--model", str(fp32_onnx), "--data", CALIB_SPEC, "--size", "12", "--out", str(tmp_path)])
+    assert again.exit_code == 1 and "already exists" in again.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "{missing}"], "Calibration data not found"),
+    (["--data", "{empty}"], "is empty"),
+    (["--trt-version", "8.4.0"], "needs TensorRT 8.5 or later"),
+    (["--method", "kl"], "Invalid value for '--method'"),
+])
+def test_calibrate_command_errors(fp32_onnx, tmp_path, args, message):
+    from edgedet.cli.calibrate import calibrate_command
+
+    (tmp_path / "empty").mkdir()
+    args = [a.format(missing=tmp_path / "missing", empty=tmp_path / "empty") for a in args]
+    result = CliRunner().invoke(calibrate_command, [
+        "--model", str(fp32_onnx), "--out", str(tmp_path / "out"), "--size", "4", *args])
+    assert result.exit_code != 0
+    assert message in result.output
