@@ -91,8 +91,11 @@ def export_int8(end_to_end, metadata, path, data, force=False, quantize_head=Fal
 
 def calibrate(frozen, data):
     """Float flatbuffer of `frozen.serve` with the ranges of `data` recorded in it."""
-    import tensorflow as tf
-    from edgedet.exporters.tflite import SIGNATURE_KEY
+    from edgedet.exporters.tflite import SIGNATURE_KEY, _converter_logs_silenced
+
+    from edgedet import backend
+
+    tf = backend.tensorflow()
 
     with tempfile.TemporaryDirectory(prefix="edgedet-tflite-int8-") as folder:
         tf.saved_model.save(
@@ -112,7 +115,8 @@ def calibrate(frozen, data):
         # quantization: calibrate now, quantize later with a denylist.
         converter.experimental_mlir_quantizer = True
         converter._experimental_calibrate_only = True
-        calibrated = converter.convert()
+        with _converter_logs_silenced():
+            calibrated = converter.convert()
     data.check_degenerate()
     return calibrated
 
@@ -176,6 +180,11 @@ def float_ops(content, quantize_head=False):
 
 def quantize(calibrated, quantize_head=False):
     """Quantizes the body of a calibrated flatbuffer; returns `(bytes, float op indices)`."""
+    from edgedet.exporters.tflite import _converter_logs_silenced
+
+    from edgedet import backend
+
+    backend.tensorflow()  # Imported quietly before its submodules.
     from tensorflow.lite.python import convert
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -195,12 +204,13 @@ def quantize(calibrated, quantize_head=False):
         for tensor in ops[index]["outputs"]:
             tensors[tensor].quantization = None  # No range: cannot be quantized.
     stripped = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-    content = convert.mlir_quantize(
-        stripped,
-        fully_quantize=False,
-        denylisted_ops=denied_ops,
-        denylisted_nodes=sorted(set(denied_nodes)),
-    )
+    with _converter_logs_silenced():
+        content = convert.mlir_quantize(
+            stripped,
+            fully_quantize=False,
+            denylisted_ops=denied_ops,
+            denylisted_nodes=sorted(set(denied_nodes)),
+        )
     return bytes(content), floats
 
 
