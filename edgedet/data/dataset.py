@@ -25,7 +25,6 @@ image is exactly what a runtime would be fed. Nothing here imports TensorFlow.
 """
 
 import dataclasses
-import importlib
 import os
 import warnings
 
@@ -499,25 +498,3 @@ def _detect(path, split):
         return "yolo", os.path.join(path, yamls[0])
     raise DatasetError(f"No dataset recognised in folder {path!r}. {_SPEC_HELP}")
 
-
-# --------------------------------------------------------------------------
-# The writing helpers live in `edgedet.data.writing` (which imports this
-# module); they stay importable from here, loaded on first use (PEP 562) so
-# the two modules do not import each other at load time.
-
-_WRITING_NAMES = (
-    "IMAGE_FORMATS",
-    "WRITE_FORMATS",
-    "ExportItem",
-    "claim",
-    "export_items",
-    "write_dataset",
-)
-
-
-def __getattr__(name):
-    if name not in _WRITING_NAMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module("edgedet.data.writing"), name)
-    globals()[name] = value
-    return value

@@ -21,10 +21,9 @@ from edgedet.data.dataset import (
     Record,
     RecordDataset,
     Validator,
-    claim,
-    export_items,
     image_size,
 )
+from edgedet.data.writing import claim, export_items
 from edgedet.files import atomic_write_text
 from edgedet.images import IMAGE_SUFFIXES
 
