@@ -1,0 +1,193 @@
+"""INT8 benchmark: speed and accuracy of the Q/DQ (U8S8, S8S8) and TFLite INT8 artifacts.
+
+Exports the FP32 ONNX of a model, calibrates once (`edgedet.calibration`),
+writes the U8S8 and S8S8 Q/DQ models and the TFLite INT8 model, then:
+
+- latency: `edgedet.benchmark.run_benchmark` (each artifact in its own
+  process, ONNX Runtime CPU / LiteRT, `--threads`) on the same images;
+  speed-up = FP32 median / INT8 median;
+- accuracy: `edgedet.parity.run_parity` against the FP32 Keras reference on a
+  held-out labelled set (synthetic validation split by default): share of
+  reference detections matched (same class, IoU >= 0.5), mAP50-95 with the
+  reference as ground truth, and the mAP50-95 drop against the labels.
+
+With a random-weight preset (`yolov8n` before the built-in model exists) only
+the speed figures mean anything: say so when you report them.
+
+Usage:
+
+    python benchmarks/int8.py --model yolov8n --threads 2 --out /tmp/int8
+    python benchmarks/int8.py --model model.keras --calib-data calib/ --eval-data val/
+"""
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+DEFAULT_CALIB = "synthetic:shapes?n=300&seed=0&size=320-640x320-640"
+DEFAULT_EVAL = "synthetic:shapes?n=100&seed=1&size=480x640"
+DEFAULT_SPEED_IMAGES = "synthetic:shapes?n=8&seed=2&size=480x640"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="yolov8n", help="A .keras file or a preset name.")
+    parser.add_argument("--out", required=True, help="Folder for the artifacts and int8.json.")
+    parser.add_argument("--calib-data", default=DEFAULT_CALIB)
+    parser.add_argument("--calib-size", type=int, default=300)
+    parser.add_argument("--calib-method", default="entropy",
+                        choices=["minmax", "entropy", "percentile"])
+    parser.add_argument("--eval-data", default=DEFAULT_EVAL,
+                        help="Held-out labelled images (a dataset spec: labels give the mAP drop).")
+    parser.add_argument("--eval-size", type=int, default=100)
+    parser.add_argument("--speed-images", default=DEFAULT_SPEED_IMAGES)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--conf", type=float, default=None,
+                        help="Confidence threshold baked in (random weights: use a low one).")
+    parser.add_argument("--no-tflite", action="store_true", help="Skip the TFLite INT8 model.")
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-accuracy", action="store_true")
+    return parser.parse_args(argv)
+
+
+STARTED = time.perf_counter()
+
+
+def log(message):
+    print(f"[{time.perf_counter() - STARTED:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def build_artifacts(model, config, args, out):
+    """FP32 ONNX + TFLite, then the INT8 models from one calibration. Returns name -> path."""
+    from edgedet.calibration.calibrate import calibrate
+    from edgedet.calibration.data import calibration_data
+
+    from edgedet.export import export
+
+    targets = ["onnx"] if args.no_tflite else ["onnx", "tflite"]
+    paths = {}
+    for result in export(model, targets, out, config=config, stem="fp32", force=True,
+                         progress=log):
+        paths[f"{result.target}_fp32"] = result.path
+    data = calibration_data(args.calib_data, size=args.calib_size)
+    started = time.perf_counter()
+    calibrated = calibrate(paths["onnx_fp32"], data, out, method=args.calib_method, stem="model",
+                           force=True, progress=log)
+    paths["onnx_u8s8"] = calibrated.paths["u8s8"]
+    paths["onnx_s8s8"] = calibrated.paths["s8s8"]
+    timings = {"calibrate_onnx_seconds": round(time.perf_counter() - started, 1)}
+    if not args.no_tflite:
+        started = time.perf_counter()
+        (result,) = export(model, ["tflite"], out, config=config, stem="model", force=True,
+                           precision="int8", progress=log,
+                           calibration={"data": data, "method": args.calib_method})
+        paths["tflite_int8"] = result.path
+        timings["tflite_int8_seconds"] = round(time.perf_counter() - started, 1)
+    return paths, timings
+
+
+def speed(paths, args):
+    from edgedet.benchmark.run import run_benchmark
+
+    document = run_benchmark(list(paths.values()), images=args.speed_images, runs=args.runs,
+                             threads=args.threads, progress=log)
+    medians = {}
+    for name, result in zip(paths, document["results"]):
+        medians[name] = (None if result["error"]
+                         else result["batches"][0]["latency_ms"]["median"])
+    figures = {"median_ms": medians, "threads": args.threads, "images": args.speed_images,
+               "machine": document.get("machine")}
+    for name in ("onnx_u8s8", "onnx_s8s8"):
+        if medians.get(name) and medians.get("onnx_fp32"):
+            figures[f"{name}_speedup"] = round(medians["onnx_fp32"] / medians[name], 2)
+    if medians.get("tflite_int8") and medians.get("tflite_fp32"):
+        figures["tflite_int8_speedup"] = round(medians["tflite_fp32"] / medians["tflite_int8"], 2)
+    return figures
+
+
+def accuracy(model, paths, args):
+    from edgedet.data import load_dataset, sample
+    from edgedet.parity import run_parity
+
+    dataset = load_dataset(args.eval_data, split="val")
+    if args.eval_size and args.eval_size < len(dataset):
+        dataset = sample(dataset, args.eval_size, seed=0)
+    names = [n for n in paths if n != "onnx_fp32" and n != "tflite_fp32"] + ["onnx_fp32"]
+    # Labels only mean something for a model trained on these classes.
+    labelled = set(dataset.class_names) <= set(getattr(model, "class_names", ()) or ())
+    result = run_parity(model, [paths[n] for n in names], dataset,
+                        labels=dataset if labelled else None)
+    figures = {"labels": bool(labelled)}
+    for name, artifact in zip(names, result.artifacts):
+        summary = artifact.summary or {}
+        figures[name] = {
+            "status": artifact.status,
+            "matched_reference_detections": summary.get("recall"),
+            "map50_95_vs_reference": summary.get("map50_95_vs_reference"),
+            "map50_95_drop_points": (None if summary.get("map50_95_drop") is None
+                                     else round(100 * summary["map50_95_drop"], 2)),
+            "reference_detections": summary.get("reference_detections"),
+        }
+    figures["reference_labels_map"] = result.reference_runs[0].labels_map
+    return figures
+
+
+def markdown(report):
+    lines = [f"### INT8 ({report['model']}, {report['calibration']})", ""]
+    if report.get("speed"):
+        speed_ = report["speed"]
+        lines += ["| artifact | median ms | speed-up vs FP32 |", "|---|---|---|"]
+        for name, ms in speed_["median_ms"].items():
+            up = speed_.get(f"{name}_speedup", "")
+            lines.append(f"| {name} | {ms if ms is None else round(ms, 1)} | {up} |")
+        lines.append("")
+    if report.get("accuracy"):
+        lines += ["| artifact | matched ref. detections | mAP50-95 vs ref. | mAP drop (pts) |",
+                  "|---|---|---|---|"]
+        for name, row in report["accuracy"].items():
+            if isinstance(row, dict) and "status" in row:
+                lines.append(f"| {name} | {_pct(row['matched_reference_detections'])} | "
+                             f"{_num(row['map50_95_vs_reference'])} | "
+                             f"{_num(row['map50_95_drop_points'])} |")
+    lines += ["", f"Command: `{report['command']}`"]
+    return "\n".join(lines)
+
+
+def _pct(value):
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _num(value):
+    return "-" if value is None else f"{value:.3f}"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from edgedet.cli.common import inference_config, resolve_model
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = resolve_model(args.model)
+    config = inference_config(model, conf=args.conf)
+    paths, timings = build_artifacts(model, config, args, out)
+    report = {"model": args.model, "calibration": f"{args.calib_method}, {args.calib_size} "
+              f"images from {args.calib_data}", "timings": timings,
+              "command": " ".join(["python", "benchmarks/int8.py", *(argv or sys.argv[1:])]),
+              "artifacts": {k: str(v) for k, v in paths.items()}}
+    if not args.skip_speed:
+        report["speed"] = speed(paths, args)
+    if not args.skip_accuracy:
+        report["accuracy"] = accuracy(model, paths, args)
+    (out / "int8.json").write_text(json.dumps(report, indent=2, default=str))
+    text = markdown(report)
+    (out / "int8.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
