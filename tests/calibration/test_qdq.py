@@ -186,3 +186,17 @@ def test_ranges_survive_the_calibration_json(ranges, fp32_onnx):
     assert scales_a.keys() == scales_b.keys()
     for name in scales_a:
         np.testing.assert_allclose(scales_a[name], scales_b[name], rtol=1e-6)
+
+
+def test_all_black_calibration_images_warn_that_ranges_are_degenerate(fp32_onnx):
+    from edgedet.calibration.data import (
+        DegenerateDataWarning,
+        FewImagesWarning,
+        calibration_data,
+    )
+
+    black = [np.zeros((60, 80, 3), np.uint8) for _ in range(3)]
+    with pytest.warns(FewImagesWarning):
+        data = calibration_data(black, size=None)
+    with pytest.warns(DegenerateDataWarning, match="3 of 3 calibration images are flat"):
+        collect_ranges(fp32_onnx, data, method="minmax")
