@@ -1,1 +1,21 @@
-"""edgedet.calibration (installed from the top-level `calibration/` folder)."""
+"""edgedet.calibration (installed from the top-level `calibration/` folder): INT8.
+
+Modules:
+
+- `data`: calibration images (folder, COCO / YOLO / VOC dataset, `synthetic:`
+  spec, arrays) as one reader protocol of raw uint8 feeds, sampled
+  deterministically and checked.
+- `body`: which nodes of the end-to-end ONNX graph are the network body (the
+  only part quantized; head output convolutions stay float by default).
+- `qdq`: ranges with ONNX Runtime's calibrators (minmax, entropy,
+  percentile) and Q/DQ models: U8S8 for ONNX Runtime CPU, symmetric S8S8 for
+  TensorRT.
+- `trt_cache`: TensorRT calibration caches in TensorRT's text format, keyed
+  by model, preprocessing, method and data.
+- `sensitivity`: keeps the blocks that hurt parity most in float.
+- `tflite_int8`: full-integer TFLite body with float pre/post-processing.
+- `calibrate`: `edgedet calibrate` as a function (all of the above, one pass).
+- `session`: the calibration shared by the targets of one INT8 export.
+
+Nothing here imports TensorFlow, ONNX Runtime or TensorRT at import time.
+"""
