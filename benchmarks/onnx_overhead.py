@@ -73,15 +73,22 @@ def session(path, threads):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def median_ms(sess, feed, runs, warmup=5):
-    for _ in range(warmup):
-        sess.run(None, feed)
-    times = []
+def interleaved_ms(runs_by_name, runs, warmup=5):
+    """Median and min latency (ms) of each `(session, feed)`, timed in turns.
+
+    Taking turns (A, B, C, A, B, C, ...) keeps a busy machine's slow drift
+    from favouring whichever model would have run last.
+    """
+    for sess, feed in runs_by_name.values():
+        for _ in range(warmup):
+            sess.run(None, feed)
+    times = {name: [] for name in runs_by_name}
     for _ in range(runs):
-        start = time.perf_counter()
-        sess.run(None, feed)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times), min(times)
+        for name, (sess, feed) in runs_by_name.items():
+            start = time.perf_counter()
+            sess.run(None, feed)
+            times[name].append((time.perf_counter() - start) * 1000)
+    return {name: (statistics.median(t), min(t)) for name, t in times.items()}
 
 
 def graph_stats(path):
@@ -108,8 +115,11 @@ def main():
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (1, 720, 1280, 3), dtype=np.uint8)
     pixels = rng.uniform(0, 255, (1, 640, 640, 3)).astype(np.float32)
-    print(f"ONNX Runtime {ort.__version__}, CPU, threads={args.threads or 'default'}, "
-          f"{args.runs} runs, median (min) ms\n")
+    import os
+
+    print(f"ONNX Runtime {ort.__version__}, CPU ({os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f}), threads={args.threads or 'default'}, {args.runs} runs "
+          "taken in turns, median (min) ms\n")
 
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
@@ -127,15 +137,18 @@ def main():
         print(f"\nend-to-end graph: {nodes} nodes, {transposes} Transpose, "
               f"{cancelling} cancelling Transpose pairs")
 
-        base_ms, base_min = median_ms(session(bare, args.threads), {"pixels": pixels}, args.runs)
-        print(f"\nnetwork only  [1,640,640,3] float32: {base_ms:7.1f} ({base_min:.1f})")
+        runs_by_name = {"network": (session(bare, args.threads), {"pixels": pixels})}
         for name, path in end_to_end.items():
-            sess = session(path, args.threads)
-            ms, fastest = median_ms(sess, {"images": image}, args.runs)
-            count = int(sess.run(["num_detections"], {"images": image})[0][0])
+            runs_by_name[name] = (session(path, args.threads), {"images": image})
+        timings = interleaved_ms(runs_by_name, args.runs)
+        base_ms, base_min = timings["network"]
+        print(f"\nnetwork only  [1,640,640,3] float32: {base_ms:7.1f} ({base_min:.1f})")
+        for name in end_to_end:
+            sess, feed = runs_by_name[name]
+            ms, fastest = timings[name]
+            count = int(sess.run(["num_detections"], feed)[0][0])
             print(f"end to end    [1,720,1280,3] uint8, NMS {name:<5} ({count:3d} kept): "
                   f"{ms:7.1f} ({fastest:.1f})  ratio {ms / base_ms:.2f}x")
-
 
 if __name__ == "__main__":
     main()
