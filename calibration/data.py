@@ -42,9 +42,11 @@ import numpy as np
 INPUT_NAME = "images"
 DEFAULT_SIZE = 300
 MIN_RECOMMENDED = 100
-# What the built-in model is trained on (edgedet.data.synthetic): calibration
-# uses the training stream; the held-out validation split stays unseen.
-DEFAULT_SOURCE = "synthetic:shapes?n=2000&seed=0&size=320-640x320-640"
+# What the built-in model is trained on (the `edgedet train` recipe of the
+# built-in weights: synthetic shapes, 224 px, seed 0, split "train"), so the
+# default calibration set matches it; its held-out split ("holdout", another
+# seed) stays unseen. Keep in sync with that recipe.
+DEFAULT_SOURCE = "synthetic:shapes?n=6000&seed=0&size=224"
 # An image whose pixels span fewer levels than this is "flat" (e.g. all black).
 _FLAT_RANGE = 2
 
