@@ -27,8 +27,10 @@ import time
 import warnings
 from pathlib import Path
 
-DEFAULT_CALIB = "synthetic:shapes?n=300&seed=0&size=320-640x320-640"
-DEFAULT_EVAL = "synthetic:shapes?n=100&seed=1&size=480x640"
+# None: `edgedet.calibration.data.DEFAULT_SOURCE`, the built-in model's training stream.
+DEFAULT_CALIB = None
+# The built-in model's held-out set (`edgedet train --holdout 500 --seed 0`).
+DEFAULT_EVAL = "synthetic:shapes?size=224&n=500&seed=1000"
 DEFAULT_SPEED_IMAGES = "synthetic:shapes?n=8&seed=2&size=480x640"
 
 
@@ -42,6 +44,8 @@ def parse_args(argv=None):
                         choices=["minmax", "entropy", "percentile"])
     parser.add_argument("--eval-data", default=DEFAULT_EVAL,
                         help="Held-out labelled images (a dataset spec: labels give the mAP drop).")
+    parser.add_argument("--eval-split", default="holdout",
+                        help="Split of --eval-data (synthetic streams differ per split).")
     parser.add_argument("--eval-size", type=int, default=100)
     parser.add_argument("--speed-images", default=DEFAULT_SPEED_IMAGES)
     parser.add_argument("--threads", type=int, default=2)
@@ -113,7 +117,7 @@ def accuracy(model, paths, args):
     from edgedet.data import load_dataset, sample
     from edgedet.parity import run_parity
 
-    dataset = load_dataset(args.eval_data, split="val")
+    dataset = load_dataset(args.eval_data, split=args.eval_split)
     if args.eval_size and args.eval_size < len(dataset):
         dataset = sample(dataset, args.eval_size, seed=0)
     names = [n for n in paths if n != "onnx_fp32" and n != "tflite_fp32"] + ["onnx_fp32"]
