@@ -292,8 +292,9 @@ def build_engine(onnx_bytes, options, calib_cache_text=None, logger=None):
     flags = 0
     if version_tuple(trt.__version__)[0] < 10:
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    if plan["strongly_typed"]:
-        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    if plan["strongly_typed"] and strongly_typed is not None:  # Always on (no flag) in 11+.
+        flags |= 1 << int(strongly_typed)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     with stage(TARGET, "parse ONNX"):
@@ -430,7 +431,8 @@ def export(end_to_end, metadata, path, force=False, precision="fp32", session=No
     device = cuda_device() or {}
     facts.update(
         gpu=device.get("name"), compute_capability=device.get("compute_capability"),
-        precision=options.precision, int8_mode=options.int8_mode if precision == "int8" else None,
+        precision=options.precision,
+        int8_mode=options.int8_mode if options.precision == "int8" else None,
         profile={"min": options.shapes[0], "opt": options.shapes[1], "max": options.shapes[2]},
         workspace_mib=options.workspace_mib, dla_core=options.dla_core,
         onnx_sha256=_sha256(onnx_bytes),
