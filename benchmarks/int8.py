@@ -53,6 +53,8 @@ def parse_args(argv=None):
     parser.add_argument("--conf", type=float, default=None,
                         help="Confidence threshold baked in (random weights: use a low one).")
     parser.add_argument("--no-tflite", action="store_true", help="Skip the TFLite INT8 model.")
+    parser.add_argument("--reuse", action="store_true",
+                        help="Reuse the artifacts already in --out (skip export and calibration).")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-accuracy", action="store_true")
     return parser.parse_args(argv)
@@ -113,6 +115,49 @@ def speed(paths, args):
     return figures
 
 
+def cpu_time(paths, args):
+    """Median single-thread CPU time (ms) of one `predict` per artifact, in this process.
+
+    CPU time of one thread does not depend on what else runs on the machine, so
+    the speed-up it gives is stable on a shared box (wall-clock numbers are not).
+    """
+    import numpy as np
+    import onnxruntime as ort
+    from edgedet.runtimes.litert import LiteRTRuntime
+    from edgedet.runtimes.onnxrt import OnnxRuntime
+
+    from edgedet.data import load_dataset
+
+    dataset = load_dataset(args.speed_images)
+    images = [dataset[i]["image"] for i in range(len(dataset))]
+    medians = {}
+    for name, path in paths.items():
+        if str(path).endswith(".onnx"):
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = options.inter_op_num_threads = 1
+            runtime = OnnxRuntime(path, providers=["CPUExecutionProvider"],
+                                  session_options=options)
+        else:
+            runtime = LiteRTRuntime(path, num_threads=1)
+        with runtime:
+            for image in images[:2]:
+                runtime.predict([image])
+            times = []
+            for run in range(args.runs):
+                image = images[run % len(images)]
+                started = time.process_time()
+                runtime.predict([image])
+                times.append(time.process_time() - started)
+        medians[name] = round(1000 * float(np.median(times)), 2)
+        log(f"{name}: {medians[name]} ms CPU (1 thread)")
+    figures = {"cpu_ms_1_thread": medians}
+    for name, base in (("onnx_u8s8", "onnx_fp32"), ("onnx_s8s8", "onnx_fp32"),
+                       ("tflite_int8", "tflite_fp32")):
+        if medians.get(name) and medians.get(base):
+            figures[f"{name}_speedup"] = round(medians[base] / medians[name], 2)
+    return figures
+
+
 def accuracy(model, paths, args):
     from edgedet.data import load_dataset, sample
     from edgedet.parity import run_parity
@@ -143,11 +188,14 @@ def accuracy(model, paths, args):
 def markdown(report):
     lines = [f"### INT8 ({report['model']}, {report['calibration']})", ""]
     if report.get("speed"):
-        speed_ = report["speed"]
-        lines += ["| artifact | median ms | speed-up vs FP32 |", "|---|---|---|"]
+        speed_, cpu = report["speed"], report["cpu"]
+        lines += [f"| artifact | wall ms ({speed_['threads']} threads) | speed-up | "
+                  "CPU ms (1 thread) | speed-up |", "|---|---|---|---|---|"]
         for name, ms in speed_["median_ms"].items():
-            up = speed_.get(f"{name}_speedup", "")
-            lines.append(f"| {name} | {ms if ms is None else round(ms, 1)} | {up} |")
+            lines.append(
+                f"| {name} | {ms if ms is None else round(ms, 1)} | "
+                f"{speed_.get(f'{name}_speedup', '')} | {cpu['cpu_ms_1_thread'].get(name)} | "
+                f"{cpu.get(f'{name}_speedup', '')} |")
         lines.append("")
     if report.get("accuracy"):
         lines += ["| artifact | matched ref. detections | mAP50-95 vs ref. | mAP drop (pts) |",
@@ -178,12 +226,25 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     model = resolve_model(args.model)
     config = inference_config(model, conf=args.conf)
-    paths, timings = build_artifacts(model, config, args, out)
+    existing = {"onnx_fp32": out / "fp32.onnx", "tflite_fp32": out / "fp32.tflite",
+                "onnx_u8s8": out / "model_int8.onnx", "onnx_s8s8": out / "model_int8_trt.onnx",
+                "tflite_int8": out / "model_int8.tflite"}
+    if args.no_tflite:
+        existing = {k: v for k, v in existing.items() if not k.startswith("tflite")}
+    if args.reuse and all(p.exists() for p in existing.values()):
+        paths, timings = existing, {}
+        log("reusing the artifacts in " + str(out))
+    else:
+        paths, timings = build_artifacts(model, config, args, out)
+    from edgedet.calibration.data import DEFAULT_SOURCE
+
+    source = args.calib_data or DEFAULT_SOURCE
     report = {"model": args.model, "calibration": f"{args.calib_method}, {args.calib_size} "
-              f"images from {args.calib_data}", "timings": timings,
+              f"images from {source}", "timings": timings,
               "command": " ".join(["python", "benchmarks/int8.py", *(argv or sys.argv[1:])]),
               "artifacts": {k: str(v) for k, v in paths.items()}}
     if not args.skip_speed:
+        report["cpu"] = cpu_time(paths, args)
         report["speed"] = speed(paths, args)
     if not args.skip_accuracy:
         report["accuracy"] = accuracy(model, paths, args)
