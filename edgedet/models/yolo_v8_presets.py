@@ -9,6 +9,8 @@ With 80 classes their trainable parameter counts equal Ultralytics' model
 summaries minus the 16 fixed DFL weights (e.g. yolov8n: 3,157,200 - 16).
 
 `tiny` is a few-thousand-parameter model for tests and smoke runs.
+`pico` (~0.9 M parameters, input 224) is the architecture of edgedet's
+built-in default model, trained on synthetic shapes (`edgedet.train`).
 """
 
 import copy
@@ -44,6 +46,13 @@ def _ultralytics_preset(depth, width, max_channels):
 
 
 PRESETS = {name: _ultralytics_preset(*scale) for name, scale in _ULTRALYTICS_SCALES.items()}
+PRESETS["pico"] = {
+    "stackwise_channels": [16, 32, 64, 128],
+    "stackwise_depth": [1, 1, 1, 1],
+    "neck_depths": [1, 1, 1, 1],
+    "head_class_channels": None,
+    "letterbox": {"size": 224, "pad_position": "bottom_right", "pad_value": 0},
+}
 PRESETS["tiny"] = {
     "stackwise_channels": [8, 16, 32, 64],
     "stackwise_depth": [1, 1, 1, 1],
