@@ -71,7 +71,6 @@ def build_artifacts(model, config, args, out):
     """FP32 ONNX + TFLite, then the INT8 models from one calibration. Returns name -> path."""
     from edgedet.calibration.calibrate import calibrate
     from edgedet.calibration.data import calibration_data
-
     from edgedet.export import export
 
     targets = ["onnx"] if args.no_tflite else ["onnx", "tflite"]
@@ -123,10 +122,10 @@ def cpu_time(paths, args):
     """
     import numpy as np
     import onnxruntime as ort
-    from edgedet.runtimes.litert import LiteRTRuntime
-    from edgedet.runtimes.onnxrt import OnnxRuntime
 
     from edgedet.data import load_dataset
+    from edgedet.runtimes.litert import LiteRTRuntime
+    from edgedet.runtimes.onnxrt import OnnxRuntime
 
     dataset = load_dataset(args.speed_images)
     images = [dataset[i]["image"] for i in range(len(dataset))]

@@ -30,12 +30,11 @@ import hashlib
 import json
 from pathlib import Path
 
+import edgedet
 from edgedet.calibration import trt_cache
 from edgedet.calibration.body import find_body
 from edgedet.calibration.data import DEFAULT_SIZE, CalibrationData, calibration_data
 from edgedet.calibration.qdq import DEFAULT_METHOD, check_placement, collect_ranges, quantize
-
-import edgedet
 
 SCHEMA_VERSION = 1
 SUFFIXES = {

@@ -38,6 +38,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
 from edgedet.calibration.body import find_body
 from edgedet.calibration.data import DegenerateDataWarning
 

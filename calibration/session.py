@@ -77,6 +77,7 @@ class ExportCalibration:
     def fp32_onnx(self, end_to_end, metadata):
         """The FP32 end-to-end ONNX `ModelProto`, with `metadata` inside (a copy)."""
         import onnx
+
         from edgedet.exporters.onnx_export import set_metadata
 
         model = onnx.ModelProto()
@@ -151,7 +152,6 @@ def export_onnx_int8(end_to_end, metadata, path, force=False, session=None, prec
         `path` as a `pathlib.Path`.
     """
     from edgedet.exporters.base import stage
-
     from edgedet.files import atomic_write_bytes, check_writable_output
 
     _require_int8(precision)

@@ -54,7 +54,6 @@ def export_int8(end_to_end, metadata, path, data, force=False, quantize_head=Fal
 
     from edgedet.exporters.base import serving_function, stage
     from edgedet.exporters.tflite import add_metadata, check, freeze
-
     from edgedet.files import atomic_write_bytes, check_writable_output
     from edgedet.metadata import METADATA_KEY
 
@@ -91,9 +90,8 @@ def export_int8(end_to_end, metadata, path, data, force=False, quantize_head=Fal
 
 def calibrate(frozen, data):
     """Float flatbuffer of `frozen.serve` with the ranges of `data` recorded in it."""
-    from edgedet.exporters.tflite import SIGNATURE_KEY, _converter_logs_silenced
-
     from edgedet import backend
+    from edgedet.exporters.tflite import SIGNATURE_KEY, _converter_logs_silenced
 
     tf = backend.tensorflow()
 
@@ -180,9 +178,8 @@ def float_ops(content, quantize_head=False):
 
 def quantize(calibrated, quantize_head=False):
     """Quantizes the body of a calibrated flatbuffer; returns `(bytes, float op indices)`."""
-    from edgedet.exporters.tflite import _converter_logs_silenced
-
     from edgedet import backend
+    from edgedet.exporters.tflite import _converter_logs_silenced
 
     backend.tensorflow()  # Imported quietly before its submodules.
     from tensorflow.lite.python import convert

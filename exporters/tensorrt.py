@@ -34,7 +34,6 @@ import shlex
 from pathlib import Path
 
 from edgedet.exporters.base import INPUT_NAME, ExportError, stage
-
 from edgedet.files import atomic_write_bytes, atomic_write_text, check_writable_output
 
 TARGET = "trt"
@@ -193,8 +192,9 @@ def fp16_onnx(model):
     Only the network body is converted (`edgedet.calibration.body`); the
     letterbox, decode and NMS stay float32, with casts at the boundary.
     """
-    from edgedet.calibration.body import find_body
     from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    from edgedet.calibration.body import find_body
 
     body = set(find_body(model).nodes)
     keep = [node.name for node in model.graph.node if node.name not in body]
@@ -414,6 +414,7 @@ def export(end_to_end, metadata, path, force=False, precision="fp32", session=No
         `path` as a `pathlib.Path`.
     """
     import tensorrt as trt
+
     from edgedet.runtimes.trt import cuda_device
 
     options = _options(precision, options)

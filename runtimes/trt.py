@@ -28,9 +28,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from edgedet.runtimes.base import Runtime
 
 from edgedet.metadata import ArtifactMetadata, MetadataError
+from edgedet.runtimes.base import Runtime
 
 SIDECAR_SUFFIX = ".json"
 INPUT_NAME = "images"

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+
 from edgedet.calibration import trt_cache
 from edgedet.calibration.calibrate import (
     cache_for_version,

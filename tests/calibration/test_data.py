@@ -5,6 +5,8 @@ import warnings
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from edgedet.calibration.data import (
     CalibrationData,
     CalibrationDataError,
@@ -14,7 +16,6 @@ from edgedet.calibration.data import (
     check_image,
     sample_indices,
 )
-from PIL import Image
 
 
 def _write_images(folder, sizes, seed=0):

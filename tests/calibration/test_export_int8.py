@@ -48,9 +48,8 @@ def test_tflite_int8_quantizes_the_body_only(exported):
 
 
 def test_int8_artifacts_run_and_pass_parity(exported, detector, eval_images):
-    from edgedet.runtimes.registry import open_runtime
-
     from edgedet.parity import run_parity
+    from edgedet.runtimes.registry import open_runtime
 
     paths, _ = exported
     with open_runtime(paths["tflite"]) as runtime:

@@ -3,9 +3,10 @@
 import numpy as np
 import onnx
 import pytest
+from onnx import numpy_helper
+
 from edgedet.calibration.body import find_body
 from edgedet.calibration.qdq import check_placement, collect_ranges, qdq_summary, quantize
-from onnx import numpy_helper
 
 QDQ = {"QuantizeLinear", "DequantizeLinear"}
 

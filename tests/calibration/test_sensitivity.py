@@ -2,9 +2,9 @@
 
 import onnx
 import pytest
+
 from edgedet.calibration.body import find_body
 from edgedet.calibration.sensitivity import conv_blocks, search
-
 from edgedet.parity import Thresholds
 
 BROKEN = "stack2_c2f_output"

@@ -4,6 +4,7 @@ import struct
 
 import numpy as np
 import pytest
+
 from edgedet.calibration import trt_cache
 from edgedet.calibration.qdq import Ranges
 

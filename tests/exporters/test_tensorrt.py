@@ -6,6 +6,7 @@ import json
 import numpy as np
 import onnx
 import pytest
+
 from edgedet.exporters import tensorrt as trt_export
 from edgedet.exporters.tensorrt import BuildOptions, build_plan, parse_shape, trtexec_command
 
@@ -141,10 +142,9 @@ def test_missing_tensorrt_writes_the_files_and_says_how_to_continue(detector, tm
                                                                     monkeypatch):
     from edgedet.calibration import trt_cache
     from edgedet.calibration.qdq import qdq_summary
+    from edgedet.export import export
     from edgedet.exporters import registry
     from edgedet.exporters.base import ExportError
-
-    from edgedet.export import export
 
     monkeypatch.setattr(registry, "_has_nvidia_gpu", lambda: False)
     options = {"trt_version": "8.6.1", "model_spec": "model.keras", "calib_data": CALIB_SPEC}
@@ -180,10 +180,9 @@ def test_missing_tensorrt_writes_the_files_and_says_how_to_continue(detector, tm
 
 
 def test_missing_tensorrt_fp16(detector, tmp_path, monkeypatch):
+    from edgedet.export import export
     from edgedet.exporters import registry
     from edgedet.exporters.base import ExportError
-
-    from edgedet.export import export
 
     monkeypatch.setattr(registry, "_has_nvidia_gpu", lambda: False)
     with pytest.raises(ExportError, match="--fp16"):
@@ -263,9 +262,8 @@ def test_engine_builds_runs_and_agrees(gpu, detector, tmp_path, precision, mode)
 
 @pytest.mark.tensorrt
 def test_engine_from_another_tensorrt_version_is_refused(gpu, detector, tmp_path):
-    from edgedet.runtimes.trt import TensorRTRuntime, TensorRTVersionError
-
     from edgedet.export import export
+    from edgedet.runtimes.trt import TensorRTRuntime, TensorRTVersionError
 
     (result,) = export(detector, ["trt"], tmp_path, stem="m")
     sidecar = trt_export.sidecar_path(result.path)

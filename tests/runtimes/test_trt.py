@@ -4,6 +4,9 @@ import importlib.util
 import json
 
 import pytest
+
+from edgedet.config import InferenceConfig
+from edgedet.metadata import ArtifactMetadata, MetadataError
 from edgedet.runtimes.trt import (
     TensorRTRuntime,
     TensorRTVersionError,
@@ -13,9 +16,6 @@ from edgedet.runtimes.trt import (
     read_metadata,
     sidecar_path,
 )
-
-from edgedet.config import InferenceConfig
-from edgedet.metadata import ArtifactMetadata, MetadataError
 
 FACTS = {"version": "10.3.0.26", "gpu": "Orin", "compute_capability": "8.7",
          "precision": "int8", "input_dtype": "uint8"}
