@@ -7,8 +7,9 @@
 2. Otherwise measure each convolution block alone: quantize only that block
    and record how far the parity metric falls below the FP32 artifact's.
 3. Keep the worst blocks in float, one at a time (worst first), re-checking
-   the fully quantized model after each, until it passes or `max_float`
-   blocks are kept.
+   the fully quantized model after each; a block that does not improve the
+   parity metric goes back to int8. Stop when it passes, after `max_float`
+   blocks, or after trying `2 * max_float` of them.
 
 A block is one Keras `conv_bn` unit (convolution, folded batch norm and its
 SiLU), e.g. `stack2_c2f_pre`, `yolo_v8_head_1_box_2`.
@@ -158,7 +159,8 @@ def search(model, ranges, images, flavour="u8s8", thresholds=None, max_float=8,
         flavour: str. `"u8s8"` or `"s8s8"`. Defaults to `"u8s8"`.
         thresholds: `edgedet.parity.Thresholds` or None for the INT8
             defaults. Defaults to None.
-        max_float: int. Most blocks to keep float. Defaults to 8.
+        max_float: int. Most blocks to keep float (at most twice as many are
+            tried). Defaults to 8.
         quantize_head: bool. Start with the head's output convolutions
             quantized too. Defaults to False.
         candidates: list of str or None. Blocks to measure (e.g. from an
@@ -198,13 +200,19 @@ def search(model, ranges, images, flavour="u8s8", thresholds=None, max_float=8,
     ranked = sorted(drops, key=lambda b: (-drops[b], list(blocks).index(b)))
 
     kept, final = [], full
-    for block in ranked[:max_float]:
-        kept.append(block)
-        float_nodes = [n for b in kept for n in blocks[b]]
+    for block in ranked[: 2 * max_float]:  # Greedy forward selection, worst block first.
+        if len(kept) == max_float:
+            break
+        float_nodes = [n for b in [*kept, block] for n in blocks[b]]
         candidate = find_body(proto, quantize_head=quantize_head, exclude=float_nodes)
-        final = evaluate(quantize(proto, ranges, flavour=flavour, body=candidate))
-        notify(f"float {kept}: {METRIC} {final[METRIC]:.3f}, "
-               f"{'passes' if final['passed'] else 'fails'}")
+        summary = evaluate(quantize(proto, ranges, flavour=flavour, body=candidate))
+        better = summary[METRIC] > final[METRIC] or summary["passed"]
+        notify(f"float {[*kept, block]}: {METRIC} {summary[METRIC]:.3f}, "
+               f"{'passes' if summary['passed'] else 'fails'}"
+               f"{'' if better else f'; {block} stays int8 (no gain)'}")
+        if better:
+            kept.append(block)
+            final = summary
         if final["passed"]:
             break
     return Sensitivity(
