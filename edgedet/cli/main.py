@@ -9,6 +9,7 @@ import click
 
 import edgedet
 from edgedet.cli.benchmark import benchmark_command
+from edgedet.cli.calibrate import calibrate_command
 from edgedet.cli.export import export_command
 from edgedet.cli.import_cmd import import_group
 from edgedet.cli.info import info_command
@@ -41,6 +42,7 @@ cli.add_command(export_command)
 cli.add_command(parity_command)
 cli.add_command(benchmark_command)
 cli.add_command(import_group)
+cli.add_command(calibrate_command)
 
 if __name__ == "__main__":  # pragma: no cover
     cli()
