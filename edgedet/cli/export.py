@@ -7,6 +7,10 @@ import click
 
 from edgedet.cli.common import inference_config, inference_options, resolve_model, user_errors
 
+# Default parity images: synthetic shapes of varied sizes and aspect ratios (the
+# letterbox is exercised), generated here, so nothing is downloaded.
+PARITY_IMAGES = "synthetic:shapes?n=12&seed=2024&size=200-480x240-640"
+
 
 def _size(num_bytes):
     for unit in ("B", "KB", "MB", "GB"):
@@ -74,10 +78,16 @@ def _trt_shapes(text):
 @click.option("--trt-version", default=None, metavar="X.Y.Z",
               help="Without TensorRT here: the device's TensorRT version, for the files "
                    "written instead of the engine. Default: 10.3.0 (JetPack 6).")
+@click.option("--parity/--no-parity", default=True, show_default=True,
+              help="After exporting, compare every artifact with the Keras reference "
+                   "(edgedet parity) and write OUT/parity/report.html.")
+@click.option("--parity-images", default=PARITY_IMAGES, show_default=True,
+              metavar="DIR|synthetic:shapes[?...]", help="Images for the parity check.")
 @click.option("--force", is_flag=True, help="Replace artifacts that already exist.")
-def export_command(model_spec, targets, out, force, precision, calib_data, calib_method,
+@click.pass_context
+def export_command(ctx, model_spec, targets, out, force, precision, calib_data, calib_method,
                    calib_size, int8_mode, calib_cache, trt_shapes, workspace, timing_cache,
-                   dla_core, trt_version, **options):
+                   dla_core, trt_version, parity, parity_images, **options):
     """Export a model with the letterbox and NMS inside the graph.
 
     Every artifact takes `images: uint8 [B, H, W, 3]` RGB of any size and
@@ -113,3 +123,12 @@ def export_command(model_spec, targets, out, force, precision, calib_data, calib
                          target_options={"trt": trt})
     rows = [(r.target, r.path, _size(r.size_bytes), f"{r.seconds:.1f}") for r in results]
     click.echo(_table(rows, ("target", "path", "size", "seconds")))
+    if parity and results:
+        # The parity command's own code path: same checks, reports and exit code
+        # (0 all pass, 1 a parity failure).
+        from edgedet.cli.parity import parity_command
+
+        click.echo(f"\nParity with the Keras reference on {parity_images}:", err=True)
+        ctx.invoke(parity_command, model_spec=model,
+                   artifacts=[str(r.path) for r in results], images=parity_images,
+                   out=str(pathlib.Path(out) / "parity"), force=force)

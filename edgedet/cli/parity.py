@@ -13,7 +13,13 @@ def _usage(message):
 
 
 def load_reference(spec):
-    """The reference Keras model for `--model` (a `.keras` file or a preset)."""
+    """The reference Keras model for `--model` (a `.keras` file or a preset).
+
+    `edgedet export` passes its live model instead, so a preset's random
+    weights are the ones that were exported.
+    """
+    if not isinstance(spec, (str, pathlib.Path)):
+        return spec
     from edgedet.cli.common import resolve_model
 
     return resolve_model(spec)
