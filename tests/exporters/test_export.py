@@ -46,8 +46,10 @@ def export_all(model, out, messages):
 def test_results(exported, model):
     out, results, messages = exported
     assert [r.target for r in results] == ["savedmodel", "onnx", "tflite"]
+    # Named after the model (Keras numbers a model's default name per process).
+    stem = model.name
     assert [r.path.name for r in results] == [
-        "yolov8_detector_saved_model", "yolov8_detector.onnx", "yolov8_detector.tflite",
+        f"{stem}_saved_model", f"{stem}.onnx", f"{stem}.tflite",
     ]
     for result in results:
         assert result.path.parent == out and result.path.exists()
