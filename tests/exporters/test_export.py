@@ -26,7 +26,8 @@ def model():
     from edgedet.models import YOLOV8Detector
 
     keras.utils.set_random_seed(3)
-    return YOLOV8Detector.from_preset("tiny", class_names=["person", "car"])
+    return YOLOV8Detector.from_preset("tiny", class_names=["person", "car"],
+                                      name="yolov8_detector")
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +47,8 @@ def export_all(model, out, messages):
 def test_results(exported, model):
     out, results, messages = exported
     assert [r.target for r in results] == ["savedmodel", "onnx", "tflite"]
-    # Named after the model (Keras numbers a model's default name per process).
-    stem = model.name
     assert [r.path.name for r in results] == [
-        f"{stem}_saved_model", f"{stem}.onnx", f"{stem}.tflite",
+        "yolov8_detector_saved_model", "yolov8_detector.onnx", "yolov8_detector.tflite",
     ]
     for result in results:
         assert result.path.parent == out and result.path.exists()

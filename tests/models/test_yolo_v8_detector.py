@@ -179,7 +179,7 @@ def test_head_class_channels_rule():
 def test_unknown_preset_suggests_close_match():
     with pytest.raises(ValueError, match=r"yolov8nn.*Did you mean 'yolov8n'"):
         YOLOV8Detector.from_preset("yolov8nn")
-    assert preset_names() == ["yolov8n", "yolov8s", "yolov8m", "yolov8l", "yolov8x", "tiny"]
+    assert preset_names() == ["yolov8n", "yolov8s", "yolov8m", "yolov8l", "yolov8x", "pico", "tiny"]
 
 
 def test_from_preset_num_classes_from_class_names():
