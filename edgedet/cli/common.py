@@ -29,25 +29,30 @@ def preset_names():
 
 
 def resolve_model(spec):
-    """Returns a Keras YOLOv8 for `spec`: a `.keras` path or a preset name.
+    """Returns a Keras YOLOv8 for `spec`: a `.keras` path, a built-in trained
+    model (`shapes`, the default) or a preset name.
 
     A preset builds the architecture with random weights (a warning says so).
     """
     from edgedet.config import closest
+    from edgedet.models.weights import TRAINED_MODELS, load_trained
 
     path = pathlib.Path(spec)
     if path.exists() or path.suffix:
         from edgedet.models.loading import load_model
 
         return load_model(path)
-    names = preset_names()
+    if spec in TRAINED_MODELS:
+        return load_trained(spec)
+    names = sorted(TRAINED_MODELS) + preset_names()
     if spec in names:
         from edgedet.models import YOLOV8Detector
 
         click.echo(f"note: '{spec}' is a preset: random weights, for trying the pipeline.", err=True)
         return YOLOV8Detector.from_preset(spec)
     raise click.ClickException(
-        f"Model '{spec}' is neither an existing file nor a preset. Presets: {names}."
+        f"Model '{spec}' is neither an existing file, a built-in model nor a preset. "
+        f"Built-in models and presets: {names}."
         + closest(spec, names)
     )
 

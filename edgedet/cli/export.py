@@ -41,8 +41,10 @@ def _trt_shapes(text):
 
 
 @click.command("export")
-@click.option("--model", "-m", "model_spec", required=True, metavar="MODEL",
-              help="A .keras file (edgedet or KerasCV) or a preset name.")
+@click.option("--model", "-m", "model_spec", default="shapes", show_default=True,
+              metavar="MODEL",
+              help="A .keras file (edgedet or KerasCV), a built-in trained model (shapes) "
+                   "or a preset name (random weights).")
 @click.option("--target", "-t", "targets", multiple=True, default=("all",), show_default=True,
               help="savedmodel, onnx, tflite, trt or all (every target this machine can "
                    "build). Repeat or comma-separate for several.")

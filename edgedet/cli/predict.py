@@ -7,8 +7,9 @@ from edgedet.cli.info import is_artifact
 
 
 @click.command("predict")
-@click.option("--model", "-m", "model_spec", required=True, metavar="MODEL",
-              help="A .keras file, a preset name, or an exported artifact "
+@click.option("--model", "-m", "model_spec", default="shapes", show_default=True,
+              metavar="MODEL",
+              help="A .keras file, the built-in model (shapes), a preset name, or an exported artifact "
                    "(SavedModel folder, .onnx, .tflite).")
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output folder.")
