@@ -26,8 +26,10 @@ def model():
     from edgedet.models import YOLOV8Detector
 
     keras.utils.set_random_seed(3)
-    return YOLOV8Detector.from_preset("tiny", class_names=["person", "car"],
-                                      name="yolov8_detector")
+    model = YOLOV8Detector.from_preset("tiny", class_names=["person", "car"])
+    # A fixed name: Keras numbers default model names per process, and
+    # artifacts are named after the model.
+    return YOLOV8Detector.from_config({**model.get_config(), "name": "yolov8_detector"})
 
 
 @pytest.fixture(scope="module")
