@@ -25,7 +25,7 @@ def test_default_model_is_shipped_with_its_settings():
 
 def test_default_model_detects_synthetic_shapes():
     # 32 held-out images of another seed than training and validation. The
-    # full 500-image score is in docs (mAP50-95 ~0.69); this guards against a
+    # full 500-image score is in docs (mAP50-95 0.726); this guards against a
     # broken file or a broken end-to-end graph.
     data = load_dataset("synthetic:shapes?n=32&size=224&seed=1000", split="holdout")
     metrics = evaluate(load_trained(), data)

@@ -4,8 +4,8 @@
 (~0.9 M parameters, input 224) trained with `edgedet train` on
 `synthetic:shapes` (5 classes: circle, square, triangle, ring, cross). It is
 what `edgedet predict` / `edgedet export` use when no `--model` is given.
-Its COCO mAP50-95 on 500 held-out synthetic images (another seed) is about
-0.69 (mAP50 0.83): BELOW the project's 0.80 goal, mostly lost on objects
+Its COCO mAP50-95 on 500 held-out synthetic images (another seed) is
+0.726 (mAP50 0.859): BELOW the project's 0.80 goal, mostly lost on objects
 under 16 px; see docs/benchmarks.md for the commands that produced it.
 Importing this module does not import Keras.
 
