@@ -100,11 +100,7 @@ def decode(raw_boxes, raw_classes, image_size, strides=DEFAULT_STRIDES, reg_max=
             f"Expected raw classes of shape [B, {anchors}, C]; received shape "
             f"{raw_classes.shape}."
         )
-    # [B, A, 4, reg_max] -> softmax over bins -> expected bin index.
-    bins = tf.reshape(raw_boxes, [-1, anchors, 4, reg_max])
-    probabilities = tf.nn.softmax(bins, axis=-1)
-    projection = tf.constant(np.arange(reg_max, dtype=np.float32))
-    distances = tf.reduce_sum(probabilities * projection, axis=-1)  # [B, A, 4] ltrb
+    distances = dfl_expectation(raw_boxes, reg_max)  # [B, A, 4] ltrb, in bins
     distances = distances * stride_per_anchor[:, None]
     center_xy = tf.constant(centers)[None]  # [1, A, 2]
     top_left = center_xy - distances[..., :2]
@@ -114,4 +110,20 @@ def decode(raw_boxes, raw_classes, image_size, strides=DEFAULT_STRIDES, reg_max=
     return boxes, scores
 
 
-__all__ = ["DEFAULT_STRIDES", "decode", "make_anchors", "num_anchors"]
+def dfl_expectation(raw_boxes, reg_max=16):
+    """Expected ltrb distances `[B, A, 4]`, in bins, from DFL logits `[B, A, 4 * reg_max]`.
+
+    Softmax over each side's `reg_max` bins, then the expected bin index.
+    Shared by the decoder and the training loss.
+    """
+    import tensorflow as tf
+
+    anchors = raw_boxes.shape[1]
+    # A static anchor count keeps the exported graphs' shapes static.
+    shape = [-1, anchors, 4, reg_max] if anchors is not None else [tf.shape(raw_boxes)[0], -1, 4, reg_max]
+    probabilities = tf.nn.softmax(tf.reshape(raw_boxes, shape), axis=-1)
+    projection = tf.constant(np.arange(reg_max), dtype=raw_boxes.dtype)
+    return tf.reduce_sum(probabilities * projection, axis=-1)
+
+
+__all__ = ["DEFAULT_STRIDES", "decode", "dfl_expectation", "make_anchors", "num_anchors"]

@@ -16,7 +16,7 @@ import dataclasses
 import numpy as np
 
 from edgedet.boxes import compute_ciou
-from edgedet.decode import make_anchors
+from edgedet.decode import dfl_expectation, make_anchors
 from edgedet.train.assigner import task_aligned_assign
 
 
@@ -39,15 +39,6 @@ class LossConfig:
     topk: int = 10
     alpha: float = 0.5
     beta: float = 6.0
-
-
-def dfl_expectation(raw_boxes, reg_max=16):
-    """Expected distances `[B, A, 4]` (in bins) from DFL logits `[B, A, 4 * reg_max]`."""
-    import tensorflow as tf
-
-    bins = tf.reshape(raw_boxes, [tf.shape(raw_boxes)[0], -1, 4, reg_max])
-    probabilities = tf.nn.softmax(bins, axis=-1)
-    return tf.reduce_sum(probabilities * tf.range(reg_max, dtype=raw_boxes.dtype), axis=-1)
 
 
 def dist2bbox(distances, anchor_points):
