@@ -123,7 +123,7 @@ def test_unknown_preset_exit_2(image_dir, tmp_path):
     result = invoke("--model", "yolov8q", "--images", image_dir, "--out", tmp_path / "r",
                     tmp_path)
     assert result.exit_code == 2, result.output
-    assert "neither an existing file nor a preset" in result.output
+    assert "is neither an existing file" in result.output
 
 
 def test_no_artifacts_exports_every_target_first(setup, image_dir, tmp_path, monkeypatch):
