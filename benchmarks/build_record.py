@@ -87,9 +87,8 @@ def build_model(preset, imgsz):
 
 def build_artifacts(model, work, stem, force):
     """Exports every buildable (target, precision); returns `(paths, notes)`."""
-    from edgedet.exporters.registry import buildable_targets, skipped_targets
-
     from edgedet.export import export
+    from edgedet.exporters.registry import buildable_targets, skipped_targets
 
     accepts_precision = "precision" in inspect.signature(export).parameters
     paths, notes = [], []

@@ -93,6 +93,7 @@ def interleaved_ms(runs_by_name, runs, warmup=5):
 
 def graph_stats(path):
     import onnx
+
     from edgedet.exporters.onnx_export import cancelling_transposes, iter_nodes
 
     model = onnx.load(str(path))

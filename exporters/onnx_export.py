@@ -28,7 +28,6 @@ from edgedet.exporters.base import (
     serving_function,
     stage,
 )
-
 from edgedet.files import atomic_write_bytes, check_writable_output
 from edgedet.metadata import METADATA_KEY
 

@@ -8,9 +8,8 @@ is a plain JSON file, `assets/edgedet.json`, readable without TensorFlow
 
 from pathlib import Path
 
-from edgedet.exporters.base import serving_function, stage
-
 from edgedet import backend
+from edgedet.exporters.base import serving_function, stage
 from edgedet.files import atomic_output_dir
 from edgedet.metadata import METADATA_KEY
 

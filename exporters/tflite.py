@@ -27,6 +27,7 @@ What this exporter does, and why:
 
 from pathlib import Path
 
+from edgedet import backend
 from edgedet.exporters.base import (
     INPUT_NAME,
     ExportError,
@@ -35,8 +36,6 @@ from edgedet.exporters.base import (
     serving_function,
     stage,
 )
-
-from edgedet import backend
 from edgedet.files import atomic_write_bytes, check_writable_output
 from edgedet.metadata import METADATA_KEY
 

@@ -7,9 +7,8 @@ function they were exported from.
 
 from pathlib import Path
 
-from edgedet.runtimes.base import Runtime
-
 from edgedet import backend
+from edgedet.runtimes.base import Runtime
 
 TARGET = "keras"
 

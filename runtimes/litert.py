@@ -8,9 +8,8 @@ flatbuffer's `metadata` table (entry `"edgedet"`) with the schema shipped in
 
 from pathlib import Path
 
-from edgedet.runtimes.base import Runtime
-
 from edgedet.metadata import METADATA_KEY, ArtifactMetadata, MetadataError
+from edgedet.runtimes.base import Runtime
 
 SIGNATURE_KEY = "serving_default"
 

@@ -6,9 +6,8 @@ TensorRT, CUDA, CPU, unless given explicitly.
 
 from pathlib import Path
 
-from edgedet.runtimes.base import Runtime
-
 from edgedet.metadata import METADATA_KEY, ArtifactMetadata, MetadataError
+from edgedet.runtimes.base import Runtime
 
 PREFERRED_PROVIDERS = (
     "TensorrtExecutionProvider",

@@ -2,10 +2,9 @@
 
 from pathlib import Path
 
-from edgedet.runtimes.base import Runtime
-
 from edgedet import backend
 from edgedet.metadata import ArtifactMetadata, MetadataError
+from edgedet.runtimes.base import Runtime
 
 SIGNATURE_KEY = "serving_default"
 METADATA_FILE = "assets/edgedet.json"

@@ -11,9 +11,9 @@ import json
 
 import numpy as np
 import pytest
+
 from edgedet.exporters import onnx_export, tflite
 from edgedet.exporters.base import ExportError, artifact_metadata, input_signature
-
 from edgedet.files import OutputExistsError
 
 CONTRACT = ["boxes", "classes", "confidence", "num_detections"]
@@ -239,6 +239,7 @@ def test_conversion_error_names_the_op_and_leaves_nothing(
 
 def test_contract_violation_is_caught_before_conversion(model, tmp_path):
     import tensorflow as tf
+
     from edgedet.exporters import saved_model
 
     class NoCount(tf.Module):

@@ -1,6 +1,7 @@
 """The target table: names, aliases, typos, what this machine can build."""
 
 import pytest
+
 from edgedet.exporters import registry
 from edgedet.exporters.registry import (
     buildable_targets,

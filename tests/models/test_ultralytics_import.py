@@ -442,10 +442,9 @@ def test_cli_usage(tmp_path):
 
 
 def test_exported_artifacts_pass_parity(tmp_path):
-    from edgedet.runtimes.registry import open_runtime
-
     from edgedet.export import export
     from edgedet.parity import run_parity
+    from edgedet.runtimes.registry import open_runtime
 
     _, state, _ = golden("n_w8")
     # Decisive class scores, as a trained model has: a random head scores every

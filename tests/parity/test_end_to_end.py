@@ -78,9 +78,8 @@ class WrongPad:
 
 
 def test_cpu_artifacts_pass_and_a_wrongly_padded_one_fails(exported):
-    from edgedet.runtimes.registry import open_runtime
-
     from edgedet.parity import run_parity
+    from edgedet.runtimes.registry import open_runtime
 
     model, _, paths = exported
     onnx_path = next(p for p in paths if p.endswith(".onnx"))

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from edgedet.runtimes.base import Runtime, group_by_size
 
 from edgedet.config import MAX_IMAGE_SIDE, InferenceConfig
 from edgedet.metadata import ArtifactMetadata
+from edgedet.runtimes.base import Runtime, group_by_size
 
 
 class EchoRuntime(Runtime):

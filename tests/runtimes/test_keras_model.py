@@ -1,10 +1,10 @@
 """The Keras reference runtime: live model or `.keras` file, same graph."""
 
 import numpy as np
-from edgedet.runtimes.keras_model import KerasRuntime
-from edgedet.runtimes.registry import open_runtime
 
 from edgedet.metadata import weights_sha256
+from edgedet.runtimes.keras_model import KerasRuntime
+from edgedet.runtimes.registry import open_runtime
 
 
 def test_metadata_is_synthesized_from_the_model(detector, config):

@@ -3,10 +3,10 @@
 import shutil
 
 import pytest
-from edgedet.exporters.base import artifact_metadata
-from edgedet.runtimes.registry import open_runtime, read_metadata, runtime_kind
 
+from edgedet.exporters.base import artifact_metadata
 from edgedet.metadata import MetadataError
+from edgedet.runtimes.registry import open_runtime, read_metadata, runtime_kind
 
 
 def test_kind_from_artifact(debug_artifacts, tmp_path):
