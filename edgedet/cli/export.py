@@ -27,7 +27,7 @@ def _table(rows, headers):
 
 
 def _trt_shapes(text):
-    from edgedet.exporters.tensorrt import parse_shape
+    from edgedet.exporters.tensorrt_plan import parse_shape
 
     parts = [p for p in text.split(",") if p.strip()]
     if len(parts) != 3:

@@ -8,7 +8,8 @@ import onnx
 import pytest
 
 from edgedet.exporters import tensorrt as trt_export
-from edgedet.exporters.tensorrt import BuildOptions, build_plan, parse_shape, trtexec_command
+from edgedet.exporters import tensorrt_plan
+from edgedet.exporters.tensorrt_plan import BuildOptions, build_plan, parse_shape, trtexec_command
 
 CALIB_SPEC = "synthetic:shapes?n=8&seed=5&size=48-80"
 
@@ -104,8 +105,8 @@ def test_trtexec_lines():
 def test_tensorrt_8_gets_a_float_input_with_the_same_outputs(onnx_model):
     import onnxruntime as ort
 
-    for_8 = trt_export.prepare_onnx(onnx_model, "8.6.1")
-    for_10 = trt_export.prepare_onnx(onnx_model, "10.3.0")
+    for_8 = tensorrt_plan.prepare_onnx(onnx_model, "8.6.1")
+    for_10 = tensorrt_plan.prepare_onnx(onnx_model, "10.3.0")
     assert for_8.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert for_10.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert onnx_model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
@@ -121,7 +122,7 @@ def test_fp16_onnx_converts_the_body_only(onnx_model):
     from edgedet.calibration.body import find_body
 
     body = set(find_body(onnx_model).nodes)
-    half = trt_export.fp16_onnx(onnx_model)
+    half = tensorrt_plan.fp16_onnx(onnx_model)
     inits = {i.name: i.data_type for i in half.graph.initializer}
     body_convs = [n for n in half.graph.node if n.op_type == "Conv" and n.name in body]
     assert body_convs and all(inits.get(n.input[1]) == onnx.TensorProto.FLOAT16
@@ -252,7 +253,7 @@ def test_engine_builds_runs_and_agrees(gpu, detector, tmp_path, precision, mode)
                                                "timing_cache": str(tmp_path / "t.cache")}})
     engine = result.path
     assert engine.read_bytes()[:4] != b"\0\0\0\0" and (tmp_path / "t.cache").is_file()
-    sidecar = json.loads(trt_export.sidecar_path(engine).read_text())
+    sidecar = json.loads(tensorrt_plan.sidecar_path(engine).read_text())
     assert sidecar["precision"] == precision
     assert sidecar["extra"]["tensorrt"]["version"] == trt.__version__
     assert sidecar["extra"]["tensorrt"]["compute_capability"] == gpu["compute_capability"]
@@ -266,7 +267,7 @@ def test_engine_from_another_tensorrt_version_is_refused(gpu, detector, tmp_path
     from edgedet.runtimes.trt import TensorRTRuntime, TensorRTVersionError
 
     (result,) = export(detector, ["trt"], tmp_path, stem="m")
-    sidecar = trt_export.sidecar_path(result.path)
+    sidecar = tensorrt_plan.sidecar_path(result.path)
     data = json.loads(sidecar.read_text())
     data["extra"]["tensorrt"]["version"] = "8.5.2.2"
     sidecar.write_text(json.dumps(data))
