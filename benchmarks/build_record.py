@@ -47,6 +47,9 @@ def parse_args(argv=None):
     parser.add_argument("--batch", default="1", help="Batch sizes, e.g. 1,4 (default: 1).")
     parser.add_argument("--runs", type=int, default=30, help="Timed calls (default: 30).")
     parser.add_argument("--warmup", type=int, default=5, help="Warm-up calls (default: 5).")
+    parser.add_argument("--calib-size", type=int, default=100,
+                        help="Calibration images for the INT8 artifacts (default: 100; the "
+                             "record measures speed, benchmarks/int8.py measures accuracy).")
     parser.add_argument("--threads", type=int, default=None,
                         help="Intra-op threads per runtime (default: each runtime's own).")
     parser.add_argument("--work", type=Path, default=None,
@@ -60,8 +63,9 @@ def parse_args(argv=None):
         args.batch = parse_batch_sizes(args.batch)
     except ValueError as error:
         parser.error(str(error))
-    if args.runs < 1 or args.warmup < 0 or (args.threads is not None and args.threads < 1):
-        parser.error("--runs and --threads must be >= 1, --warmup >= 0.")
+    if (args.runs < 1 or args.warmup < 0 or args.calib_size < 1
+            or (args.threads is not None and args.threads < 1)):
+        parser.error("--runs, --calib-size and --threads must be >= 1, --warmup >= 0.")
     if args.imgsz < 32 or args.imgsz % 32:
         parser.error(f"--imgsz {args.imgsz} is not a positive multiple of 32.")
     for path in (args.out, args.json):
@@ -85,8 +89,11 @@ def build_model(preset, imgsz):
     return model
 
 
-def build_artifacts(model, work, stem, force):
-    """Exports every buildable (target, precision); returns `(paths, notes)`."""
+def build_artifacts(model, work, stem, force, calib_size):
+    """Exports every buildable (target, precision); returns `(paths, notes)`.
+
+    `export` names each artifact `<stem>_<precision>` (bare `<stem>` for fp32).
+    """
     from edgedet.export import export
     from edgedet.exporters.registry import buildable_targets, skipped_targets
 
@@ -104,9 +111,11 @@ def build_artifacts(model, work, stem, force):
                              "has no precision option yet.")
                 continue
             options = {"precision": precision} if accepts_precision else {}
+            if precision == "int8":
+                options["calibration"] = {"size": calib_size}
             log(f"exporting {target.name} {precision}")
-            (result,) = export(model, [target.name], work, stem=f"{stem}_{precision}",
-                               force=force, progress=log, **options)
+            (result,) = export(model, [target.name], work, stem=stem, force=force,
+                               progress=log, **options)
             paths.append(result.path)
             notes.append(f"{target.name} {precision}: {result.path.name}, "
                          f"{result.size_bytes / 2**20:.1f} MiB, exported in {result.seconds:.0f} s.")
@@ -128,7 +137,7 @@ def main(argv=None):
         work.mkdir(parents=True, exist_ok=True)
         log(f"building {args.preset} at {args.imgsz} (random weights) in {work}")
         model = build_model(args.preset, args.imgsz)
-        paths, notes = build_artifacts(model, work, stem, args.force)
+        paths, notes = build_artifacts(model, work, stem, args.force, args.calib_size)
         del model
         document = run_benchmark(
             paths, images=args.images, batch_sizes=args.batch, runs=args.runs,

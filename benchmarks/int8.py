@@ -42,6 +42,11 @@ def parse_args(argv=None):
     parser.add_argument("--calib-size", type=int, default=300)
     parser.add_argument("--calib-method", default="entropy",
                         choices=["minmax", "entropy", "percentile"])
+    parser.add_argument("--sensitivity-size", type=int, default=0,
+                        help="Run the sensitivity search on this many images of the calibration "
+                             "source's 'val' split (not the eval images); 0: off.")
+    parser.add_argument("--sensitivity-recall", type=float, default=0.97,
+                        help="Matched-detection share the search must reach (default: 0.97).")
     parser.add_argument("--eval-data", default=DEFAULT_EVAL,
                         help="Held-out labelled images (a dataset spec: labels give the mAP drop).")
     parser.add_argument("--eval-split", default="holdout",
@@ -79,12 +84,24 @@ def build_artifacts(model, config, args, out):
                          progress=log):
         paths[f"{result.target}_fp32"] = result.path
     data = calibration_data(args.calib_data, size=args.calib_size)
+    held_out, thresholds = None, None
+    if args.sensitivity_size:
+        from edgedet.parity.thresholds import DEFAULTS
+
+        source = calibration_data(args.calib_data, size=args.sensitivity_size, seed=1,
+                                  split="val", min_images=1)
+        held_out = [source.load(i) for i in range(len(source))]
+        thresholds = DEFAULTS["int8"].replace(min_recall=args.sensitivity_recall)
     started = time.perf_counter()
     calibrated = calibrate(paths["onnx_fp32"], data, out, method=args.calib_method, stem="model",
+                           sensitivity_images=held_out, sensitivity_thresholds=thresholds,
                            force=True, progress=log)
     paths["onnx_u8s8"] = calibrated.paths["u8s8"]
     paths["onnx_s8s8"] = calibrated.paths["s8s8"]
     timings = {"calibrate_onnx_seconds": round(time.perf_counter() - started, 1)}
+    if calibrated.sensitivity is not None:
+        log(f"sensitivity: kept {calibrated.sensitivity.kept} float")
+        timings["sensitivity_kept_float"] = calibrated.sensitivity.kept
     if not args.no_tflite:
         started = time.perf_counter()
         (result,) = export(model, ["tflite"], out, config=config, stem="model", force=True,

@@ -101,7 +101,8 @@ def key_record(metadata, method, data_key, options=None, model_bytes=b""):
 
 def calibrate(onnx_model, data=None, out_dir=".", method=DEFAULT_METHOD, size=DEFAULT_SIZE,
               seed=0, stem=None, flavours=("u8s8", "s8s8"), trt_version=None,
-              quantize_head=False, sensitivity_images=None, force=False, progress=None):
+              quantize_head=False, sensitivity_images=None, sensitivity_thresholds=None,
+              force=False, progress=None):
     """Calibrates once and writes the Q/DQ ONNX files, the TensorRT cache and the JSON.
 
     Args:
@@ -125,7 +126,12 @@ def calibrate(onnx_model, data=None, out_dir=".", method=DEFAULT_METHOD, size=DE
             Defaults to False.
         sensitivity_images: list of uint8 arrays or None. With images, run
             the sensitivity search on them (held-out images) and keep the
-            worst blocks float. Defaults to None.
+            worst blocks float. The search runs on the strictest flavour
+            written (S8S8 when asked for, else U8S8) and its float blocks
+            apply to every flavour. Defaults to None.
+        sensitivity_thresholds: `edgedet.parity.Thresholds` or None. What the
+            search must reach; None: the INT8 parity defaults. Defaults to
+            None.
         force: bool. Replace existing files. Defaults to False.
         progress: callable or None. Called with one message per step.
 
@@ -163,9 +169,14 @@ def calibrate(onnx_model, data=None, out_dir=".", method=DEFAULT_METHOD, size=DE
     if sensitivity_images:
         from edgedet.calibration.sensitivity import search
 
-        notify(f"sensitivity search on {len(sensitivity_images)} held-out images")
-        sensitivity = search(proto, ranges, sensitivity_images, flavour="u8s8",
-                             quantize_head=quantize_head, progress=notify)
+        # Symmetric int8 activations lose the most: blocks that S8S8 needs in
+        # float are the ones U8S8 would need too.
+        searched = "s8s8" if "s8s8" in flavours else "u8s8"
+        notify(f"sensitivity search ({searched.upper()}) on {len(sensitivity_images)} "
+               "held-out images")
+        sensitivity = search(proto, ranges, sensitivity_images, flavour=searched,
+                             thresholds=sensitivity_thresholds, quantize_head=quantize_head,
+                             progress=notify)
         exclude = tuple(sensitivity.float_nodes)
         body = find_body(proto, quantize_head=quantize_head, exclude=exclude)
 

@@ -32,10 +32,15 @@ from edgedet.cli.common import inference_config, inference_options, resolve_mode
                    "parity most in float until the INT8 model passes.")
 @click.option("--sensitivity-size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Images sampled from --sensitivity-data.")
+@click.option("--sensitivity-recall", type=click.FloatRange(0, 1), default=None,
+              metavar="FRACTION",
+              help="Share of the reference detections the INT8 model must match for the "
+                   "sensitivity search to stop (e.g. 0.97). Default: the INT8 parity "
+                   "threshold (min_recall 0.90).")
 @inference_options
 @click.option("--force", is_flag=True, help="Replace files that already exist.")
 def calibrate_command(model_spec, data, method, size, seed, out, trt_version, quantize_head,
-                      sensitivity_data, sensitivity_size, force, **options):
+                      sensitivity_data, sensitivity_size, sensitivity_recall, force, **options):
     """Calibrate once; write every INT8 artifact that needs no GPU.
 
     \b
@@ -55,6 +60,13 @@ def calibrate_command(model_spec, data, method, size, seed, out, trt_version, qu
     def progress(message):
         click.echo(f"[{time.perf_counter() - started:6.1f}s] {message}", err=True)
 
+    thresholds = None
+    if sensitivity_recall is not None:
+        if sensitivity_data is None:
+            raise click.UsageError("--sensitivity-recall needs --sensitivity-data.")
+        from edgedet.parity.thresholds import DEFAULTS
+
+        thresholds = DEFAULTS["int8"].replace(min_recall=sensitivity_recall)
     with user_errors():
         from edgedet.calibration.calibrate import calibrate
         from edgedet.calibration.data import calibration_data
@@ -79,7 +91,8 @@ def calibrate_command(model_spec, data, method, size, seed, out, trt_version, qu
             held_out = [source.load(i) for i in range(len(source))]
         result = calibrate(onnx_path, data, out, method=method, size=size, seed=seed,
                            stem=stem, trt_version=trt_version, quantize_head=quantize_head,
-                           sensitivity_images=held_out, force=force, progress=progress)
+                           sensitivity_images=held_out, sensitivity_thresholds=thresholds,
+                           force=force, progress=progress)
     record = result.record
     click.echo(f"calibrated ({record['method']}) on {len(record['data']['images'])} images "
                f"from {record['data']['source']}; {len(record['ranges'])} tensor ranges")

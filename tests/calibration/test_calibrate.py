@@ -97,3 +97,18 @@ def test_onnx_without_metadata_is_refused(fp32_onnx, calib_data, tmp_path):
     onnx.save(model, str(bare))
     with pytest.raises(MetadataError, match="no edgedet metadata"):
         calibrate(bare, calib_data, tmp_path / "out")
+
+
+@pytest.mark.parametrize("flavours, searched", [(("u8s8", "s8s8"), "s8s8"), (("u8s8",), "u8s8")])
+def test_sensitivity_searches_the_strictest_flavour(fp32_onnx, calib_data, eval_images,
+                                                    tmp_path, flavours, searched):
+    from edgedet.parity import Thresholds
+
+    lenient = Thresholds(min_recall=0.0, min_precision=0.0, min_mean_iou=0.0,
+                         min_map_vs_reference=0.0, max_score_delta=1.0)
+    result = calibrate(fp32_onnx, calib_data, tmp_path, method="minmax", flavours=flavours,
+                       trt_version="10.3.0", sensitivity_images=eval_images[:2],
+                       sensitivity_thresholds=lenient)
+    assert result.sensitivity.flavour == searched
+    assert result.sensitivity.passed and result.sensitivity.kept == []
+    assert result.record["sensitivity"]["flavour"] == searched

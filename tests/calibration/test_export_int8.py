@@ -96,6 +96,8 @@ def test_calibrate_command(fp32_onnx, tmp_path):
     (["--data", "{empty}"], "is empty"),
     (["--trt-version", "8.4.0"], "needs TensorRT 8.5 or later"),
     (["--method", "kl"], "Invalid value for '--method'"),
+    (["--sensitivity-recall", "0.97"], "--sensitivity-recall needs --sensitivity-data"),
+    (["--sensitivity-recall", "1.5"], "Invalid value for '--sensitivity-recall'"),
 ])
 def test_calibrate_command_errors(fp32_onnx, tmp_path, args, message):
     from edgedet.cli.calibrate import calibrate_command
