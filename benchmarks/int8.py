@@ -43,8 +43,9 @@ def parse_args(argv=None):
     parser.add_argument("--calib-method", default="entropy",
                         choices=["minmax", "entropy", "percentile"])
     parser.add_argument("--sensitivity-size", type=int, default=0,
-                        help="Run the sensitivity search on this many images of the calibration "
-                             "source's 'val' split (not the eval images); 0: off.")
+                        help="Run the sensitivity search (S8S8) on this many images of the "
+                             "calibration source's 'val' split (not the eval images); its float "
+                             "blocks apply to every INT8 artifact. 0: off.")
     parser.add_argument("--sensitivity-recall", type=float, default=0.97,
                         help="Matched-detection share the search must reach (default: 0.97).")
     parser.add_argument("--eval-data", default=DEFAULT_EVAL,
@@ -106,7 +107,8 @@ def build_artifacts(model, config, args, out):
         started = time.perf_counter()
         (result,) = export(model, ["tflite"], out, config=config, stem="model", force=True,
                            precision="int8", progress=log,
-                           calibration={"data": data, "method": args.calib_method})
+                           calibration={"data": data, "method": args.calib_method,
+                                        "float_blocks": timings.get("sensitivity_kept_float", [])})
         paths["tflite_int8"] = result.path
         timings["tflite_int8_seconds"] = round(time.perf_counter() - started, 1)
     return paths, timings

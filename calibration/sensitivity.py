@@ -69,12 +69,17 @@ class Sensitivity:
         return dataclasses.asdict(self)
 
 
+def strip_block_suffix(layer):
+    """The conv block of a Keras layer name (`stack2_c2f_pre_bn` -> `stack2_c2f_pre`)."""
+    return _SUFFIX.sub("", layer)
+
+
 def block_of(node_name, scope):
     """The conv block of a body node (`<scope>/<block>_bn_1/...` -> `<block>`), or None."""
     from edgedet.calibration.body import _layer
 
     layer = _layer(node_name, scope)
-    return _SUFFIX.sub("", layer) if layer else None
+    return strip_block_suffix(layer) if layer else None
 
 
 def conv_blocks(model, body):

@@ -28,11 +28,14 @@ class ExportCalibration:
         seed: int. Sampling seed. Defaults to 0.
         quantize_head: bool. Also quantize the head's output convolutions.
             Defaults to False.
+        float_blocks: iterable of str. Conv blocks to keep float in every
+            INT8 artifact (e.g. `stack2_c2f_pre`, what a sensitivity search
+            keeps: `edgedet calibrate --sensitivity-data`). Defaults to `()`.
         progress: callable or None. Called with one message per step.
     """
 
     def __init__(self, data=None, method=DEFAULT_METHOD, size=DEFAULT_SIZE, seed=0,
-                 quantize_head=False, progress=None):
+                 quantize_head=False, float_blocks=(), progress=None):
         from edgedet.calibration.qdq import METHODS
 
         if method not in METHODS:
@@ -44,6 +47,7 @@ class ExportCalibration:
             )
         self.source, self.method, self.size, self.seed = data, method, size, seed
         self.quantize_head = quantize_head
+        self.float_blocks = tuple(float_blocks or ())
         self.notify = progress or (lambda message: None)
         self._data = None
         self._onnx = {}
@@ -87,8 +91,19 @@ class ExportCalibration:
 
     def body(self, end_to_end):
         from edgedet.calibration.body import find_body
+        from edgedet.calibration.sensitivity import conv_blocks
 
-        return find_body(self._raw_onnx(end_to_end), quantize_head=self.quantize_head)
+        model = self._raw_onnx(end_to_end)
+        body = find_body(model, quantize_head=self.quantize_head)
+        if not self.float_blocks:
+            return body
+        blocks = conv_blocks(model, body)
+        unknown = [b for b in self.float_blocks if b not in blocks]
+        if unknown:
+            raise ValueError(f"Unknown conv block(s) to keep float: {unknown}. Expected some "
+                             f"of {list(blocks)}.")
+        exclude = [n for b in self.float_blocks for n in blocks[b]]
+        return find_body(model, quantize_head=self.quantize_head, exclude=exclude)
 
     def ranges(self, end_to_end):
         """The body's `Ranges` on the calibration images (collected once)."""
@@ -171,7 +186,7 @@ def export_tflite_int8(end_to_end, metadata, path, force=False, session=None, pr
     _require_int8(precision)
     session = session or ExportCalibration()
     return export_int8(end_to_end, metadata, path, session.data(), force=force,
-                       quantize_head=session.quantize_head)
+                       quantize_head=session.quantize_head, float_blocks=session.float_blocks)
 
 
 def _require_int8(precision):

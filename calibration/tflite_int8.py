@@ -31,7 +31,8 @@ from edgedet.calibration.body import HEAD_OUTPUT_PATTERN, INPUT_LAYERS
 TARGET = "tflite"
 
 
-def export_int8(end_to_end, metadata, path, data, force=False, quantize_head=False):
+def export_int8(end_to_end, metadata, path, data, force=False, quantize_head=False,
+                float_blocks=()):
     """Converts `end_to_end` to an INT8 `.tflite` at `path`.
 
     Args:
@@ -43,6 +44,9 @@ def export_int8(end_to_end, metadata, path, data, force=False, quantize_head=Fal
         force: bool. Replace an existing `path`. Defaults to False.
         quantize_head: bool. Also quantize the head's output convolutions.
             Defaults to False.
+        float_blocks: iterable of str. Conv blocks (Keras layer names without
+            `_conv`/`_bn`/`_pad`, e.g. `stack2_c2f_pre`) to keep float, as
+            found by the sensitivity search. Defaults to `()`.
 
     Returns:
         `path` as a `pathlib.Path`.
@@ -65,7 +69,8 @@ def export_int8(end_to_end, metadata, path, data, force=False, quantize_head=Fal
     with stage(TARGET, "calibrate"):
         calibrated = calibrate(frozen, data)
     with stage(TARGET, "quantize"):
-        content, floats = quantize(calibrated, quantize_head=quantize_head)
+        content, floats = quantize(calibrated, quantize_head=quantize_head,
+                                   float_blocks=float_blocks)
     with stage(TARGET, "check"):
         check(content)
     metadata = dataclasses.replace(
@@ -78,6 +83,7 @@ def export_int8(end_to_end, metadata, path, data, force=False, quantize_head=Fal
                 "calibration_images": len(data),
                 "data_key": data.key(),
                 "float_ops": len(floats),
+                "float_blocks": list(float_blocks),
             },
         },
     )
@@ -128,8 +134,13 @@ def _op_graph(content):
     return interpreter._get_ops_details(), names
 
 
-def float_ops(content, quantize_head=False):
+def float_ops(content, quantize_head=False, float_blocks=()):
     """Indices of the ops that stay float, and the body's scope.
+
+    Float: everything outside the body, the input rescaling, the head's output
+    convolutions (unless `quantize_head`) and what follows them, and the ops
+    of `float_blocks` (conv blocks, as `edgedet.calibration.sensitivity` names
+    them).
 
     Returns:
         `(float op indices, scope)`.
@@ -173,10 +184,20 @@ def float_ops(content, quantize_head=False):
     floats |= {op["index"] for op in ops if layer(op) in INPUT_LAYERS}
     if not quantize_head:
         floats |= head
+    if float_blocks:
+        from edgedet.calibration.sensitivity import strip_block_suffix
+
+        blocks = {strip_block_suffix(layer(op) or "") for op in ops}
+        unknown = sorted(set(float_blocks) - blocks)
+        if unknown:
+            raise ValueError(f"Unknown conv block(s) to keep float: {unknown}; not in the "
+                             "TFLite model's body.")
+        floats |= {op["index"] for op in ops
+                   if layer(op) is not None and strip_block_suffix(layer(op)) in float_blocks}
     return floats, scope
 
 
-def quantize(calibrated, quantize_head=False):
+def quantize(calibrated, quantize_head=False, float_blocks=()):
     """Quantizes the body of a calibrated flatbuffer; returns `(bytes, float op indices)`."""
     from edgedet import backend
     from edgedet.exporters.tflite import _converter_logs_silenced
@@ -185,7 +206,10 @@ def quantize(calibrated, quantize_head=False):
     from tensorflow.lite.python import convert
     from tensorflow.lite.tools import flatbuffer_utils
 
-    floats, _ = float_ops(calibrated, quantize_head)
+    floats, _ = float_ops(calibrated, quantize_head, float_blocks)
+    # Kept blocks sit inside the body: their int8 consumers need their output
+    # ranges, so only the ops outside the int8 path lose theirs.
+    stripped_ops = float_ops(calibrated, quantize_head)[0] if float_blocks else floats
     ops, names = _op_graph(calibrated)
     denied_nodes = []
     for index in floats:
@@ -197,7 +221,7 @@ def quantize(calibrated, quantize_head=False):
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
     tensors = model.subgraphs[0].tensors
-    for index in floats:
+    for index in stripped_ops:
         for tensor in ops[index]["outputs"]:
             tensors[tensor].quantization = None  # No range: cannot be quantized.
     stripped = bytes(flatbuffer_utils.convert_object_to_bytearray(model))

@@ -61,6 +61,9 @@ def _trt_shapes(text):
               default="entropy", show_default=True, help="INT8 range calibration method.")
 @click.option("--calib-size", type=click.IntRange(min=1), default=300, show_default=True,
               help="Calibration images sampled (deterministically) from --calib-data.")
+@click.option("--calib-keep-float", default=None, metavar="BLOCK[,BLOCK...]",
+              help="INT8: conv blocks to keep in float, e.g. 'stack2_c2f_pre' (the blocks "
+                   "`edgedet calibrate --sensitivity-data` reports).")
 @click.option("--int8-mode", type=click.Choice(["explicit", "implicit"]), default="explicit",
               show_default=True,
               help="trt INT8: explicit Q/DQ ONNX, or implicit with a calibration cache "
@@ -88,8 +91,8 @@ def _trt_shapes(text):
 @click.option("--force", is_flag=True, help="Replace artifacts that already exist.")
 @click.pass_context
 def export_command(ctx, model_spec, targets, out, force, precision, calib_data, calib_method,
-                   calib_size, int8_mode, calib_cache, trt_shapes, workspace, timing_cache,
-                   dla_core, trt_version, parity, parity_images, **options):
+                   calib_size, calib_keep_float, int8_mode, calib_cache, trt_shapes, workspace,
+                   timing_cache, dla_core, trt_version, parity, parity_images, **options):
     """Export a model with the letterbox and NMS inside the graph.
 
     Every artifact takes `images: uint8 [B, H, W, 3]` RGB of any size and
@@ -103,6 +106,8 @@ def export_command(ctx, model_spec, targets, out, force, precision, calib_data, 
     cache) and prints the trtexec and edgedet commands to run on the device.
     """
     started = time.perf_counter()
+    if calib_keep_float and precision != "int8":
+        raise click.UsageError("--calib-keep-float applies to --precision int8 only.")
     names = [name.strip() for target in targets for name in target.split(",") if name.strip()]
     with user_errors():
         from edgedet.export import export
@@ -114,7 +119,9 @@ def export_command(ctx, model_spec, targets, out, force, precision, calib_data, 
             click.echo(f"[{time.perf_counter() - started:6.1f}s] {message}", err=True)
 
         stem = pathlib.Path(model_spec).stem  # model.keras -> model.onnx, yolov8n -> yolov8n.onnx
-        calibration = {"data": calib_data, "method": calib_method, "size": calib_size}
+        calibration = {"data": calib_data, "method": calib_method, "size": calib_size,
+                       "float_blocks": [b.strip() for b in (calib_keep_float or "").split(",")
+                                        if b.strip()]}
         trt = {"int8_mode": int8_mode, "workspace_mib": workspace, "timing_cache": timing_cache,
                "dla_core": dla_core, "calib_cache": calib_cache, "trt_version": trt_version,
                "model_spec": model_spec, "calib_data": calib_data}

@@ -108,3 +108,51 @@ def test_calibrate_command_errors(fp32_onnx, tmp_path, args, message):
         "--model", str(fp32_onnx), "--out", str(tmp_path / "out"), "--size", "4", *args])
     assert result.exit_code != 0
     assert message in result.output
+
+
+KEPT = ["stem_2", "stack2_c2f_output"]
+
+
+def test_kept_blocks_stay_float_in_onnx_and_tflite(detector, config, tmp_path):
+    import onnx
+
+    from edgedet.calibration.tflite_int8 import int8_summary
+    from edgedet.export import export
+    from edgedet.runtimes.registry import read_metadata
+
+    with pytest.warns(UserWarning, match="recommended"):
+        results = export(detector, ["onnx", "tflite"], tmp_path, config=config, stem="model",
+                         precision="int8", calibration={"data": CALIB_SPEC, "size": 12,
+                                                        "method": "minmax", "float_blocks": KEPT})
+    paths = {r.target: r.path for r in results}
+    # Each block's conv feeds its SiLU (`<scope>/<block>_1/Sigmoid`), through a
+    # Q/DQ pair when quantized; an int8 conv reads dequantized weights.
+    quantized = onnx.load(str(paths["onnx"]))
+    producer = {o: n for n in quantized.graph.node for o in n.output}
+    weights = {}
+    for node in quantized.graph.node:
+        if node.op_type == "Sigmoid" and node.name.endswith("_1/Sigmoid"):
+            block = node.name.split("/")[-2][:-2]
+            conv = producer[node.input[0]]
+            while conv.op_type in ("QuantizeLinear", "DequantizeLinear"):
+                conv = producer[conv.input[0]]
+            source = producer.get(conv.input[1])
+            weights[block] = source.op_type if source is not None else "initializer"
+    assert {b: weights[b] for b in KEPT} == {b: "initializer" for b in KEPT}
+    others = {b: w for b, w in weights.items() if b not in KEPT and "_3" not in b}
+    assert len(others) > 10 and set(others.values()) == {"DequantizeLinear"}
+
+    float_convs = int8_summary(paths["tflite"].read_bytes())["float_convs"]
+    layers = {name.split("/")[1].rsplit("_", 1)[0] for name in float_convs}
+    assert {"stem_2_bn", "stack2_c2f_output_bn"} <= layers, sorted(layers)
+    assert len(layers) == 6 + 2  # the six head outputs and the two kept blocks
+    assert read_metadata(paths["tflite"]).extra["quantization"]["float_blocks"] == KEPT
+
+
+def test_unknown_kept_block_is_refused(detector, config, tmp_path):
+    from edgedet.export import export
+
+    with pytest.raises(Exception, match="Unknown conv block.*'stack9'.*Expected some of"):
+        export(detector, ["onnx"], tmp_path, config=config, precision="int8",
+               calibration={"data": CALIB_SPEC, "size": 12, "float_blocks": ["stack9"]})
+    assert not list(tmp_path.glob("*.onnx"))

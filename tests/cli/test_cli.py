@@ -64,6 +64,14 @@ def test_info_errors_name_the_value(args, words):
         assert word in result.output
 
 
+def test_export_keep_float_needs_int8(tmp_path):
+    result = run("export", "--target", "onnx", "--out", tmp_path / "out",
+                 "--calib-keep-float", "stem_2")
+    assert result.exit_code == 2
+    assert "--calib-keep-float applies to --precision int8 only" in result.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_info_on_a_corrupt_model_file(tmp_path):
     bad = tmp_path / "bad.keras"
     bad.write_bytes(b"not a zip file")
