@@ -23,6 +23,7 @@ record states the load average at the start).
 import argparse
 import dataclasses
 import inspect
+import json
 import shlex
 import sys
 import tempfile
@@ -54,6 +55,9 @@ def parse_args(argv=None):
                         help="Intra-op threads per runtime (default: each runtime's own).")
     parser.add_argument("--work", type=Path, default=None,
                         help="Keep the artifacts in this folder (default: a temporary one).")
+    parser.add_argument("--reuse", action="store_true",
+                        help="Keep the artifacts already in --work (export only the missing "
+                             "ones): export on a busy machine, benchmark later on a quiet one.")
     parser.add_argument("--force", action="store_true",
                         help="Replace existing artifacts in --work and an existing --out.")
     args = parser.parse_args(argv)
@@ -66,6 +70,8 @@ def parse_args(argv=None):
     if (args.runs < 1 or args.warmup < 0 or args.calib_size < 1
             or (args.threads is not None and args.threads < 1)):
         parser.error("--runs, --calib-size and --threads must be >= 1, --warmup >= 0.")
+    if args.reuse and args.work is None:
+        parser.error("--reuse needs --work (the folder holding the artifacts).")
     if args.imgsz < 32 or args.imgsz % 32:
         parser.error(f"--imgsz {args.imgsz} is not a positive multiple of 32.")
     for path in (args.out, args.json):
@@ -89,26 +95,46 @@ def build_model(preset, imgsz):
     return model
 
 
-def build_artifacts(model, work, stem, force, calib_size):
+def build_artifacts(model, work, stem, force, calib_size, reuse=False):
     """Exports every buildable (target, precision); returns `(paths, notes)`.
 
     `export` names each artifact `<stem>_<precision>` (bare `<stem>` for fp32).
+    With `reuse`, artifacts already in `work` are kept, and so is the `.keras`
+    reference they were exported from (the preset's weights are random).
     """
     from edgedet.export import export
     from edgedet.exporters.registry import buildable_targets, skipped_targets
+    from edgedet.files import atomic_write_text
 
     accepts_precision = "precision" in inspect.signature(export).parameters
     paths, notes = [], []
+    # Export notes survive for a later `--reuse` run.
+    notes_path = work / "export_notes.json"
+    earlier = json.loads(notes_path.read_text()) if reuse and notes_path.exists() else {}
     keras_path = work / f"{stem}.keras"
-    if keras_path.exists() and not force:
+    if reuse and keras_path.exists():
+        from edgedet.models import load_model
+
+        model = load_model(keras_path)
+        notes.append(f"keras: {keras_path.name} reused from an earlier run.")
+    elif keras_path.exists() and not force:
         raise FileExistsError(f"'{keras_path}' already exists; pass --force to replace it.")
-    model.save(keras_path)
+    else:
+        model.save(keras_path)
     paths.append(keras_path)
     for target in buildable_targets():
         for precision in target.precisions:
             if precision != "fp32" and not accepts_precision:
                 notes.append(f"{target.name} {precision}: not built, this edgedet's export() "
                              "has no precision option yet.")
+                continue
+            existing = work / target.artifact_name(stem if precision == "fp32"
+                                                   else f"{stem}_{precision}")
+            if reuse and existing.exists():
+                log(f"reusing {existing}")
+                paths.append(existing)
+                notes.append(earlier.get(existing.name, f"{target.name} {precision}: "
+                                         f"{existing.name}, reused."))
                 continue
             options = {"precision": precision} if accepts_precision else {}
             if precision == "int8":
@@ -119,6 +145,8 @@ def build_artifacts(model, work, stem, force, calib_size):
             paths.append(result.path)
             notes.append(f"{target.name} {precision}: {result.path.name}, "
                          f"{result.size_bytes / 2**20:.1f} MiB, exported in {result.seconds:.0f} s.")
+            earlier[result.path.name] = notes[-1]
+            atomic_write_text(notes_path, json.dumps(earlier, indent=1))
     for target, reason in skipped_targets():
         notes.append(f"{target.name}: not built, it {reason}.")
     return paths, notes
@@ -137,7 +165,8 @@ def main(argv=None):
         work.mkdir(parents=True, exist_ok=True)
         log(f"building {args.preset} at {args.imgsz} (random weights) in {work}")
         model = build_model(args.preset, args.imgsz)
-        paths, notes = build_artifacts(model, work, stem, args.force, args.calib_size)
+        paths, notes = build_artifacts(model, work, stem, args.force, args.calib_size,
+                                       reuse=args.reuse)
         del model
         document = run_benchmark(
             paths, images=args.images, batch_sizes=args.batch, runs=args.runs,
@@ -148,8 +177,6 @@ def main(argv=None):
              "candidates)."] + notes
     markdown = to_markdown(document, title=f"{args.preset} at {args.imgsz}, CPU", notes=notes)
     if args.json is not None:
-        import json
-
         atomic_write_text(args.json, json.dumps(document, indent=2) + "\n")
     if args.out is None:
         sys.stdout.write(markdown)
