@@ -12,9 +12,13 @@ to `--out` or stdout; progress goes to stderr.
 Usage:
 
 ```
-python benchmarks/build_record.py --out record.md              # yolov8n at 640
+python benchmarks/build_record.py --update docs/benchmarks.md  # yolov8n at 640
+python benchmarks/build_record.py --out record.md              # the record alone
 python benchmarks/build_record.py --preset tiny --runs 3       # a quick check
 ```
+
+`--update FILE` replaces the part of FILE between the lines `<!-- record:start -->`
+and `<!-- record:end -->` (the rest of the file is kept).
 
 Run it on a quiet machine: other processes make the latencies noisy (the
 record states the load average at the start).
@@ -38,6 +42,9 @@ def parse_args(argv=None):
         description="Export a YOLOv8 preset to every CPU target, benchmark it, print Markdown.")
     parser.add_argument("--out", type=Path, default=None,
                         help="Markdown file to write (default: print to stdout).")
+    parser.add_argument("--update", type=Path, default=None,
+                        help="Replace the record between the '<!-- record:start -->' and "
+                             "'<!-- record:end -->' lines of this Markdown file.")
     parser.add_argument("--json", type=Path, default=None,
                         help="Also write the benchmark.json document here.")
     parser.add_argument("--preset", default="yolov8n", help="Model preset (default: yolov8n).")
@@ -70,6 +77,11 @@ def parse_args(argv=None):
     if (args.runs < 1 or args.warmup < 0 or args.calib_size < 1
             or (args.threads is not None and args.threads < 1)):
         parser.error("--runs, --calib-size and --threads must be >= 1, --warmup >= 0.")
+    if args.update is not None:
+        try:
+            splice(args.update.read_text(), "")
+        except (OSError, ValueError) as error:
+            parser.error(f"--update {args.update}: {error}")
     if args.reuse and args.work is None:
         parser.error("--reuse needs --work (the folder holding the artifacts).")
     if args.imgsz < 32 or args.imgsz % 32:
@@ -78,6 +90,20 @@ def parse_args(argv=None):
         if path is not None and path.exists() and not args.force:
             parser.error(f"'{path}' already exists; pass --force to replace it.")
     return args
+
+
+START, END = "<!-- record:start -->", "<!-- record:end -->"
+
+
+def splice(document, record):
+    """`document` with the text between its START and END marker lines replaced by `record`."""
+    lines = document.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if line.strip() == START]
+    ends = [i for i, line in enumerate(lines) if line.strip() == END]
+    if len(starts) != 1 or len(ends) != 1 or ends[0] < starts[0]:
+        raise ValueError(f"expected one '{START}' line followed by one '{END}' line.")
+    body = record if record.endswith("\n") or not record else record + "\n"
+    return "".join(lines[: starts[0] + 1]) + body + "".join(lines[ends[0]:])
 
 
 def log(message):
@@ -178,11 +204,14 @@ def main(argv=None):
     markdown = to_markdown(document, title=f"{args.preset} at {args.imgsz}, CPU", notes=notes)
     if args.json is not None:
         atomic_write_text(args.json, json.dumps(document, indent=2) + "\n")
-    if args.out is None:
-        sys.stdout.write(markdown)
-    else:
+    if args.update is not None:
+        atomic_write_text(args.update, splice(args.update.read_text(), markdown))
+        log(f"updated the record in {args.update}")
+    if args.out is not None:
         atomic_write_text(args.out, markdown)
         log(f"wrote {args.out}")
+    elif args.update is None:
+        sys.stdout.write(markdown)
     return 1 if any(r["error"] for r in document["results"]) else 0
 
 
