@@ -43,7 +43,7 @@ INPUT_NAME = "images"
 DEFAULT_SIZE = 300
 MIN_RECOMMENDED = 100
 # What the built-in model is trained on (the `edgedet train` recipe of the
-# built-in weights: synthetic shapes, 224 px, seed 0, split "train"), so the
+# built-in weights: synthetic shapes, 224 px images, seed 0, split "train"), so the
 # default calibration set matches it; its held-out split ("holdout", another
 # seed) stays unseen. Keep in sync with that recipe.
 DEFAULT_SOURCE = "synthetic:shapes?n=6000&seed=0&size=224"

@@ -10,7 +10,8 @@ summaries minus the 16 fixed DFL weights (e.g. yolov8n: 3,157,200 - 16).
 
 `tiny` is a few-thousand-parameter model for tests and smoke runs.
 `pico` (~0.9 M parameters, input 224) is the architecture of edgedet's
-built-in default model, trained on synthetic shapes (`edgedet.train`).
+built-in default model, trained on synthetic shapes (`edgedet.train`) and
+shipped at a 320 px input (`edgedet.models.weights`).
 """
 
 import copy
