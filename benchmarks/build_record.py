@@ -198,10 +198,11 @@ def main(argv=None):
             paths, images=args.images, batch_sizes=args.batch, runs=args.runs,
             warmup=args.warmup, threads=args.threads, progress=log, command=command,
         )
-    notes = [f"Model: `{args.preset}` preset at {args.imgsz}, random weights (until a trained "
-             "model ships; the network costs the same, NMS may see a different number of "
-             "candidates)."] + notes
-    markdown = to_markdown(document, title=f"{args.preset} at {args.imgsz}, CPU", notes=notes)
+    notes = [f"Model: `{args.preset}` preset at {args.imgsz}, random weights (edgedet ships no "
+             "trained model of this size; the network costs the same, the NMS may see a "
+             "different number of candidates)."] + notes
+    markdown = to_markdown(document, title=f"{args.preset} at {args.imgsz}, CPU", notes=notes,
+                           level=3 if args.update is not None else 2)
     if args.json is not None:
         atomic_write_text(args.json, json.dumps(document, indent=2) + "\n")
     if args.update is not None:

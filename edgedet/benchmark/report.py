@@ -60,12 +60,13 @@ def format_table(document):
     return text
 
 
-def to_markdown(document, title="Benchmarks", notes=()):
+def to_markdown(document, title="Benchmarks", notes=(), level=2):
     """A Markdown section (machine, versions, command, tables) for `docs/benchmarks.md`.
 
     Args:
         document: the `benchmark.json` dict.
         title: str. The heading. Defaults to `"Benchmarks"`.
+        level: int. Markdown level of the heading (2 is `##`). Defaults to 2.
         notes: sequence of str. Extra bullet points under the settings.
 
     Returns:
@@ -76,7 +77,7 @@ def to_markdown(document, title="Benchmarks", notes=()):
     images = settings["images"]
     sizes = ", ".join(f"{w}x{h}" for h, w in images["sizes"])
     lines = [
-        f"## {title}",
+        f"{'#' * level} {title}",
         "",
         f"Measured {document['created']} with edgedet {document['edgedet_version']}.",
         "",
