@@ -91,7 +91,7 @@ def build_artifacts(model, config, args, out):
 
         source = calibration_data(args.calib_data, size=args.sensitivity_size, seed=1,
                                   split="val", min_images=1)
-        held_out = [source.load(i) for i in range(len(source))]
+        held_out = source.images()
         thresholds = DEFAULTS["int8"].replace(min_recall=args.sensitivity_recall)
     started = time.perf_counter()
     calibrated = calibrate(paths["onnx_fp32"], data, out, method=args.calib_method, stem="model",
@@ -100,15 +100,16 @@ def build_artifacts(model, config, args, out):
     paths["onnx_u8s8"] = calibrated.paths["u8s8"]
     paths["onnx_s8s8"] = calibrated.paths["s8s8"]
     timings = {"calibrate_onnx_seconds": round(time.perf_counter() - started, 1)}
+    kept = calibrated.sensitivity.kept if calibrated.sensitivity is not None else []
     if calibrated.sensitivity is not None:
-        log(f"sensitivity: kept {calibrated.sensitivity.kept} float")
-        timings["sensitivity_kept_float"] = calibrated.sensitivity.kept
+        log(f"sensitivity: kept {kept} float")
+        timings["sensitivity_kept_float"] = kept
     if not args.no_tflite:
         started = time.perf_counter()
         (result,) = export(model, ["tflite"], out, config=config, stem="model", force=True,
                            precision="int8", progress=log,
                            calibration={"data": data, "method": args.calib_method,
-                                        "float_blocks": timings.get("sensitivity_kept_float", [])})
+                                        "float_blocks": kept})
         paths["tflite_int8"] = result.path
         timings["tflite_int8_seconds"] = round(time.perf_counter() - started, 1)
     return paths, timings

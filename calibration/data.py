@@ -118,6 +118,10 @@ class CalibrationData:
             self.flat_images.append(name)
         return image
 
+    def images(self):
+        """Every image, loaded: a list of uint8 `[H, W, 3]` arrays (for small sets)."""
+        return [self.load(index) for index in range(len(self))]
+
     def __iter__(self):
         for index in range(len(self)):
             yield {self.input_name: self.load(index)[None]}

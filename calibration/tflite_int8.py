@@ -134,18 +134,16 @@ def _op_graph(content):
     return interpreter._get_ops_details(), names
 
 
-def float_ops(content, quantize_head=False, float_blocks=()):
-    """Indices of the ops that stay float, and the body's scope.
-
-    Float: everything outside the body, the input rescaling, the head's output
-    convolutions (unless `quantize_head`) and what follows them, and the ops
-    of `float_blocks` (conv blocks, as `edgedet.calibration.sensitivity` names
-    them).
+def float_ops(ops, names, quantize_head=False, float_blocks=()):
+    """Indices of the ops that stay float, from `_op_graph`'s `(ops, names)`.
 
     Returns:
-        `(float op indices, scope)`.
+        `(outside, kept)`: `outside` is everything off the int8 path (outside
+        the body, the input rescaling, the head's output convolutions unless
+        `quantize_head`, and what follows them); `kept` the ops of
+        `float_blocks` (conv blocks, as `edgedet.calibration.sensitivity`
+        names them), which sit inside the body between int8 ops.
     """
-    ops, names = _op_graph(content)
 
     def first(op):
         return names[op["outputs"][0]].split(";")[0] if len(op["outputs"]) else ""
@@ -184,17 +182,17 @@ def float_ops(content, quantize_head=False, float_blocks=()):
     floats |= {op["index"] for op in ops if layer(op) in INPUT_LAYERS}
     if not quantize_head:
         floats |= head
+    kept = set()
     if float_blocks:
         from edgedet.calibration.sensitivity import strip_block_suffix
 
-        blocks = {strip_block_suffix(layer(op) or "") for op in ops}
-        unknown = sorted(set(float_blocks) - blocks)
+        block = {op["index"]: strip_block_suffix(layer(op)) for op in ops if op["index"] in body}
+        unknown = sorted(set(float_blocks) - set(block.values()))
         if unknown:
             raise ValueError(f"Unknown conv block(s) to keep float: {unknown}; not in the "
                              "TFLite model's body.")
-        floats |= {op["index"] for op in ops
-                   if layer(op) is not None and strip_block_suffix(layer(op)) in float_blocks}
-    return floats, scope
+        kept = {index for index, name in block.items() if name in float_blocks}
+    return floats, kept
 
 
 def quantize(calibrated, quantize_head=False, float_blocks=()):
@@ -206,11 +204,9 @@ def quantize(calibrated, quantize_head=False, float_blocks=()):
     from tensorflow.lite.python import convert
     from tensorflow.lite.tools import flatbuffer_utils
 
-    floats, _ = float_ops(calibrated, quantize_head, float_blocks)
-    # Kept blocks sit inside the body: their int8 consumers need their output
-    # ranges, so only the ops outside the int8 path lose theirs.
-    stripped_ops = float_ops(calibrated, quantize_head)[0] if float_blocks else floats
     ops, names = _op_graph(calibrated)
+    outside, kept = float_ops(ops, names, quantize_head, float_blocks)
+    floats = outside | kept
     denied_nodes = []
     for index in floats:
         outputs = [names[t] for t in ops[index]["outputs"]]
@@ -221,7 +217,8 @@ def quantize(calibrated, quantize_head=False, float_blocks=()):
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
     tensors = model.subgraphs[0].tensors
-    for index in stripped_ops:
+    # Kept blocks keep their output ranges: their int8 consumers need them.
+    for index in outside:
         for tensor in ops[index]["outputs"]:
             tensors[tensor].quantization = None  # No range: cannot be quantized.
     stripped = bytes(flatbuffer_utils.convert_object_to_bytearray(model))

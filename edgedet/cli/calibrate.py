@@ -88,7 +88,7 @@ def calibrate_command(model_spec, data, method, size, seed, out, trt_version, qu
         if sensitivity_data is not None:
             source = calibration_data(sensitivity_data, size=sensitivity_size, seed=seed + 1,
                                       split="val", min_images=1)
-            held_out = [source.load(i) for i in range(len(source))]
+            held_out = source.images()
         result = calibrate(onnx_path, data, out, method=method, size=size, seed=seed,
                            stem=stem, trt_version=trt_version, quantize_head=quantize_head,
                            sensitivity_images=held_out, sensitivity_thresholds=thresholds,

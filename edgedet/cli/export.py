@@ -26,6 +26,11 @@ def _table(rows, headers):
                      + [line.format(*map(str, row)) for row in rows])
 
 
+def _comma_list(*texts):
+    """Non-empty, stripped items of comma-separated option values."""
+    return [item.strip() for text in texts for item in text.split(",") if item.strip()]
+
+
 def _trt_shapes(text):
     from edgedet.exporters.tensorrt_plan import parse_shape
 
@@ -108,7 +113,7 @@ def export_command(ctx, model_spec, targets, out, force, precision, calib_data, 
     started = time.perf_counter()
     if calib_keep_float and precision != "int8":
         raise click.UsageError("--calib-keep-float applies to --precision int8 only.")
-    names = [name.strip() for target in targets for name in target.split(",") if name.strip()]
+    names = _comma_list(*targets)
     with user_errors():
         from edgedet.export import export
 
@@ -120,8 +125,7 @@ def export_command(ctx, model_spec, targets, out, force, precision, calib_data, 
 
         stem = pathlib.Path(model_spec).stem  # model.keras -> model.onnx, yolov8n -> yolov8n.onnx
         calibration = {"data": calib_data, "method": calib_method, "size": calib_size,
-                       "float_blocks": [b.strip() for b in (calib_keep_float or "").split(",")
-                                        if b.strip()]}
+                       "float_blocks": _comma_list(calib_keep_float or "")}
         trt = {"int8_mode": int8_mode, "workspace_mib": workspace, "timing_cache": timing_cache,
                "dla_core": dla_core, "calib_cache": calib_cache, "trt_version": trt_version,
                "model_spec": model_spec, "calib_data": calib_data}
