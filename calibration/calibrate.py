@@ -102,7 +102,7 @@ def key_record(metadata, method, data_key, options=None, model_bytes=b""):
 def calibrate(onnx_model, data=None, out_dir=".", method=DEFAULT_METHOD, size=DEFAULT_SIZE,
               seed=0, stem=None, flavours=("u8s8", "s8s8"), trt_version=None,
               quantize_head=False, sensitivity_images=None, sensitivity_thresholds=None,
-              force=False, progress=None):
+              force=False, progress=None, cpu="auto"):
     """Calibrates once and writes the Q/DQ ONNX files, the TensorRT cache and the JSON.
 
     Args:
@@ -134,6 +134,9 @@ def calibrate(onnx_model, data=None, out_dir=".", method=DEFAULT_METHOD, size=DE
             None.
         force: bool. Replace existing files. Defaults to False.
         progress: callable or None. Called with one message per step.
+        cpu: str. CPU class the U8S8 model is for (`edgedet.cpu`: `"vnni"`,
+            `"avx512"`, `"avx2"`, `"arm"`) or `"auto"` for this machine's.
+            Defaults to `"auto"`.
 
     Returns:
         A `CalibrationResult`.
@@ -176,13 +179,13 @@ def calibrate(onnx_model, data=None, out_dir=".", method=DEFAULT_METHOD, size=DE
                "held-out images")
         sensitivity = search(proto, ranges, sensitivity_images, flavour=searched,
                              thresholds=sensitivity_thresholds, quantize_head=quantize_head,
-                             progress=notify)
+                             progress=notify, cpu=cpu)
         exclude = tuple(sensitivity.float_nodes)
         body = find_body(proto, quantize_head=quantize_head, exclude=exclude)
 
     for flavour in flavours:
         notify(f"writing {flavour.upper()} Q/DQ model {paths[flavour]}")
-        quantized = quantize(proto, ranges, paths[flavour], flavour=flavour, body=body)
+        quantized = quantize(proto, ranges, paths[flavour], flavour=flavour, body=body, cpu=cpu)
         problems = check_placement(quantized, body)
         if problems:
             raise ValueError("Q/DQ placement check failed: " + "; ".join(problems[:5]))

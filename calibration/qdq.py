@@ -4,7 +4,11 @@ Two flavours of the same statistics (DESIGN.md, "Precision and INT8"):
 
 - `"u8s8"` for ONNX Runtime on CPU: uint8 activations (asymmetric), int8
   per-channel symmetric weights. ONNX Runtime fuses these Q/DQ pairs into
-  integer kernels (about 2x faster than FP32 on YOLOv8n here).
+  integer kernels (about 2x faster than FP32 on YOLOv8n here). On x86
+  without VNNI those kernels add pairs of products in int16, which
+  saturates; for such CPUs the weights use 7 bits (`reduce_range`, see
+  `edgedet.cpu`). The `cpu` argument names the CPU class the artifact
+  is for (default: the machine building it).
 - `"s8s8"` for TensorRT: int8 activations and weights, both symmetric
   (every zero point is 0, as TensorRT requires), per-channel weights.
 
@@ -248,7 +252,7 @@ def collect_ranges(model, data, method=DEFAULT_METHOD, body=None, percentile=DEF
 
 
 def quantize(model, ranges, path=None, flavour="u8s8", body=None, quantize_head=False,
-             exclude=(), per_channel=True):
+             exclude=(), per_channel=True, cpu="auto"):
     """Writes the Q/DQ INT8 model of `model` from collected `ranges`.
 
     Args:
@@ -265,6 +269,10 @@ def quantize(model, ranges, path=None, flavour="u8s8", body=None, quantize_head=
         exclude: iterable of str. More body nodes or Keras layers to keep
             float (what the sensitivity search returns). Defaults to `()`.
         per_channel: bool. Per-channel weight scales. Defaults to True.
+        cpu: str. The CPU class a `"u8s8"` model is for (`edgedet.cpu`:
+            `"vnni"`, `"avx512"`, `"avx2"`, `"arm"`), or `"auto"` for this
+            machine's. x86 without VNNI gets 7-bit weights. Ignored for
+            `"s8s8"` (TensorRT). Defaults to `"auto"`.
 
     Returns:
         The quantized `onnx.ModelProto`, with the edgedet metadata updated
@@ -276,7 +284,11 @@ def quantize(model, ranges, path=None, flavour="u8s8", body=None, quantize_head=
 
     if flavour not in FLAVOURS:
         raise ValueError(f"Unknown INT8 flavour '{flavour}'. Expected one of {list(FLAVOURS)}.")
+    from edgedet.cpu import reduce_range, resolve_cpu_class
+
     _, calibrate_method = _method(ranges.method)
+    target_cpu = resolve_cpu_class(cpu) if flavour == "u8s8" else None
+    seven_bit = reduce_range(target_cpu)
     proto = _load(model)
     body = body or find_body(proto, quantize_head=quantize_head, exclude=exclude)
     symmetric = flavour == "s8s8"
@@ -296,6 +308,7 @@ def quantize(model, ranges, path=None, flavour="u8s8", body=None, quantize_head=
             calibration_data_reader=None,
             quant_format=QuantFormat.QDQ,
             per_channel=per_channel,
+            reduce_range=seven_bit,
             activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             nodes_to_quantize=list(body.quantize),
@@ -304,7 +317,8 @@ def quantize(model, ranges, path=None, flavour="u8s8", body=None, quantize_head=
             calibration_cache_path=str(cache),
         )
         quantized = onnx.load(str(out))
-    _update_metadata(quantized, proto, flavour, ranges, body)
+    _update_metadata(quantized, proto, flavour, ranges, body,
+                     {"cpu_class": target_cpu, "reduce_range": seven_bit})
     if path is not None:
         from edgedet.files import atomic_write_bytes
 
@@ -312,7 +326,7 @@ def quantize(model, ranges, path=None, flavour="u8s8", body=None, quantize_head=
     return quantized
 
 
-def _update_metadata(quantized, original, flavour, ranges, body):
+def _update_metadata(quantized, original, flavour, ranges, body, kernels):
     """Copies the edgedet metadata with precision int8 and the quantization facts."""
     import dataclasses as dc
 
@@ -339,6 +353,7 @@ def _update_metadata(quantized, original, flavour, ranges, body):
                 "calibration_images": len(ranges.images),
                 "data_key": ranges.data_key,
                 "float_nodes": list(body.float_nodes),
+                **kernels,
             },
         },
     )

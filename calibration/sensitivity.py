@@ -152,7 +152,7 @@ class _Evaluator:
 
 
 def search(model, ranges, images, flavour="u8s8", thresholds=None, max_float=8,
-           quantize_head=False, candidates=None, progress=None):
+           quantize_head=False, candidates=None, progress=None, cpu="auto"):
     """Finds the fewest body blocks to keep float for the INT8 model to pass parity.
 
     Args:
@@ -171,6 +171,8 @@ def search(model, ranges, images, flavour="u8s8", thresholds=None, max_float=8,
         candidates: list of str or None. Blocks to measure (e.g. from an
             earlier search); None measures every conv block. Defaults to None.
         progress: callable or None. Called with one message per step.
+        cpu: str. CPU class of a `"u8s8"` model (`edgedet.cpu`), or
+            `"auto"`. Defaults to `"auto"`.
 
     Returns:
         A `Sensitivity`.
@@ -184,7 +186,7 @@ def search(model, ranges, images, flavour="u8s8", thresholds=None, max_float=8,
     evaluate = _Evaluator(images, None, thresholds)
     evaluate.reference = evaluate.predict(proto)
     body = find_body(proto, quantize_head=quantize_head)
-    full = evaluate(quantize(proto, ranges, flavour=flavour, body=body))
+    full = evaluate(quantize(proto, ranges, flavour=flavour, body=body, cpu=cpu))
     notify(f"all blocks int8: {METRIC} {full[METRIC]:.3f}, "
            f"{'passes' if full['passed'] else 'fails'}")
     if full["passed"]:
@@ -199,7 +201,7 @@ def search(model, ranges, images, flavour="u8s8", thresholds=None, max_float=8,
     drops = {}
     for index, (block, nodes) in enumerate(blocks.items()):
         only = dataclasses.replace(body, quantize=tuple(nodes))
-        summary = evaluate(quantize(proto, ranges, flavour=flavour, body=only))
+        summary = evaluate(quantize(proto, ranges, flavour=flavour, body=only, cpu=cpu))
         drops[block] = 1.0 - summary[METRIC]
         notify(f"[{index + 1}/{len(blocks)}] {block}: drop {drops[block]:.4f}")
     ranked = sorted(drops, key=lambda b: (-drops[b], list(blocks).index(b)))
@@ -210,7 +212,7 @@ def search(model, ranges, images, flavour="u8s8", thresholds=None, max_float=8,
             break
         float_nodes = [n for b in [*kept, block] for n in blocks[b]]
         candidate = find_body(proto, quantize_head=quantize_head, exclude=float_nodes)
-        summary = evaluate(quantize(proto, ranges, flavour=flavour, body=candidate))
+        summary = evaluate(quantize(proto, ranges, flavour=flavour, body=candidate, cpu=cpu))
         better = summary[METRIC] > final[METRIC] or summary["passed"]
         notify(f"float {[*kept, block]}: {METRIC} {summary[METRIC]:.3f}, "
                f"{'passes' if summary['passed'] else 'fails'}"

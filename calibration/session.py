@@ -32,11 +32,15 @@ class ExportCalibration:
             INT8 artifact (e.g. `stack2_c2f_pre`, what a sensitivity search
             keeps: `edgedet calibrate --sensitivity-data`). Defaults to `()`.
         progress: callable or None. Called with one message per step.
+        cpu: str. CPU class the ONNX U8S8 artifact is for (`edgedet.cpu`:
+            `"vnni"`, `"avx512"`, `"avx2"`, `"arm"`), or `"auto"` for this
+            machine's. Defaults to `"auto"`.
     """
 
     def __init__(self, data=None, method=DEFAULT_METHOD, size=DEFAULT_SIZE, seed=0,
-                 quantize_head=False, float_blocks=(), progress=None):
+                 quantize_head=False, float_blocks=(), progress=None, cpu="auto"):
         from edgedet.calibration.qdq import METHODS
+        from edgedet.cpu import resolve_cpu_class
 
         if method not in METHODS:
             from edgedet.config import closest
@@ -48,6 +52,7 @@ class ExportCalibration:
         self.source, self.method, self.size, self.seed = data, method, size, seed
         self.quantize_head = quantize_head
         self.float_blocks = tuple(float_blocks or ())
+        self.cpu = resolve_cpu_class(cpu)
         self.notify = progress or (lambda message: None)
         self._data = None
         self._onnx = {}
@@ -123,7 +128,7 @@ class ExportCalibration:
 
         body = self.body(end_to_end)
         model = quantize(self.fp32_onnx(end_to_end, metadata), self.ranges(end_to_end),
-                         flavour=flavour, body=body)
+                         flavour=flavour, body=body, cpu=self.cpu)
         problems = check_placement(model, body)
         if problems:
             raise ValueError("Q/DQ placement check failed: " + "; ".join(problems[:5]))

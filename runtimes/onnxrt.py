@@ -4,6 +4,7 @@ Execution providers are picked from those installed, in the order
 TensorRT, CUDA, CPU, unless given explicitly.
 """
 
+import warnings
 from pathlib import Path
 
 from edgedet.metadata import METADATA_KEY, ArtifactMetadata, MetadataError
@@ -86,6 +87,12 @@ class OnnxRuntime(Runtime):
             str(self.path), sess_options=self.session_options, providers=providers
         )
         self._output_names = [o.name for o in self.session.get_outputs()]
+        if self.session.get_providers()[0] == "CPUExecutionProvider":
+            from edgedet.cpu import saturation_warning
+
+            warning = saturation_warning(self.metadata.extra.get("quantization"))
+            if warning:
+                warnings.warn(f"'{self.path.name}': {warning}", stacklevel=2)
 
     def _release(self):
         self.session = None

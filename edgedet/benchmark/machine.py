@@ -61,6 +61,8 @@ def machine_info():
     """The `machine` block of `benchmark.json` (see `edgedet.benchmark.schema`)."""
     import psutil
 
+    from edgedet.cpu import isa_summary
+
     try:
         load = [round(value, 2) for value in os.getloadavg()]
     except (AttributeError, OSError):  # Windows
@@ -68,6 +70,7 @@ def machine_info():
     return {
         "cpu": cpu_model(),
         "architecture": platform.machine(),
+        **isa_summary(),
         "physical_cores": psutil.cpu_count(logical=False),
         "logical_cores": psutil.cpu_count(logical=True),
         "usable_cores": usable_cores(),

@@ -85,6 +85,8 @@ def to_markdown(document, title="Benchmarks", notes=(), level=2):
         f"{machine['logical_cores']} logical cores ({machine['usable_cores']} usable), "
         f"{_number(machine['memory_total_mb'] / 1024 if machine['memory_total_mb'] else None, 1)}"
         f" GiB RAM, {machine['os']}; load average at start: {machine['load_average']}.",
+        f"- INT8 class {machine['cpu_class']}; CPU flags: "
+        f"{', '.join(machine['int8_flags']) or 'unknown'}.",
         f"- Python {machine['python']}; {libraries}.",
         f"- Inputs: {images['count']} image(s) of {sizes} (W x H) from `{images['source']}`; "
         f"batch sizes {settings['batch_sizes']}, {settings['warmup']} warm-up + "

@@ -164,6 +164,12 @@ MACHINE = _object(
     {
         "cpu": {"type": "string", "description": "CPU model name."},
         "architecture": {"type": "string", "description": "e.g. x86_64, arm64."},
+        "cpu_class": {"type": "string", "enum": ["vnni", "avx512", "avx2", "arm"],
+                      "description": "INT8 kernel class (edgedet.cpu): decides whether "
+                                     "ONNX Runtime's U8S8 kernels can saturate."},
+        "int8_flags": {"type": "array", "items": {"type": "string"},
+                       "description": "CPU flags that matter for INT8 (avx2, avx512_vnni, "
+                                      "asimddp, ...)."},
         "physical_cores": {"type": ["integer", "null"], "description": "Physical cores."},
         "logical_cores": {"type": ["integer", "null"], "description": "Logical CPUs."},
         "usable_cores": {"type": ["integer", "null"],

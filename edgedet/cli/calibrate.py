@@ -6,6 +6,7 @@ import time
 import click
 
 from edgedet.cli.common import inference_config, inference_options, resolve_model, user_errors
+from edgedet.cpu import CPU_CHOICES
 
 
 @click.command("calibrate")
@@ -37,10 +38,14 @@ from edgedet.cli.common import inference_config, inference_options, resolve_mode
               help="Share of the reference detections the INT8 model must match for the "
                    "sensitivity search to stop (e.g. 0.97). Default: the INT8 parity "
                    "threshold (min_recall 0.90).")
+@click.option("--cpu", type=click.Choice(CPU_CHOICES), default="auto", show_default=True,
+              help="The CPU class that will run the U8S8 model: x86 without VNNI (avx2, "
+                   "avx512) gets 7-bit weights, which its int8 kernels compute exactly; vnni "
+                   "and arm keep 8 bits. auto: this machine's.")
 @inference_options
 @click.option("--force", is_flag=True, help="Replace files that already exist.")
 def calibrate_command(model_spec, data, method, size, seed, out, trt_version, quantize_head,
-                      sensitivity_data, sensitivity_size, sensitivity_recall, force, **options):
+                      sensitivity_data, sensitivity_size, sensitivity_recall, cpu, force, **options):
     """Calibrate once; write every INT8 artifact that needs no GPU.
 
     \b
@@ -92,7 +97,7 @@ def calibrate_command(model_spec, data, method, size, seed, out, trt_version, qu
         result = calibrate(onnx_path, data, out, method=method, size=size, seed=seed,
                            stem=stem, trt_version=trt_version, quantize_head=quantize_head,
                            sensitivity_images=held_out, sensitivity_thresholds=thresholds,
-                           force=force, progress=progress)
+                           force=force, progress=progress, cpu=cpu)
     record = result.record
     click.echo(f"calibrated ({record['method']}) on {len(record['data']['images'])} images "
                f"from {record['data']['source']}; {len(record['ranges'])} tensor ranges")

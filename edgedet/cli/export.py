@@ -6,6 +6,7 @@ import time
 import click
 
 from edgedet.cli.common import inference_config, inference_options, resolve_model, user_errors
+from edgedet.cpu import CPU_CHOICES
 
 # Default parity images: synthetic shapes of varied sizes and aspect ratios (the
 # letterbox is exercised), generated here, so nothing is downloaded.
@@ -69,6 +70,11 @@ def _trt_shapes(text):
 @click.option("--calib-keep-float", default=None, metavar="BLOCK[,BLOCK...]",
               help="INT8: conv blocks to keep in float, e.g. 'stack2_c2f_pre' (the blocks "
                    "`edgedet calibrate --sensitivity-data` reports).")
+@click.option("--calib-cpu", type=click.Choice(CPU_CHOICES), default="auto", show_default=True,
+              help="onnx INT8: the CPU class that will run the U8S8 model. x86 without VNNI "
+                   "(avx2, avx512) gets 7-bit weights, which its int8 kernels compute exactly; "
+                   "vnni and arm keep 8 bits. auto: this machine's (see `edgedet info`). Build "
+                   "with avx2 for an artifact that is exact on every x86 CPU.")
 @click.option("--int8-mode", type=click.Choice(["explicit", "implicit"]), default="explicit",
               show_default=True,
               help="trt INT8: explicit Q/DQ ONNX, or implicit with a calibration cache "
@@ -96,7 +102,7 @@ def _trt_shapes(text):
 @click.option("--force", is_flag=True, help="Replace artifacts that already exist.")
 @click.pass_context
 def export_command(ctx, model_spec, targets, out, force, precision, calib_data, calib_method,
-                   calib_size, calib_keep_float, int8_mode, calib_cache, trt_shapes, workspace,
+                   calib_size, calib_keep_float, calib_cpu, int8_mode, calib_cache, trt_shapes, workspace,
                    timing_cache, dla_core, trt_version, parity, parity_images, **options):
     """Export a model with the letterbox and NMS inside the graph.
 
@@ -125,7 +131,7 @@ def export_command(ctx, model_spec, targets, out, force, precision, calib_data, 
 
         stem = pathlib.Path(model_spec).stem  # model.keras -> model.onnx, yolov8n -> yolov8n.onnx
         calibration = {"data": calib_data, "method": calib_method, "size": calib_size,
-                       "float_blocks": _comma_list(calib_keep_float or "")}
+                       "float_blocks": _comma_list(calib_keep_float or ""), "cpu": calib_cpu}
         trt = {"int8_mode": int8_mode, "workspace_mib": workspace, "timing_cache": timing_cache,
                "dla_core": dla_core, "calib_cache": calib_cache, "trt_version": trt_version,
                "model_spec": model_spec, "calib_data": calib_data}

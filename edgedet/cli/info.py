@@ -36,13 +36,23 @@ def info_command(source, as_json):
     For a `.keras` model or a preset: architecture, classes, input size,
     parameter count. For an artifact (SavedModel folder, .onnx, .tflite,
     .engine): the edgedet metadata inside it (class names, letterbox, NMS
-    settings, box format, precision, version, source weights hash).
+    settings, box format, precision, version, source weights hash). For an
+    INT8 artifact also the CPU class it was built for and this machine's INT8
+    instruction sets (`this_machine`), with a warning when they do not match.
     """
     with user_errors():
         if is_artifact(source):
+            from edgedet.cpu import isa_summary, saturation_warning
             from edgedet.runtimes.registry import read_metadata
 
-            data = {"artifact": str(source), **read_metadata(source).to_dict()}
+            metadata = read_metadata(source)
+            data = {"artifact": str(source), **metadata.to_dict()}
+            quantization = metadata.extra.get("quantization")
+            if quantization:
+                data["this_machine"] = isa_summary()
+                warning = saturation_warning(quantization)
+                if warning:
+                    data["this_machine"]["warning"] = warning
         else:
             from edgedet.models.loading import describe_model
 

@@ -131,6 +131,7 @@ def parity_command(model_spec, artifacts, images, labels, labels_split, out, ove
     from edgedet.parity.report_md import summary_table
 
     click.echo(summary_table(result, markdown=False))
+    click.echo(result.machine_text())
     for artifact in result.artifacts:
         if artifact.status == "skipped":
             click.echo(f"skipped {artifact.name}: {artifact.reason}")

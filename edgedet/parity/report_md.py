@@ -92,6 +92,8 @@ def render_markdown(result, html_name="report.html"):
         "",
         f"Matching: same class, IoU >= {result.iou_threshold:g}, greedy by score, one-to-one. "
         f"Latency: {LATENCY_NOTE}",
+        "",
+        _cell(result.machine_text()),
     ]
     if not result.compared:
         lines += ["", "No artifact could be compared, so nothing was verified."]

@@ -167,6 +167,13 @@ class ParityResult:
                 return artifact
         raise KeyError(f"No artifact named {name!r}; have {[a.name for a in self.artifacts]}.")
 
+    def machine_text(self):
+        """One line: the CPU the check ran on and its INT8 instruction sets."""
+        machine = self.machine or {}
+        flags = ", ".join(machine.get("int8_flags") or []) or "unknown"
+        return (f"Ran on {machine.get('cpu', 'an unknown CPU')} (INT8 class "
+                f"{machine.get('cpu_class', 'unknown')}; flags: {flags}).")
+
     def summary_text(self):
         """The summary table (Markdown, readable in a terminal)."""
         from edgedet.parity.report_md import summary_table

@@ -96,10 +96,15 @@ def _predict_all(runtime, source, progress, label):
 
 
 def machine_info():
-    """What the latency numbers were measured on."""
+    """What the check ran on: latency, and INT8 results, depend on the CPU's instruction sets."""
+    from edgedet.benchmark.machine import cpu_model
+    from edgedet.cpu import isa_summary
+
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
+        **isa_summary(),
         "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],
     }

@@ -36,6 +36,20 @@ def test_artifacts_are_named_and_marked_int8(exported):
     assert sum("calibrating" in m for m in messages) == 1  # ONNX Runtime pass, once
 
 
+def test_onnx_int8_records_its_cpu_class_and_info_shows_it(exported):
+    """The export default (`--calib-cpu auto`) builds for this machine's CPU class."""
+    from edgedet.cli.info import info_command
+    from edgedet.cpu import host_cpu_class, reduce_range
+
+    result = CliRunner().invoke(info_command, [str(exported[0]["onnx"]), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    quantization = data["extra"]["quantization"]
+    assert quantization["cpu_class"] == host_cpu_class() == data["this_machine"]["cpu_class"]
+    assert quantization["reduce_range"] is reduce_range(host_cpu_class())
+    assert "warning" not in data["this_machine"]
+
+
 def test_tflite_int8_quantizes_the_body_only(exported):
     from edgedet.calibration.tflite_int8 import int8_summary
 
@@ -98,6 +112,7 @@ def test_calibrate_command(fp32_onnx, tmp_path):
     (["--method", "kl"], "Invalid value for '--method'"),
     (["--sensitivity-recall", "0.97"], "--sensitivity-recall needs --sensitivity-data"),
     (["--sensitivity-recall", "1.5"], "Invalid value for '--sensitivity-recall'"),
+    (["--cpu", "avx3"], "Invalid value for '--cpu': 'avx3' is not one of 'auto', 'vnni'"),
 ])
 def test_calibrate_command_errors(fp32_onnx, tmp_path, args, message):
     from edgedet.cli.calibrate import calibrate_command

@@ -201,3 +201,57 @@ def test_all_black_calibration_images_warn_that_ranges_are_degenerate(fp32_onnx)
         data = calibration_data(black, size=None)
     with pytest.warns(DegenerateDataWarning, match="3 of 3 calibration images are flat"):
         collect_ranges(fp32_onnx, data, method="minmax")
+
+
+def _weight_levels(model):
+    """`{weight initializer: max |int8 value|}` of a Q/DQ model's quantized weights."""
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    return {node.input[0]: int(np.abs(inits[node.input[0]].astype(np.int32)).max())
+            for node in model.graph.node
+            if node.op_type == "DequantizeLinear" and node.input[0] in inits
+            and inits[node.input[0]].dtype == np.int8}
+
+
+def test_u8s8_for_cpus_without_vnni_has_7_bit_weights(fp32_onnx, ranges):
+    """avx2/avx512 get weights in [-64, 64] (no int16 saturation); vnni/arm use 8 bits."""
+    from edgedet.runtimes.onnxrt import read_metadata
+
+    for cpu in ("avx2", "avx512"):
+        levels = _weight_levels(quantize(fp32_onnx, ranges, flavour="u8s8", cpu=cpu))
+        assert levels and max(levels.values()) <= 64, cpu
+    for cpu in ("vnni", "arm"):
+        levels = _weight_levels(quantize(fp32_onnx, ranges, flavour="u8s8", cpu=cpu))
+        assert max(levels.values()) == 127, cpu
+    # S8S8 is for TensorRT: always 8 bits, whatever `cpu` says.
+    assert max(_weight_levels(quantize(fp32_onnx, ranges, flavour="s8s8", cpu="avx2")
+                              ).values()) == 127
+    model = quantize(fp32_onnx, ranges, flavour="u8s8", cpu="avx2")
+    props = {p.key: p.value for p in model.metadata_props}
+    from edgedet.metadata import ArtifactMetadata
+
+    quantization = ArtifactMetadata.from_json(props["edgedet"]).extra["quantization"]
+    assert quantization["cpu_class"] == "avx2" and quantization["reduce_range"] is True
+    assert read_metadata(fp32_onnx).precision == "fp32"
+
+
+def test_unknown_cpu_class_is_refused(fp32_onnx, ranges):
+    with pytest.raises(ValueError, match="Unknown INT8 CPU class 'avx3'.*'avx2'"):
+        quantize(fp32_onnx, ranges, flavour="u8s8", cpu="avx3")
+
+
+@pytest.mark.parametrize("cpu", ["avx2", "vnni"])
+def test_u8s8_for_each_cpu_class_passes_parity_where_it_is_exact(
+        detector, fp32_onnx, ranges, eval_images, tmp_path, cpu):
+    """7-bit weights are exact on every x86 CPU; 8-bit ones only with VNNI."""
+    from edgedet.cpu import host_cpu_class, reduce_range
+    from edgedet.parity import run_parity
+
+    host = host_cpu_class()
+    if host == "arm" or (not reduce_range(cpu) and reduce_range(host)):
+        pytest.skip(f"8-bit U8S8 weights saturate in ONNX Runtime's int8 kernels on this "
+                    f"{host} CPU: this case needs a VNNI CPU")
+    path = tmp_path / f"model_{cpu}.onnx"
+    quantize(fp32_onnx, ranges, path, flavour="u8s8", cpu=cpu)
+    result = run_parity(detector, [path], eval_images)
+    assert result, result.summary_text()
+    assert result.artifacts[0].summary["recall"] >= 0.9
