@@ -1,7 +1,10 @@
 """INT8 benchmark: speed and accuracy of the Q/DQ (U8S8, S8S8) and TFLite INT8 artifacts.
 
 Exports the FP32 ONNX of a model, calibrates once (`edgedet.calibration`),
-writes the U8S8 and S8S8 Q/DQ models and the TFLite INT8 model, then:
+writes the S8S8 Q/DQ model, the U8S8 Q/DQ model twice (8-bit weights, for
+VNNI / ARM CPUs, and 7-bit weights, `--calib-cpu avx2`, for x86 without VNNI,
+where ONNX Runtime's U8S8 kernels saturate with 8 bits) and the TFLite INT8
+model, then:
 
 - latency: `edgedet.benchmark.run_benchmark` (each artifact in its own
   process, ONNX Runtime CPU / LiteRT, `--threads`) on the same images;
@@ -10,6 +13,9 @@ writes the U8S8 and S8S8 Q/DQ models and the TFLite INT8 model, then:
   held-out labelled set (synthetic validation split by default): share of
   reference detections matched (same class, IoU >= 0.5), mAP50-95 with the
   reference as ground truth, and the mAP50-95 drop against the labels.
+
+The report names the CPU and its INT8 class and flags (`edgedet.cpu`): INT8
+accuracy and speed depend on them.
 
 With a random-weight preset (`yolov8n` before the built-in model exists) only
 the speed figures mean anything: say so when you report them.
@@ -32,6 +38,16 @@ DEFAULT_CALIB = None
 # The built-in model's held-out set (`edgedet train --holdout 500 --seed 0`).
 DEFAULT_EVAL = "synthetic:shapes?size=224&n=500&seed=1000"
 DEFAULT_SPEED_IMAGES = "synthetic:shapes?n=8&seed=2&size=480x640"
+# The two U8S8 builds: 8-bit weights (exact with VNNI) and 7-bit (exact on any x86).
+U8S8_CPUS = {"onnx_u8s8_w8": "vnni", "onnx_u8s8_w7": "avx2"}
+ARTIFACTS = {
+    "onnx_fp32": lambda out: out / "fp32.onnx",
+    "tflite_fp32": lambda out: out / "fp32.tflite",
+    "onnx_u8s8_w8": lambda out: out / "model_int8_w8.onnx",
+    "onnx_u8s8_w7": lambda out: out / "model_int8_w7.onnx",
+    "onnx_s8s8": lambda out: out / "model_int8_trt.onnx",
+    "tflite_int8": lambda out: out / "model_int8.tflite",
+}
 
 
 def parse_args(argv=None):
@@ -77,6 +93,7 @@ def build_artifacts(model, config, args, out):
     """FP32 ONNX + TFLite, then the INT8 models from one calibration. Returns name -> path."""
     from edgedet.calibration.calibrate import calibrate
     from edgedet.calibration.data import calibration_data
+    from edgedet.calibration.qdq import quantize
     from edgedet.export import export
 
     targets = ["onnx"] if args.no_tflite else ["onnx", "tflite"]
@@ -95,12 +112,17 @@ def build_artifacts(model, config, args, out):
         thresholds = DEFAULTS["int8"].replace(min_recall=args.sensitivity_recall)
     started = time.perf_counter()
     calibrated = calibrate(paths["onnx_fp32"], data, out, method=args.calib_method, stem="model",
-                           sensitivity_images=held_out, sensitivity_thresholds=thresholds,
-                           force=True, progress=log)
-    paths["onnx_u8s8"] = calibrated.paths["u8s8"]
+                           flavours=("s8s8",), sensitivity_images=held_out,
+                           sensitivity_thresholds=thresholds, force=True, progress=log)
     paths["onnx_s8s8"] = calibrated.paths["s8s8"]
-    timings = {"calibrate_onnx_seconds": round(time.perf_counter() - started, 1)}
     kept = calibrated.sensitivity.kept if calibrated.sensitivity is not None else []
+    float_nodes = calibrated.sensitivity.float_nodes if calibrated.sensitivity is not None else ()
+    for name, cpu in U8S8_CPUS.items():
+        log(f"writing {name} (--calib-cpu {cpu})")
+        quantize(paths["onnx_fp32"], calibrated.ranges, ARTIFACTS[name](out), flavour="u8s8",
+                 exclude=float_nodes, cpu=cpu)
+        paths[name] = ARTIFACTS[name](out)
+    timings = {"calibrate_onnx_seconds": round(time.perf_counter() - started, 1)}
     if calibrated.sensitivity is not None:
         log(f"sensitivity: kept {kept} float")
         timings["sensitivity_kept_float"] = kept
@@ -126,7 +148,7 @@ def speed(paths, args):
                          else result["batches"][0]["latency_ms"]["median"])
     figures = {"median_ms": medians, "threads": args.threads, "images": args.speed_images,
                "machine": document.get("machine")}
-    for name in ("onnx_u8s8", "onnx_s8s8"):
+    for name in (*U8S8_CPUS, "onnx_s8s8"):
         if medians.get(name) and medians.get("onnx_fp32"):
             figures[f"{name}_speedup"] = round(medians["onnx_fp32"] / medians[name], 2)
     if medians.get("tflite_int8") and medians.get("tflite_fp32"):
@@ -170,7 +192,7 @@ def cpu_time(paths, args):
         medians[name] = round(1000 * float(np.median(times)), 2)
         log(f"{name}: {medians[name]} ms CPU (1 thread)")
     figures = {"cpu_ms_1_thread": medians}
-    for name, base in (("onnx_u8s8", "onnx_fp32"), ("onnx_s8s8", "onnx_fp32"),
+    for name, base in (*((n, "onnx_fp32") for n in U8S8_CPUS), ("onnx_s8s8", "onnx_fp32"),
                        ("tflite_int8", "tflite_fp32")):
         if medians.get(name) and medians.get(base):
             figures[f"{name}_speedup"] = round(medians[base] / medians[name], 2)
@@ -205,7 +227,10 @@ def accuracy(model, paths, args):
 
 
 def markdown(report):
-    lines = [f"### INT8 ({report['model']}, {report['calibration']})", ""]
+    machine = report["machine"]
+    lines = [f"### INT8 ({report['model']}, {report['calibration']})", "",
+             f"Machine: {machine['cpu']}, INT8 class {machine['cpu_class']} (flags: "
+             f"{', '.join(machine['int8_flags']) or 'unknown'}).", ""]
     if report.get("speed"):
         speed_, cpu = report["speed"], report["cpu"]
         lines += [f"| artifact | wall ms ({speed_['threads']} threads) | speed-up | "
@@ -245,9 +270,7 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     model = resolve_model(args.model)
     config = inference_config(model, conf=args.conf)
-    existing = {"onnx_fp32": out / "fp32.onnx", "tflite_fp32": out / "fp32.tflite",
-                "onnx_u8s8": out / "model_int8.onnx", "onnx_s8s8": out / "model_int8_trt.onnx",
-                "tflite_int8": out / "model_int8.tflite"}
+    existing = {name: path(out) for name, path in ARTIFACTS.items()}
     if args.no_tflite:
         existing = {k: v for k, v in existing.items() if not k.startswith("tflite")}
     if args.reuse and all(p.exists() for p in existing.values()):
@@ -258,7 +281,11 @@ def main(argv=None):
     from edgedet.calibration.data import DEFAULT_SOURCE
 
     source = args.calib_data or DEFAULT_SOURCE
-    report = {"model": args.model, "calibration": f"{args.calib_method}, {args.calib_size} "
+    from edgedet.benchmark.machine import cpu_model
+    from edgedet.cpu import isa_summary
+
+    report = {"model": args.model, "machine": {"cpu": cpu_model(), **isa_summary()},
+              "calibration": f"{args.calib_method}, {args.calib_size} "
               f"images from {source}", "timings": timings,
               "command": " ".join(["python", "benchmarks/int8.py", *(argv or sys.argv[1:])]),
               "artifacts": {k: str(v) for k, v in paths.items()}}
