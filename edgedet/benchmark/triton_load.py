@@ -76,6 +76,8 @@ def load_test(url, model, images, protocol="http", clients=4, requests=20, batch
     if not images:
         raise ValueError("No images to send.")
     batches = make_batches(list(images), batch_size)
+    # One connection per thread, opened in that thread (tritonclient.http's
+    # gevent client must stay on the thread that made it).
     runtimes = [TritonRuntime(url, model, protocol=protocol, timeout=timeout) for _ in range(clients)]
     latencies = [[] for _ in range(clients)]
     responses, errors = [], []
@@ -85,16 +87,15 @@ def load_test(url, model, images, protocol="http", clients=4, requests=20, batch
 
     def client(index, runtime):
         try:
-            for step in range(warmup):
-                runtime.infer(batches[(index + step) % len(batches)])
-        except Exception as error:  # noqa: BLE001 - re-raised in the caller.
-            errors.append(error)
-        warmed.wait()
-        go.wait()
-        if errors:
-            return
-        try:
-            for step in range(requests):
+            try:
+                runtime.__enter__()
+                for step in range(warmup):
+                    runtime.infer(batches[(index + step) % len(batches)])
+            except Exception as error:  # noqa: BLE001 - re-raised in the caller.
+                errors.append(error)
+            warmed.wait()
+            go.wait()
+            for step in range(0 if errors else requests):
                 position = (index + step) % len(batches)
                 started = time.perf_counter()
                 detections = runtime.predict(batches[position])
@@ -104,28 +105,25 @@ def load_test(url, model, images, protocol="http", clients=4, requests=20, batch
                         responses.append((index, position, detections))
         except Exception as error:  # noqa: BLE001
             errors.append(error)
+        finally:
+            runtime.__exit__(None, None, None)
 
-    entered = []
-    try:
-        for runtime in runtimes:
-            entered.append(runtime.__enter__())
+    monitor = TritonRuntime(url, model, protocol=protocol, timeout=timeout)
+    with monitor:
         threads = [threading.Thread(target=client, args=(i, r), daemon=True)
                    for i, r in enumerate(runtimes)]
         for thread in threads:
             thread.start()
         try:
             warmed.wait()
-            before = server_counts(runtimes[0])
+            before = server_counts(monitor)
             started = time.perf_counter()
         finally:
             go.set()  # Never leave a client waiting.
         for thread in threads:
             thread.join()
         wall = time.perf_counter() - started
-        after = server_counts(runtimes[0])
-    finally:
-        for runtime in entered:
-            runtime.__exit__(None, None, None)
+        after = server_counts(monitor)
     if errors:
         raise errors[0]
     seconds = [value for values in latencies for value in values]
