@@ -34,7 +34,7 @@ import shutil
 from pathlib import Path
 
 from edgedet.exporters.base import INPUT_NAME, serving_function, stage, with_target
-from edgedet.files import atomic_output_dir
+from edgedet.files import atomic_output_dir, check_writable_output
 
 TARGET = "triton"
 BACKENDS = ("onnxruntime", "python")
@@ -297,6 +297,7 @@ def write_repository(onnx_path, repo, name=None, engine=None, force=False, optio
     """
     from edgedet.runtimes.onnxrt import read_metadata
 
+    check_writable_output(repo, force)
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise FileNotFoundError(f"ONNX artifact '{onnx_path}' does not exist.")
@@ -314,7 +315,7 @@ def write_repository(onnx_path, repo, name=None, engine=None, force=False, optio
     configs = {name: onnx_model_config(name, metadata, options)}
     if sidecar is not None:
         configs[f"{name}_trt"] = engine_model_config(f"{name}_trt", sidecar, options)
-    with stage(TARGET, "write"), atomic_output_dir(repo, force=force) as tmp:
+    with atomic_output_dir(repo, force=force) as tmp:
         version = tmp / name / "1"
         version.mkdir(parents=True)
         shutil.copyfile(onnx_path, version / "model.onnx")
@@ -362,7 +363,6 @@ def export(end_to_end, metadata, path, force=False, engine=None, **options):
     import tempfile
 
     from edgedet.exporters import onnx_export
-    from edgedet.files import check_writable_output
 
     path = check_writable_output(path, force)
     options = RepoOptions(**options)
