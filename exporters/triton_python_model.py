@@ -42,6 +42,11 @@ def _quiet_used_capsule_hook(default_hook):
     return hook
 
 
+def _error(error):
+    return pb_utils.InferenceResponse(
+        output_tensors=[], error=pb_utils.TritonError(f"edgedet: {error}"))
+
+
 class TritonPythonModel:
     """One ONNX Runtime session per model instance."""
 
@@ -63,8 +68,10 @@ class TritonPythonModel:
         self.session = ort.InferenceSession(path, sess_options=options, providers=providers)
 
     def execute(self, requests):
-        responses = []
-        for request in requests:
+        """Runs the requests Triton batched together: one session run per image size."""
+        responses = [None] * len(requests)
+        groups = {}
+        for index, request in enumerate(requests):
             try:
                 images = np.ascontiguousarray(
                     np.from_dlpack(pb_utils.get_input_tensor_by_name(request, INPUT_NAME))
@@ -74,15 +81,26 @@ class TritonPythonModel:
                     raise ValueError(
                         f"Image size {height}x{width} is outside 1..{MAX_IMAGE_SIDE} pixels."
                     )
-                values = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: images})
+                groups.setdefault(images.shape[1:], []).append((index, images))
+            except Exception as error:  # noqa: BLE001 - reported to the client.
+                responses[index] = _error(error)
+        for members in groups.values():
+            try:
+                batch = np.concatenate([images for _, images in members])
+                values = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch})
+            except Exception as error:  # noqa: BLE001
+                for index, _ in members:
+                    responses[index] = _error(error)
+                continue
+            start = 0
+            for index, images in members:
+                stop = start + len(images)
                 tensors = [
-                    pb_utils.Tensor.from_dlpack(name, np.ascontiguousarray(value))
+                    pb_utils.Tensor.from_dlpack(name, np.ascontiguousarray(value[start:stop]))
                     for name, value in zip(OUTPUT_NAMES, values)
                 ]
-                responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
-            except Exception as error:  # noqa: BLE001 - reported to the client.
-                responses.append(pb_utils.InferenceResponse(
-                    output_tensors=[], error=pb_utils.TritonError(f"edgedet: {error}")))
+                responses[index] = pb_utils.InferenceResponse(output_tensors=tensors)
+                start = stop
         return responses
 
     def finalize(self):

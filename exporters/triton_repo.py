@@ -20,7 +20,8 @@ Every config follows the artifact contract: input `images` `TYPE_UINT8`
 dimension; its dynamic batcher only merges requests of equal shape), the
 four outputs with their per-image shapes, and `num_detections` declared as
 `dims: [1]` with `reshape: { shape: [] }` (the model's output is `[B]`;
-clients receive `[B, 1]`). The edgedet metadata (JSON) and the class names
+clients receive `[B, 1]`); or, with `max_batch_size=0`, an explicit batch
+dimension (`[-1, -1, -1, 3]`, the ONNX's own shapes, no Triton batching). The edgedet metadata (JSON) and the class names
 are `parameters`, so a client reads thresholds and names from the server.
 
 The config text is written here rather than through Triton's
@@ -54,7 +55,9 @@ class RepoOptions:
     """How the models of a Triton repository are served.
 
     Args:
-        max_batch_size: int. Largest batch Triton forms (>= 1). Defaults to 8.
+        max_batch_size: int. Largest batch Triton forms (>= 1), or 0 for an
+            explicit batch dimension (`dims: [-1, -1, -1, 3]`, no Triton
+            batching: each request is run as sent). Defaults to 8.
         instances: int. Model instances (`instance_group.count`) per device.
             Defaults to 1.
         backend: str. `"onnxruntime"` (Triton's ONNX Runtime backend) or
@@ -85,11 +88,10 @@ class RepoOptions:
     intra_op_threads: int = 0
 
     def __post_init__(self):
-        for name in ("max_batch_size", "instances"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"Invalid Triton {name}: {value!r}. Expected an int >= 1.")
-        for name in ("queue_delay_us", "intra_op_threads"):
+        if not isinstance(self.instances, int) or isinstance(self.instances, bool) or (
+                self.instances < 1):
+            raise ValueError(f"Invalid Triton instances: {self.instances!r}. Expected an int >= 1.")
+        for name in ("max_batch_size", "queue_delay_us", "intra_op_threads"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"Invalid Triton {name}: {value!r}. Expected an int >= 0.")
@@ -125,18 +127,26 @@ def _dims(values):
     return "[ " + ", ".join(str(int(v)) for v in values) + " ]"
 
 
-def _io_lines(max_det, input_type="TYPE_UINT8"):
+def _io_lines(max_det, input_type="TYPE_UINT8", batched=True):
+    batch = [] if batched else [-1]  # Triton adds the batch dim of batched models.
     lines = ["input [", "  {", f"    name: {_quote(INPUT_NAME)}",
-             f"    data_type: {input_type}", "    dims: [ -1, -1, 3 ]", "  }", "]", "output ["]
+             f"    data_type: {input_type}", f"    dims: {_dims(batch + [-1, -1, 3])}", "  }", "]",
+             "output ["]
     for index, (name, dtype, dims) in enumerate(_OUTPUTS):
-        shape = f"    dims: {_dims(dims(max_det))}" if dims else (
-            "    dims: [ 1 ]\n    reshape: { shape: [ ] }")
+        if dims:
+            shape = f"    dims: {_dims(batch + dims(max_det))}"
+        elif batched:
+            shape = "    dims: [ 1 ]\n    reshape: { shape: [ ] }"
+        else:
+            shape = "    dims: [ -1 ]"
         lines += ["  {", f"    name: {_quote(name)}", f"    data_type: {dtype}", shape,
                   "  }," if index < len(_OUTPUTS) - 1 else "  }"]
     return lines + ["]"]
 
 
 def _batching_lines(options):
+    if options.max_batch_size == 0:
+        return []  # Triton has no dynamic batching without a batch dimension of its own.
     lines = ["dynamic_batching {"]
     if options.preferred_batch_sizes:
         lines.append(f"  preferred_batch_size: {_dims(options.preferred_batch_sizes)}")
@@ -148,13 +158,15 @@ def _instance_lines(options, kind):
             "  }", "]"]
 
 
-def _warmup_lines(sizes, input_type="TYPE_UINT8"):
+def _warmup_lines(sizes, input_type="TYPE_UINT8", batched=True):
     lines = ["model_warmup ["]
+    batch = [] if batched else [1]
     for index, (height, width) in enumerate(sizes):
         lines += [
             "  {", f"    name: {_quote(f'zeros_{height}x{width}')}", "    batch_size: 1",
             "    inputs {", f"      key: {_quote(INPUT_NAME)}", "      value: {",
-            f"        data_type: {input_type}", f"        dims: {_dims([height, width, 3])}",
+            f"        data_type: {input_type}",
+            f"        dims: {_dims(batch + [height, width, 3])}",
             "        zero_data: true", "      }", "    }",
             "  }," if index < len(sizes) - 1 else "  }",
         ]
@@ -205,10 +217,11 @@ def onnx_model_config(name, metadata, options=None):
         head = [f"name: {_quote(name)}", f"platform: {_quote('onnxruntime_onnx')}"]
     kind = "KIND_CPU" if options.accelerator is None else "KIND_GPU"
     lines = head + [f"max_batch_size: {options.max_batch_size}"]
-    lines += _io_lines(metadata.inference.nms.max_detections)
+    batched = options.max_batch_size > 0
+    lines += _io_lines(metadata.inference.nms.max_detections, batched=batched)
     lines += _batching_lines(options) + _instance_lines(options, kind)
     if options.warmup_sizes:
-        lines += _warmup_lines(options.warmup_sizes)
+        lines += _warmup_lines(options.warmup_sizes, batched=batched)
     if options.accelerator == "tensorrt":
         lines += _tensorrt_accelerator_lines(options.fp16)
     parameters = _metadata_parameters(metadata, backend=options.backend,
@@ -251,7 +264,8 @@ def engine_model_config(name, sidecar, options=None):
         )
     (min_batch, _, _), (_, opt_h, opt_w), (max_batch, _, _) = (
         profile["min"], profile["opt"], profile["max"])
-    if min_batch != 1:
+    batched = options.max_batch_size > 0
+    if batched and min_batch != 1:
         raise ValueError(
             f"Engine '{name}' has a profile starting at batch {min_batch}; Triton batching needs "
             "batch 1 to be allowed. Rebuild with --trt-shapes starting at batch 1."
@@ -262,9 +276,9 @@ def engine_model_config(name, sidecar, options=None):
         preferred_batch_sizes=tuple(s for s in options.preferred_batch_sizes if s <= max_batch))
     lines = [f"name: {_quote(name)}", f"platform: {_quote('tensorrt_plan')}",
              f"max_batch_size: {batching.max_batch_size}"]
-    lines += _io_lines(metadata.inference.nms.max_detections, input_type)
+    lines += _io_lines(metadata.inference.nms.max_detections, input_type, batched)
     lines += _batching_lines(batching) + _instance_lines(batching, "KIND_GPU")
-    lines += _warmup_lines(((opt_h, opt_w),), input_type)
+    lines += _warmup_lines(((opt_h, opt_w),), input_type, batched)
     parameters = _metadata_parameters(metadata, backend="tensorrt")
     return "\n".join(lines + _parameter_lines(parameters)) + "\n"
 

@@ -152,3 +152,48 @@ def test_bad_requests_get_clear_errors(server):
             client.infer("shapes", [too_wide])
     finally:
         client.close()
+
+
+def test_serve_command_serves_an_onnx_until_interrupted(exported, images, reference):
+    """`edgedet triton serve MODEL.onnx` in a process of its own, stopped by SIGINT."""
+    import contextlib
+    import os
+    import selectors
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from edgedet.runtimes.triton_client import TritonRuntime
+    from edgedet.triton_server import free_port
+
+    ports = [free_port() for _ in range(3)]
+    command = [sys.executable, "-m", "edgedet.cli.main", "triton", "serve",
+               str(exported / "shapes" / "1" / "model.onnx"), "--http-port", str(ports[0]),
+               "--grpc-port", str(ports[1]), "--metrics-port", str(ports[2]), "--max-batch", "4"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                               stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        selector = selectors.DefaultSelector()
+        selector.register(process.stderr, selectors.EVENT_READ)
+        output, deadline = b"", time.monotonic() + 120
+        while b"Ctrl-C stops it" not in output:
+            assert time.monotonic() < deadline, f"server not ready: {output.decode()}"
+            assert process.poll() is None, f"serve exited: {output.decode()}"
+            if selector.select(timeout=1):
+                output += os.read(process.stderr.fileno(), 65536)
+        with TritonRuntime(f"127.0.0.1:{ports[0]}", "model") as runtime:
+            _assert_same(runtime.predict(images[:2]), reference[:2])
+        process.send_signal(signal.SIGINT)
+        assert process.wait(60) == 0
+    finally:
+        if process.poll() is None:  # The test failed: end the CLI and its server.
+            import psutil
+
+            children = psutil.Process(process.pid).children(recursive=True)
+            for child in children:
+                with contextlib.suppress(psutil.Error, ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)  # the server's own group
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+        process.stderr.close()

@@ -89,6 +89,20 @@ def test_onnxruntime_config_follows_the_contract():
     assert not config.optimization.HasField("execution_accelerators")
 
 
+def test_explicit_batch_config():
+    config = parse(onnx_model_config("det", _metadata(), RepoOptions(max_batch_size=0)))
+    assert config.max_batch_size == 0
+    assert list(config.input[0].dims) == [-1, -1, -1, 3]
+    dims = {o.name: list(o.dims) for o in config.output}
+    assert dims == {"boxes": [-1, 37, 4], "confidence": [-1, 37], "classes": [-1, 37],
+                    "num_detections": [-1]}
+    assert not any(o.HasField("reshape") for o in config.output)
+    assert not config.HasField("dynamic_batching")  # Triton forbids it without max_batch_size
+    assert list(config.model_warmup[0].inputs["images"].dims) == [1, 480, 640, 3]
+    engine = parse(engine_model_config("det_trt", _sidecar(min_batch=2), RepoOptions(max_batch_size=0)))
+    assert engine.max_batch_size == 0 and list(engine.input[0].dims) == [-1, -1, -1, 3]
+
+
 def test_metadata_and_class_names_travel_as_parameters():
     parameters = _parameters(parse(onnx_model_config("det", _metadata(), RepoOptions())))
     assert json.loads(parameters["class_names"]) == list(CLASS_NAMES)
@@ -156,7 +170,8 @@ def test_engine_config_refusals():
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"max_batch_size": 0}, "max_batch_size: 0"),
+    ({"max_batch_size": -1}, "max_batch_size: -1"),
+    ({"instances": 0}, "instances: 0"),
     ({"backend": "tensorflow"}, "backend 'tensorflow'"),
     ({"accelerator": "openvino"}, "accelerator 'openvino'"),
     ({"fp16": True}, "fp16 applies to the TensorRT accelerator"),
