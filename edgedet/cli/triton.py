@@ -51,8 +51,9 @@ def triton_group():
               help="cpu: CPU instances. cuda: GPU instances. tensorrt: GPU instances with ONNX "
                    "Runtime's TensorRT provider (engine cache on).")
 @click.option("--fp16", is_flag=True, help="TensorRT provider in FP16 (with --accelerator tensorrt).")
-@click.option("--max-batch", type=click.IntRange(min=1), default=8, show_default=True,
-              help="max_batch_size: the largest batch the dynamic batcher forms.")
+@click.option("--max-batch", type=click.IntRange(min=0), default=8, show_default=True,
+              help="max_batch_size: the largest batch the dynamic batcher forms; 0: an "
+                   "explicit batch dimension and no Triton batching.")
 @click.option("--instances", type=click.IntRange(min=1), default=1, show_default=True,
               help="Model instances per device (instance_group count).")
 @click.option("--queue-delay-us", type=click.IntRange(min=0), default=2000, show_default=True,
