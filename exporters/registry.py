@@ -44,6 +44,9 @@ class Target:
             exporter when this machine cannot build the target: it writes
             what it can (e.g. the TensorRT-ready ONNX) and raises an
             `ExportError` saying how to finish on the device. Defaults to None.
+        in_all: bool. Whether `--target all` includes it (packagings of
+            another artifact, like the Triton repository, are named
+            explicitly). Defaults to True.
     """
 
     name: str
@@ -57,6 +60,7 @@ class Target:
     description: str = ""
     int8_exporter: str = None
     fallback: str = None
+    in_all: bool = True
 
     def artifact_name(self, stem):
         """File or folder name of this target's artifact for a model called `stem`."""
@@ -137,6 +141,17 @@ TARGETS = (
         description="TensorRT engine, built on the target device (needs a GPU and TensorRT).",
         fallback="edgedet.exporters.tensorrt:export_without_tensorrt",
     ),
+    Target(
+        name="triton",
+        aliases=("tritonserver", "triton_repo"),
+        suffix="_triton",
+        is_folder=True,
+        exporter="edgedet.exporters.triton_repo:export",
+        requires=("tensorflow", "tf2onnx", "onnx"),
+        description="Triton Inference Server model repository around the ONNX "
+                    "(plus a tensorrt_plan model when <stem>.engine is beside it).",
+        in_all=False,
+    ),
 )
 
 _BY_NAME = {name: t for t in TARGETS for name in (t.name, *t.aliases)}
@@ -177,13 +192,17 @@ def get_target(name):
 
 
 def buildable_targets():
-    """Every target this machine can build, in table order (what `--target all` means)."""
-    return [t for t in TARGETS if t.unavailable_reason() is None]
+    """Every target this machine can build, in table order (what `--target all` means).
+
+    Targets with `in_all=False` (the Triton repository) are left out.
+    """
+    return [t for t in TARGETS if t.in_all and t.unavailable_reason() is None]
 
 
 def skipped_targets():
-    """`(target, reason)` for every target this machine cannot build."""
-    return [(t, reason) for t in TARGETS if (reason := t.unavailable_reason()) is not None]
+    """`(target, reason)` for every `--target all` target this machine cannot build."""
+    return [(t, reason) for t in TARGETS
+            if t.in_all and (reason := t.unavailable_reason()) is not None]
 
 
 def resolve_targets(names, allow_fallback=False):

@@ -3,6 +3,7 @@
 | artifact                          | runtime                             |
 | --------------------------------- | ----------------------------------- |
 | folder with `saved_model.pb`      | `tf_saved_model.SavedModelRuntime`  |
+| Triton repository (`<m>/1/model.onnx`) | `onnxrt.OnnxRuntime` on that ONNX |
 | `.onnx`                           | `onnxrt.OnnxRuntime`                |
 | `.tflite`                         | `litert.LiteRTRuntime`              |
 | `.keras`                          | `keras_model.KerasRuntime`          |
@@ -38,6 +39,7 @@ _SAVED_MODEL = (
 )
 SUPPORTED = (
     "a SavedModel folder (with saved_model.pb)",
+    "a Triton repository written by edgedet (<model>/1/model.onnx)",
     ".onnx",
     ".tflite",
     ".keras",
@@ -62,6 +64,8 @@ def _entry(path):
     if path.is_dir():
         if (path / "saved_model.pb").is_file():
             return _SAVED_MODEL
+        if triton_onnx(path) is not None:
+            return _BY_SUFFIX[".onnx"]
         raise ValueError(
             f"Folder '{path}' is not a SavedModel (no saved_model.pb inside). "
             f"Supported artifacts: {', '.join(SUPPORTED)}."
@@ -78,6 +82,20 @@ def _entry(path):
             "Run the .onnx artifact with ONNX Runtime's TensorRT provider instead."
         )
     return entry
+
+
+def triton_onnx(path):
+    """The one `<model>/1/model.onnx` of a Triton repository folder, else None."""
+    found = sorted(Path(path).glob("*/1/model.onnx"))
+    found = [f for f in found if (f.parent.parent / "config.pbtxt").is_file()]
+    return found[0] if len(found) == 1 else None
+
+
+def _artifact_file(path):
+    """`path`, or the ONNX inside it when it is a Triton repository."""
+    if Path(path).is_dir() and not (Path(path) / "saved_model.pb").is_file():
+        return triton_onnx(path) or path
+    return path
 
 
 def _import(spec):
@@ -102,7 +120,7 @@ def open_runtime(path, **options):
         MetadataError: the artifact is corrupt or has no edgedet metadata.
     """
     _, class_spec, _ = _entry(path)
-    runtime = _import(class_spec)(path, **options)
+    runtime = _import(class_spec)(_artifact_file(path), **options)
     runtime.metadata  # noqa: B018 - a corrupt artifact fails here, not mid-predict.
     return runtime
 
@@ -121,4 +139,4 @@ def read_metadata(path):
             f"'{path}' is a {kind} model, not an exported artifact: it carries no "
             "edgedet artifact metadata. Use `edgedet info` on the model instead."
         )
-    return _import(reader).read_metadata(path)
+    return _import(reader).read_metadata(_artifact_file(path))

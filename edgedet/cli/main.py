@@ -16,6 +16,7 @@ from edgedet.cli.info import info_command
 from edgedet.cli.parity import parity_command
 from edgedet.cli.predict import predict_command
 from edgedet.cli.train import train_command
+from edgedet.cli.triton import triton_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -45,6 +46,7 @@ cli.add_command(benchmark_command)
 cli.add_command(import_group)
 cli.add_command(calibrate_command)
 cli.add_command(train_command)
+cli.add_command(triton_group)
 
 if __name__ == "__main__":  # pragma: no cover
     cli()

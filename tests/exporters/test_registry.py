@@ -13,7 +13,7 @@ from edgedet.exporters.registry import (
 
 
 def test_names_and_aliases():
-    assert target_names() == ["savedmodel", "onnx", "tflite", "trt"]
+    assert target_names() == ["savedmodel", "onnx", "tflite", "trt", "triton"]
     assert get_target("saved_model").name == "savedmodel"
     assert get_target("TF").name == "savedmodel"
     assert get_target("litert").name == "tflite"

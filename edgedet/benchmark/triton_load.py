@@ -1,0 +1,141 @@
+"""Load test of a model on a running Triton server: N concurrent clients.
+
+Each client is a thread with its own connection (`TritonRuntime`); all
+start together, send `requests` timed requests each (after `warmup`
+untimed ones) and record every request's round-trip latency. The result
+has the latency percentiles over all requests, the throughput (images
+per second of wall time) and the server's own counts, from which the
+average batch the dynamic batcher formed follows
+(`inference_count / execution_count`). Latency and throughput depend on the
+machine and the load; they are measurements, not checks.
+
+Example:
+
+```python
+from edgedet.benchmark.triton_load import load_test
+
+result = load_test("127.0.0.1:8000", "shapes", images, clients=4, requests=20)
+print(result["latency_ms"]["p90"], result["throughput_images_per_s"])
+```
+"""
+
+import threading
+import time
+
+from edgedet.benchmark.measure import make_batches, stats_ms
+
+
+def server_counts(runtime):
+    """`{"inference_count", "execution_count"}` of the runtime's model, from Triton."""
+    if runtime.protocol == "grpc":
+        from google.protobuf import json_format
+
+        stats = runtime.client.get_inference_statistics(runtime.model)
+        stats = json_format.MessageToDict(stats, preserving_proto_field_name=True)
+    else:
+        stats = runtime.client.get_inference_statistics(runtime.model)
+    entry = (stats.get("model_stats") or [{}])[0]
+    return {key: int(entry.get(key, 0)) for key in ("inference_count", "execution_count")}
+
+
+def load_test(url, model, images, protocol="http", clients=4, requests=20, batch_size=1,
+              warmup=2, keep_detections=False, timeout=60.0):
+    """Runs `clients` concurrent clients against a Triton model.
+
+    Args:
+        url: str. `host:port` of the HTTP or gRPC endpoint.
+        model: str. Model name.
+        images: list of uint8 `[H, W, 3]` arrays (batched by size).
+        protocol: str. `"http"` or `"grpc"`. Defaults to `"http"`.
+        clients: int. Concurrent clients (threads). Defaults to 4.
+        requests: int. Timed requests per client. Defaults to 20.
+        batch_size: int. Images per request. Defaults to 1.
+        warmup: int. Untimed requests per client first. Defaults to 2.
+        keep_detections: bool. Return every timed response's detections.
+            Defaults to False.
+        timeout: float. Seconds per request. Defaults to 60.
+
+    Returns:
+        dict: `clients`, `requests` (timed, all clients), `batch_size`,
+        `latency_ms` (`median`, `p90`, `p99`, `min`, `max`, `mean`),
+        `throughput_images_per_s`, `wall_seconds`, `server`
+        (`inference_count`, `execution_count` during the timed part,
+        `average_batch`), `batches` (the request batches) and, with
+        `keep_detections`, `responses`: `(client, batch index, detections)`.
+
+    Raises:
+        ValueError: invalid counts or no images.
+        The first error any client raised (after all clients stopped).
+    """
+    from edgedet.runtimes.triton_client import TritonRuntime
+
+    for name, value, low in (("clients", clients, 1), ("requests", requests, 1),
+                             ("batch_size", batch_size, 1), ("warmup", warmup, 0)):
+        if not isinstance(value, int) or value < low:
+            raise ValueError(f"Invalid {name}: {value!r}. Expected an int >= {low}.")
+    if not images:
+        raise ValueError("No images to send.")
+    batches = make_batches(list(images), batch_size)
+    # One connection per thread, opened in that thread (tritonclient.http's
+    # gevent client must stay on the thread that made it).
+    runtimes = [TritonRuntime(url, model, protocol=protocol, timeout=timeout) for _ in range(clients)]
+    latencies = [[] for _ in range(clients)]
+    responses, errors = [], []
+    lock = threading.Lock()
+    warmed = threading.Barrier(clients + 1)
+    go = threading.Event()
+
+    def client(index, runtime):
+        try:
+            try:
+                runtime.__enter__()
+                for step in range(warmup):
+                    runtime.infer(batches[(index + step) % len(batches)])
+            except Exception as error:  # noqa: BLE001 - re-raised in the caller.
+                errors.append(error)
+            warmed.wait()
+            go.wait()
+            for step in range(0 if errors else requests):
+                position = (index + step) % len(batches)
+                started = time.perf_counter()
+                detections = runtime.predict(batches[position])
+                latencies[index].append(time.perf_counter() - started)
+                if keep_detections:
+                    with lock:
+                        responses.append((index, position, detections))
+        except Exception as error:  # noqa: BLE001
+            errors.append(error)
+        finally:
+            runtime.__exit__(None, None, None)
+
+    monitor = TritonRuntime(url, model, protocol=protocol, timeout=timeout)
+    with monitor:
+        threads = [threading.Thread(target=client, args=(i, r), daemon=True)
+                   for i, r in enumerate(runtimes)]
+        for thread in threads:
+            thread.start()
+        try:
+            warmed.wait()
+            before = server_counts(monitor)
+            started = time.perf_counter()
+        finally:
+            go.set()  # Never leave a client waiting.
+        for thread in threads:
+            thread.join()
+        wall = time.perf_counter() - started
+        after = server_counts(monitor)
+    if errors:
+        raise errors[0]
+    seconds = [value for values in latencies for value in values]
+    counts = {key: after[key] - before[key] for key in after}
+    counts["average_batch"] = round(counts["inference_count"] / max(1, counts["execution_count"]), 3)
+    result = {
+        "url": url, "model": model, "protocol": protocol, "clients": clients,
+        "requests": len(seconds), "batch_size": batch_size,
+        "latency_ms": stats_ms(seconds),
+        "throughput_images_per_s": round(len(seconds) * batch_size / wall, 3),
+        "wall_seconds": round(wall, 4), "server": counts, "batches": batches,
+    }
+    if keep_detections:
+        result["responses"] = responses
+    return result
