@@ -246,8 +246,8 @@ def test_force_refuses_home_root_and_current_folder(tmp_path, monkeypatch, place
     home.mkdir()
     (home / "thesis.tex").write_text("years of work")
     monkeypatch.setenv("HOME", str(home))
-    work = tmp_path / "work"
-    work.mkdir()
+    work = tmp_path / "projects" / "work"
+    work.mkdir(parents=True)
     monkeypatch.chdir(work)
     target = {"cwd": Path("."), "home": home, "root": Path("/")}[place]
     label = {"cwd": "the current folder", "home": "your home folder", "root": "the root folder"}
@@ -255,7 +255,7 @@ def test_force_refuses_home_root_and_current_folder(tmp_path, monkeypatch, place
         check_writable_output(target, force=True)
     # A parent of the current folder is refused as well.
     with pytest.raises(UnsafeOutputError, match="holds the current folder"):
-        check_writable_output(tmp_path, force=True)
+        check_writable_output(tmp_path / "projects", force=True)
     assert (home / "thesis.tex").read_text() == "years of work"
 
 
