@@ -194,7 +194,7 @@ def check_replaceable(path, protected=()):
         if _holds(real, place):
             what = "is" if real == place else "holds"
             raise UnsafeOutputError(
-                f"Refusing to replace '{shown}' with --force: it {what} {label} "
+                f"Refusing to replace '{shown}': it {what} {label} "
                 f"('{printable(place)}'). Choose a new output folder.")
     for item in protected:
         if item is None or not isinstance(item, (str, os.PathLike)):
@@ -206,13 +206,13 @@ def check_replaceable(path, protected=()):
             relation = ("is" if real == other else "holds" if _holds(real, other)
                         else "lies inside")
             raise UnsafeOutputError(
-                f"Refusing to replace '{shown}' with --force: it {relation} '{printable(item)}', "
+                f"Refusing to replace '{shown}': it {relation} '{printable(item)}', "
                 "an input of this command. Choose another output path.")
     if path.is_dir() and not path.is_symlink():
         marker = read_marker(path)
         if marker is None:
             raise UnsafeOutputError(
-                f"Refusing to replace the folder '{shown}' with --force: edgedet did not create it "
+                f"Refusing to replace the folder '{shown}': edgedet did not create it "
                 f"(it has no {MARKER_NAME}), so it may hold your files. Choose a new output "
                 "folder, or empty it yourself.")
         foreign = sorted(set(_files_below(path)) - set(marker["files"]) - {MARKER_NAME})
@@ -221,7 +221,7 @@ def check_replaceable(path, protected=()):
             more = (f" and {len(foreign) - _LISTED_CONFLICTS} more"
                     if len(foreign) > _LISTED_CONFLICTS else "")
             raise UnsafeOutputError(
-                f"Refusing to replace the folder '{shown}' with --force: it holds files edgedet "
+                f"Refusing to replace the folder '{shown}': it holds files edgedet "
                 f"did not write there: {listed}{more}. Move them away or choose another output "
                 "folder.")
 

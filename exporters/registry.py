@@ -44,6 +44,9 @@ class Target:
             exporter when this machine cannot build the target: it writes
             what it can (e.g. the TensorRT-ready ONNX) and raises an
             `ExportError` saying how to finish on the device. Defaults to None.
+        options: tuple of str. Keyword options its exporters accept through
+            `export(..., target_options={name: {...}})`, at every precision.
+            Defaults to `()`.
     """
 
     name: str
@@ -57,6 +60,7 @@ class Target:
     description: str = ""
     int8_exporter: str = None
     fallback: str = None
+    options: tuple = ()
 
     def artifact_name(self, stem):
         """File or folder name of this target's artifact for a model called `stem`."""
@@ -83,6 +87,23 @@ class Target:
             spec = self.int8_exporter
         module_name, function_name = spec.split(":")
         return getattr(importlib.import_module(module_name), function_name)
+
+    def check_options(self, options):
+        """Checks `target_options` for this target; returns them as a dict.
+
+        Raises:
+            ValueError: not a dict, or an option this target does not accept
+                (naming it, the accepted ones and the closest match).
+        """
+        if not isinstance(options, dict):
+            raise ValueError(f"Options for target '{self.name}' must be a dict, received "
+                             f"{type(options).__name__}.")
+        for key in options:
+            if key not in self.options:
+                raise ValueError(
+                    f"Unknown option '{key}' for target '{self.name}'. Accepted options: "
+                    f"{list(self.options) or 'none'}." + closest(str(key), list(self.options)))
+        return dict(options)
 
     def check_precision(self, precision):
         """Raises ValueError when this target cannot be exported at `precision`."""
@@ -113,6 +134,7 @@ TARGETS = (
         requires=("tensorflow", "tf2onnx", "onnx"),
         description="ONNX model (opset 17), dynamic batch and image size.",
         int8_exporter="edgedet.calibration.session:export_onnx_int8",
+        options=("opset",),
     ),
     Target(
         name="tflite",
@@ -136,6 +158,8 @@ TARGETS = (
         requires=("tensorrt",),
         description="TensorRT engine, built on the target device (needs a GPU and TensorRT).",
         fallback="edgedet.exporters.tensorrt:export_without_tensorrt",
+        options=("int8_mode", "shapes", "workspace_mib", "timing_cache", "dla_core",
+                 "calib_cache", "trt_version", "model_spec", "calib_data"),
     ),
 )
 
