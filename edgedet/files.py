@@ -60,12 +60,12 @@ def printable(text):
     `\\xff` and `\\x1b`, so every report stays valid and readable.
 
     Args:
-        text: str or `os.PathLike`.
+        text: str, `os.PathLike` or any object (its `str()`).
 
     Returns:
         str.
     """
-    text = os.fspath(text)
+    text = os.fspath(text) if isinstance(text, (str, bytes, os.PathLike)) else str(text)
     if isinstance(text, bytes):
         text = os.fsdecode(text)
     if any("\udc80" <= ch <= "\udcff" for ch in text):
