@@ -151,7 +151,9 @@ def _open_artifacts(items, stack, skip_missing_runtimes=False):
             try:
                 artifact.runtime = _enter(item, stack)
             except Exception as error:
-                artifact.reason = printable(f"cannot load: {type(error).__name__}: {error}")
+                missing_runtime = isinstance(error, ImportError)
+                kind = "runtime not installed" if missing_runtime else "cannot load"
+                artifact.reason = printable(f"{kind}: {type(error).__name__}: {error}")
         if artifact.runtime is not None:
             try:
                 metadata = artifact.runtime.metadata
@@ -163,7 +165,6 @@ def _open_artifacts(items, stack, skip_missing_runtimes=False):
         if artifact.runtime is None:
             if missing_runtime and skip_missing_runtimes:
                 artifact.status = "skipped"
-                artifact.reason += " (skipped as asked: skip_missing_runtimes)"
             else:
                 artifact.status = "failed"
                 if missing_runtime:
