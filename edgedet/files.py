@@ -210,20 +210,26 @@ def check_replaceable(path, protected=()):
                 "an input of this command. Choose another output path.")
     if path.is_dir() and not path.is_symlink():
         marker = read_marker(path)
+        held = sorted(_files_below(path))
         if marker is None:
             raise UnsafeOutputError(
                 f"Refusing to replace the folder '{shown}': edgedet did not create it "
-                f"(it has no {MARKER_NAME}), so it may hold your files. Choose a new output "
+                f"(it has no {MARKER_NAME}), so it may hold your files"
+                + (f" (it holds {_some(held)})" if held else "") + ". Choose a new output "
                 "folder, or empty it yourself.")
-        foreign = sorted(set(_files_below(path)) - set(marker["files"]) - {MARKER_NAME})
+        foreign = sorted(set(held) - set(marker["files"]) - {MARKER_NAME})
         if foreign:
-            listed = ", ".join(printable(f) for f in foreign[:_LISTED_CONFLICTS])
-            more = (f" and {len(foreign) - _LISTED_CONFLICTS} more"
-                    if len(foreign) > _LISTED_CONFLICTS else "")
             raise UnsafeOutputError(
                 f"Refusing to replace the folder '{shown}': it holds files edgedet "
-                f"did not write there: {listed}{more}. Move them away or choose another output "
+                f"did not write there: {_some(foreign)}. Move them away or choose another output "
                 "folder.")
+
+
+def _some(names):
+    """The first few of `names`, printable, and how many more."""
+    shown = ", ".join(printable(n) for n in names[:_LISTED_CONFLICTS])
+    extra = len(names) - _LISTED_CONFLICTS
+    return shown + (f" and {extra} more" if extra > 0 else "")
 
 
 def _files_below(folder):
