@@ -156,9 +156,9 @@ def check_writable_folder(folder, output=None):
                     f"'{printable(ancestor)}' is a file, not a folder."
                 )
             if not os.access(ancestor, os.W_OK | os.X_OK):
+                holds = "" if ancestor == folder else f" (it would hold '{printable(folder)}')"
                 raise PermissionError(
-                    f"{what}the folder '{printable(ancestor)}' is not writable"
-                    f"{'' if ancestor == folder else ' (it would hold ' + repr(printable(folder)) + ')'}. "
+                    f"{what}the folder '{printable(ancestor)}' is not writable{holds}. "
                     "Choose another output path or fix its permissions."
                 )
             return
@@ -210,7 +210,7 @@ def check_replaceable(path, protected=()):
                 "an input of this command. Choose another output path.")
     if path.is_dir() and not path.is_symlink():
         marker = read_marker(path)
-        held = sorted(_files_below(path))
+        held = sorted(printable(f) for f in _files_below(path))
         if marker is None:
             raise UnsafeOutputError(
                 f"Refusing to replace the folder '{shown}': edgedet did not create it "
@@ -256,14 +256,11 @@ def read_marker(folder):
     return data
 
 
-def write_marker(folder, files=None, merge=False):
-    """Marks `folder` as edgedet's output, listing `files` (default: every file in it).
+def write_marker(folder):
+    """Marks `folder` as edgedet's output, listing every file now in it.
 
     Args:
         folder: str or `os.PathLike`.
-        files: iterable of str or None. Paths relative to `folder`.
-            Defaults to None (every file now in `folder`).
-        merge: bool. Keep the files an existing marker lists. Defaults to False.
 
     Returns:
         The marker's path.
@@ -271,14 +268,11 @@ def write_marker(folder, files=None, merge=False):
     import edgedet
 
     folder = Path(folder)
-    listed = set(_files_below(folder) if files is None else files) - {MARKER_NAME}
-    if merge:
-        listed |= set((read_marker(folder) or {"files": []})["files"])
     document = {
         "written_by": f"edgedet {edgedet.__version__}",
         "note": "edgedet wrote the files listed here; `--force` may replace this folder "
                 "only while it holds nothing else.",
-        "files": sorted(printable(f) for f in listed),
+        "files": sorted(printable(f) for f in _files_below(folder) if f != MARKER_NAME),
     }
     return atomic_write_text(folder / MARKER_NAME, json.dumps(document, indent=2) + "\n")
 
