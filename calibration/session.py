@@ -157,8 +157,12 @@ class ExportCalibration:
         return make_record(metadata, self.ranges(end_to_end), self.data(), self.body(end_to_end))
 
 
-def export_onnx_int8(end_to_end, metadata, path, force=False, session=None, precision="int8"):
+def export_onnx_int8(end_to_end, metadata, path, force=False, precision="int8", session=None,
+                     opset=None):
     """ONNX INT8 exporter: the U8S8 Q/DQ model for ONNX Runtime on CPU.
+
+    Calibration and quantization work on the session's opset-17 ONNX; another
+    `opset` is reached with ONNX's own version converter, then checked.
 
     Args:
         end_to_end: `tf.Module` from `edgedet.end_to_end.build_end_to_end`.
@@ -167,24 +171,43 @@ def export_onnx_int8(end_to_end, metadata, path, force=False, session=None, prec
         force: bool. Replace an existing file. Defaults to False.
         session: `ExportCalibration` or None (default calibration set).
         precision: str. Must be `"int8"`.
+        opset: int or None. ONNX opset, at least 17. Defaults to None (17).
 
     Returns:
         `path` as a `pathlib.Path`.
     """
     from edgedet.exporters.base import stage
+    from edgedet.exporters.onnx_export import OPSET, check_opset
     from edgedet.files import atomic_write_bytes, check_writable_output
 
     _require_int8(precision)
+    if opset is not None:
+        check_opset(opset)
     path = check_writable_output(path, force)
     session = session or ExportCalibration()
     with stage("onnx", "quantize"):
         model = session.qdq(end_to_end, metadata, "u8s8")
+    if opset is not None and opset != OPSET:
+        with stage("onnx", f"convert to opset {opset}"):
+            model = _to_opset(model, opset)
     with stage("onnx", "write"):
         atomic_write_bytes(path, model.SerializeToString())
     return Path(path)
 
 
-def export_tflite_int8(end_to_end, metadata, path, force=False, session=None, precision="int8"):
+def _to_opset(model, opset):
+    """`model` converted to `opset` by `onnx.version_converter`, checked."""
+    import onnx
+    from onnx import version_converter
+
+    converted = version_converter.convert_version(model, opset)
+    del converted.metadata_props[:]
+    converted.metadata_props.extend(model.metadata_props)
+    onnx.checker.check_model(converted)
+    return converted
+
+
+def export_tflite_int8(end_to_end, metadata, path, force=False, precision="int8", session=None):
     """TFLite INT8 exporter (see `edgedet.calibration.tflite_int8`)."""
     from edgedet.calibration.tflite_int8 import export_int8
 

@@ -41,7 +41,7 @@ class ExportResult:
 
 
 def export(model, targets, out_dir, config=None, force=False, progress=None, stem=None,
-           precision="fp32", calibration=None, target_options=None):
+           precision="fp32", calibration=None, target_options=None, protected=()):
     """Exports `model` to each of `targets` under `out_dir`.
 
     Every target name and output path is checked before any work starts.
@@ -55,7 +55,8 @@ def export(model, targets, out_dir, config=None, force=False, progress=None, ste
         out_dir: str or path. Folder for the artifacts (created if missing).
         config: `InferenceConfig` or None. Letterbox, NMS and box format
             baked into the graphs. Defaults to `model.default_inference_config()`.
-        force: bool. Replace artifacts that already exist. Defaults to False.
+        force: bool. Replace artifacts that already exist (the files this
+            export writes, never anything else). Defaults to False.
         progress: callable or None. Called with one message string per step.
             Defaults to None.
         stem: str or None. Artifact base name. Defaults to the model's name.
@@ -66,16 +67,21 @@ def export(model, targets, out_dir, config=None, force=False, progress=None, ste
             `edgedet.calibration.session.ExportCalibration` (`data`,
             `method`, `size`, `seed`, `quantize_head`); one calibration is
             shared by all targets. Defaults to None (the default set).
-        target_options: dict or None. Target name -> extra keyword arguments
-            for its exporter (e.g. `{"trt": {"workspace_mib": 2048}}`).
-            Defaults to None.
+        target_options: dict or None. Target name (or alias) -> keyword
+            options for its exporter, at every precision (e.g.
+            `{"onnx": {"opset": 18}, "trt": {"workspace_mib": 2048}}`); the
+            accepted options are the registry's `Target.options`. Options for
+            a target not exported are checked and unused. Defaults to None.
+        protected: iterable of paths. Inputs the artifacts may not replace
+            (the model file, calibration images). Defaults to `()`.
 
     Returns:
         A list of `ExportResult`, in target order.
 
     Raises:
-        ValueError: an unknown target (with a suggestion) or one this machine
-            cannot build.
+        ValueError: an unknown target (with a suggestion), one this machine
+            cannot build, or an unknown target option (naming it and the
+            accepted ones).
         OutputExistsError: an artifact exists and `force` is False (naming
             the path; nothing was exported).
         ExportError: a target failed; the other targets were still exported
@@ -102,9 +108,10 @@ def export(model, targets, out_dir, config=None, force=False, progress=None, ste
     out_dir = Path(out_dir)
     stem = _safe_stem(stem or getattr(model, "name", None) or "model")
     named = stem if precision == "fp32" else f"{stem}_{precision}"
+    options = _target_options(target_options)
     paths = {t.name: out_dir / t.artifact_name(named) for t in resolved}
     for path in paths.values():
-        check_writable_output(path, force)
+        check_writable_output(path, force, protected)
     config = model.default_inference_config() if config is None else config
 
     notify("building the end-to-end graph (letterbox, network, decode, NMS)")
@@ -114,24 +121,22 @@ def export(model, targets, out_dir, config=None, force=False, progress=None, ste
     base_metadata = artifact_metadata(model, config, target="keras")
 
     session = None
-    target_options = target_options or {}
     results, failures = [], []
     for target in resolved:
         path = paths[target.name]
         notify(f"{target.name}: exporting to {path}")
         started = time.perf_counter()
         metadata = dataclasses.replace(base_metadata, target=target.name)
-        kwargs = {}
+        # One call for every target and precision: the exporter signature
+        # `(end_to_end, metadata, path, force, precision, session, **options)`.
         fallback = target.fallback is not None and target.unavailable_reason() is not None
-        if precision != "fp32" or target.fallback is not None:
-            if session is None:
-                from edgedet.calibration.session import ExportCalibration
+        if session is None and (precision != "fp32" or target.fallback is not None):
+            from edgedet.calibration.session import ExportCalibration
 
-                session = ExportCalibration(progress=notify, **(calibration or {}))
-            kwargs = {"precision": precision, "session": session,
-                      **target_options.get(target.name, {})}
-            if fallback:
-                kwargs["reason"] = f"this machine {target.unavailable_reason()}"
+            session = ExportCalibration(progress=notify, **(calibration or {}))
+        kwargs = {"precision": precision, "session": session, **options.get(target.name, {})}
+        if fallback:
+            kwargs["reason"] = f"this machine {target.unavailable_reason()}"
         try:
             exporter = target.load_exporter(precision, fallback=fallback)
             exporter(end_to_end, metadata, path, force=force, **kwargs)
@@ -154,6 +159,22 @@ def export(model, targets, out_dir, config=None, force=False, progress=None, ste
             ops=first.ops,
         )
     return results
+
+
+def _target_options(target_options):
+    """`{canonical target name: checked options}`; raises ValueError naming a bad one."""
+    from edgedet.exporters.registry import get_target
+
+    if target_options is None:
+        return {}
+    if not isinstance(target_options, dict):
+        raise ValueError("target_options must be a dict {target: {option: value}}, received "
+                         f"{type(target_options).__name__}.")
+    checked = {}
+    for name, options in target_options.items():
+        target = get_target(name)
+        checked[target.name] = target.check_options(options)
+    return checked
 
 
 def _safe_stem(name):

@@ -1,9 +1,13 @@
 """What every exporter shares: the I/O contract, errors, stages, metadata.
 
-An exporter is one function per target,
-`export(end_to_end, metadata, path, force=False) -> pathlib.Path`, that
-turns the end-to-end `tf.Module` (see `edgedet.end_to_end`) into one
-artifact, writes `metadata` into it and moves it into place atomically.
+An exporter is one function per target (and precision, where INT8 is
+written by another function), all with one signature:
+`export(end_to_end, metadata, path, force=False, precision="fp32",
+session=None, **options) -> pathlib.Path`. It turns the end-to-end
+`tf.Module` (see `edgedet.end_to_end`) into one artifact, writes `metadata`
+into it and moves it into place atomically. `session` is the INT8
+calibration shared by one export's targets (None at fp32); `options` are the
+target's own (the registry's `Target.options`).
 """
 
 import contextlib
@@ -77,6 +81,13 @@ def _first_lines(text, limit=12, width=300):
     if len(lines) > limit:
         lines = lines[:limit] + [f"... ({len(lines) - limit} more lines)"]
     return "\n".join(lines)
+
+
+def require_precision(target, precision, expected="fp32"):
+    """Raises ValueError unless `precision` is the one this exporter writes."""
+    if precision != expected:
+        raise ValueError(f"This {target} exporter writes {expected} artifacts; received "
+                         f"precision '{precision}'.")
 
 
 def input_signature():

@@ -25,6 +25,7 @@ from edgedet.exporters.base import (
     check_outputs,
     input_signature,
     op_names_in_message,
+    require_precision,
     serving_function,
     stage,
 )
@@ -39,7 +40,8 @@ OPSET = 17
 INPUT_DIMS = ("batch", "height", "width")
 
 
-def export(end_to_end, metadata, path, force=False, opset=OPSET):
+def export(end_to_end, metadata, path, force=False, precision="fp32", session=None,
+           opset=OPSET):
     """Converts `end_to_end` to ONNX and writes it to `path`.
 
     Args:
@@ -47,6 +49,9 @@ def export(end_to_end, metadata, path, force=False, opset=OPSET):
         metadata: `ArtifactMetadata`, stored in `metadata_props["edgedet"]`.
         path: str or path. The `.onnx` file to write.
         force: bool. Replace an existing `path`. Defaults to False.
+        precision: str. Must be `"fp32"` (INT8:
+            `edgedet.calibration.session.export_onnx_int8`).
+        session: unused (the exporter signature's INT8 calibration).
         opset: int. ONNX opset, at least 17. Defaults to 17.
 
     Returns:
@@ -56,8 +61,8 @@ def export(end_to_end, metadata, path, force=False, opset=OPSET):
         ExportError: naming the stage (and the op, for conversion errors).
         OutputExistsError: `path` exists and `force` is False.
     """
-    if not isinstance(opset, int) or opset < OPSET:
-        raise ValueError(f"Invalid opset: {opset!r}. Expected an int >= {OPSET}.")
+    require_precision(TARGET, precision)
+    check_opset(opset)
     path = check_writable_output(path, force)
     with stage(TARGET, "trace"):
         serving_function(end_to_end)
@@ -69,6 +74,12 @@ def export(end_to_end, metadata, path, force=False, opset=OPSET):
     with stage(TARGET, "write"):
         atomic_write_bytes(path, model.SerializeToString())
     return Path(path)
+
+
+def check_opset(opset):
+    """Raises ValueError unless `opset` is an opset edgedet can write (an int >= 17)."""
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset < OPSET:
+        raise ValueError(f"Invalid opset: {opset!r}. Expected an int >= {OPSET}.")
 
 
 def convert(end_to_end, opset=OPSET):

@@ -47,6 +47,9 @@ class Target:
         in_all: bool. Whether `--target all` includes it (packagings of
             another artifact, like the Triton repository, are named
             explicitly). Defaults to True.
+        options: tuple of str. Keyword options its exporters accept through
+            `export(..., target_options={name: {...}})`, at every precision.
+            Defaults to `()`.
     """
 
     name: str
@@ -61,6 +64,7 @@ class Target:
     int8_exporter: str = None
     fallback: str = None
     in_all: bool = True
+    options: tuple = ()
 
     def artifact_name(self, stem):
         """File or folder name of this target's artifact for a model called `stem`."""
@@ -87,6 +91,23 @@ class Target:
             spec = self.int8_exporter
         module_name, function_name = spec.split(":")
         return getattr(importlib.import_module(module_name), function_name)
+
+    def check_options(self, options):
+        """Checks `target_options` for this target; returns them as a dict.
+
+        Raises:
+            ValueError: not a dict, or an option this target does not accept
+                (naming it, the accepted ones and the closest match).
+        """
+        if not isinstance(options, dict):
+            raise ValueError(f"Options for target '{self.name}' must be a dict, received "
+                             f"{type(options).__name__}.")
+        for key in options:
+            if key not in self.options:
+                raise ValueError(
+                    f"Unknown option '{key}' for target '{self.name}'. Accepted options: "
+                    f"{list(self.options) or 'none'}." + closest(str(key), list(self.options)))
+        return dict(options)
 
     def check_precision(self, precision):
         """Raises ValueError when this target cannot be exported at `precision`."""
@@ -117,6 +138,7 @@ TARGETS = (
         requires=("tensorflow", "tf2onnx", "onnx"),
         description="ONNX model (opset 17), dynamic batch and image size.",
         int8_exporter="edgedet.calibration.session:export_onnx_int8",
+        options=("opset",),
     ),
     Target(
         name="tflite",
@@ -140,6 +162,8 @@ TARGETS = (
         requires=("tensorrt",),
         description="TensorRT engine, built on the target device (needs a GPU and TensorRT).",
         fallback="edgedet.exporters.tensorrt:export_without_tensorrt",
+        options=("int8_mode", "shapes", "workspace_mib", "timing_cache", "dla_core",
+                 "calib_cache", "trt_version", "model_spec", "calib_data"),
     ),
     Target(
         name="triton",
@@ -151,6 +175,8 @@ TARGETS = (
         description="Triton Inference Server model repository around the ONNX "
                     "(plus a tensorrt_plan model when <stem>.engine is beside it).",
         in_all=False,
+        options=("engine", "max_batch_size", "instances", "backend", "accelerator", "fp16",
+                 "queue_delay_us", "preferred_batch_sizes", "warmup_sizes", "intra_op_threads"),
     ),
 )
 

@@ -9,7 +9,7 @@ is a plain JSON file, `assets/edgedet.json`, readable without TensorFlow
 from pathlib import Path
 
 from edgedet import backend
-from edgedet.exporters.base import serving_function, stage
+from edgedet.exporters.base import require_precision, serving_function, stage
 from edgedet.files import atomic_output_dir
 from edgedet.metadata import METADATA_KEY
 
@@ -18,7 +18,7 @@ SIGNATURE_KEY = "serving_default"
 METADATA_FILE = f"assets/{METADATA_KEY}.json"
 
 
-def export(end_to_end, metadata, path, force=False):
+def export(end_to_end, metadata, path, force=False, precision="fp32", session=None):
     """Writes `end_to_end` as a SavedModel folder at `path`.
 
     The folder is built beside `path` and renamed into place, so a failure
@@ -29,6 +29,8 @@ def export(end_to_end, metadata, path, force=False):
         metadata: `ArtifactMetadata` to store in `assets/edgedet.json`.
         path: str or path. The SavedModel folder to create.
         force: bool. Replace an existing `path`. Defaults to False.
+        precision: str. Must be `"fp32"` (INT8 has its own exporter).
+        session: unused (the exporter signature's INT8 calibration).
 
     Returns:
         `path` as a `pathlib.Path`.
@@ -37,6 +39,7 @@ def export(end_to_end, metadata, path, force=False):
         ExportError: naming the stage that failed.
         OutputExistsError: `path` exists and `force` is False.
     """
+    require_precision(TARGET, precision)
     tf = backend.tensorflow()
 
     path = Path(path)

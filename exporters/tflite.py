@@ -33,6 +33,7 @@ from edgedet.exporters.base import (
     ExportError,
     input_signature,
     op_names_in_message,
+    require_precision,
     serving_function,
     stage,
 )
@@ -45,7 +46,7 @@ SIGNATURE_KEY = "serving_default"
 _CUSTOM_OPCODE = 32
 
 
-def export(end_to_end, metadata, path, force=False):
+def export(end_to_end, metadata, path, force=False, precision="fp32", session=None):
     """Converts `end_to_end` to a `.tflite` flatbuffer at `path`.
 
     Args:
@@ -54,6 +55,8 @@ def export(end_to_end, metadata, path, force=False):
             table under `"edgedet"`.
         path: str or path. The `.tflite` file to write.
         force: bool. Replace an existing `path`. Defaults to False.
+        precision: str. Must be `"fp32"` (INT8 has its own exporter).
+        session: unused (the exporter signature's INT8 calibration).
 
     Returns:
         `path` as a `pathlib.Path`.
@@ -63,6 +66,7 @@ def export(end_to_end, metadata, path, force=False):
             converter could not map to TFLite builtins.
         OutputExistsError: `path` exists and `force` is False.
     """
+    require_precision(TARGET, precision)
     path = check_writable_output(path, force)
     with stage(TARGET, "trace"):
         function = serving_function(end_to_end)

@@ -353,7 +353,8 @@ def _model_name(text):
     return name
 
 
-def export(end_to_end, metadata, path, force=False, engine=None, **options):
+def export(end_to_end, metadata, path, force=False, precision="fp32", session=None, engine=None,
+           **options):
     """Exports `end_to_end` as a Triton model repository at `path`.
 
     The ONNX model is converted and checked as the `onnx` target does
@@ -368,6 +369,9 @@ def export(end_to_end, metadata, path, force=False, engine=None, **options):
         metadata: `ArtifactMetadata`.
         path: str or path. The repository folder.
         force: bool. Replace an existing repository. Defaults to False.
+        precision: str. Must be `"fp32"` (an INT8 or FP16 model is served
+            from its own artifact: `edgedet triton repo MODEL_int8.onnx`).
+        session: unused (the exporter signature's INT8 calibration).
         engine: str, path or None. A TensorRT engine to serve too.
         **options: `RepoOptions` fields.
 
@@ -378,6 +382,10 @@ def export(end_to_end, metadata, path, force=False, engine=None, **options):
 
     from edgedet.exporters import onnx_export
 
+    if precision != "fp32":
+        raise ValueError(f"The triton target packages the FP32 ONNX; received precision "
+                         f"'{precision}'. Serve an INT8 artifact with `edgedet triton repo "
+                         "MODEL_int8.onnx`.")
     path = check_writable_output(path, force)
     options = RepoOptions(**options)
     stem = path.name.removesuffix("_triton") or "model"

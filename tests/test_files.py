@@ -1,12 +1,15 @@
 """Tests for edgedet.files: atomic writes and output folders."""
 
 import os
+from pathlib import Path
 
 import pytest
 
 from edgedet import files
 from edgedet.files import (
+    MARKER_NAME,
     OutputExistsError,
+    UnsafeOutputError,
     atomic_output_dir,
     atomic_write_bytes,
     atomic_write_text,
@@ -15,7 +18,8 @@ from edgedet.files import (
 
 
 def _listing(folder):
-    return sorted(p.name for p in folder.iterdir())
+    """The folder's entries, edgedet's marker aside."""
+    return sorted(p.name for p in folder.iterdir() if p.name != MARKER_NAME)
 
 
 def test_atomic_write_creates_parents_and_replaces(tmp_path):
@@ -103,13 +107,14 @@ def test_output_dir_success(tmp_path):
         (tmp / "saved_model.pb").write_bytes(b"pb")
         (tmp / "variables").mkdir()
     assert _listing(target) == ["saved_model.pb", "variables"]
+    assert files.read_marker(target)["files"] == ["saved_model.pb"]
     assert _listing(target.parent) == ["saved_model"]
 
 
 def test_output_dir_failure_cleans_up_and_keeps_old(tmp_path):
     target = tmp_path / "out"
-    target.mkdir()
-    (target / "old.txt").write_text("keep me")
+    with atomic_output_dir(target) as tmp:
+        (tmp / "old.txt").write_text("keep me")
     with pytest.raises(RuntimeError, match="export failed"):
         with atomic_output_dir(target, force=True) as tmp:
             (tmp / "partial.bin").write_bytes(b"half")
@@ -129,8 +134,8 @@ def test_output_dir_interrupt_cleans_up(tmp_path):
 
 def test_output_dir_force_semantics(tmp_path):
     target = tmp_path / "out"
-    target.mkdir()
-    (target / "old.txt").write_text("old")
+    with atomic_output_dir(target) as tmp:
+        (tmp / "old.txt").write_text("old")
     with pytest.raises(OutputExistsError, match="--force"):
         with atomic_output_dir(target):
             pytest.fail("the block must not run when the output exists")
@@ -138,6 +143,7 @@ def test_output_dir_force_semantics(tmp_path):
     with atomic_output_dir(target, force=True) as tmp:
         (tmp / "new.txt").write_text("new")
     assert _listing(target) == ["new.txt"]
+    assert files.read_marker(target)["files"] == ["new.txt"]
     assert _listing(tmp_path) == ["out"]
     # A file in the way is replaced too, with force.
     as_file = tmp_path / "engine"
@@ -160,8 +166,8 @@ def test_output_dir_appearing_meanwhile_is_not_clobbered(tmp_path):
 
 def test_output_dir_failed_final_move_restores_old(tmp_path, monkeypatch):
     target = tmp_path / "out"
-    target.mkdir()
-    (target / "old.txt").write_text("old")
+    with atomic_output_dir(target) as tmp:
+        (tmp / "old.txt").write_text("old")
     real_replace = os.replace
     calls = []
 
@@ -177,3 +183,109 @@ def test_output_dir_failed_final_move_restores_old(tmp_path, monkeypatch):
             (tmp / "new.txt").write_text("new")
     assert _listing(target) == ["old.txt"]
     assert _listing(tmp_path) == ["out"]
+
+
+def _tree(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+
+
+def test_force_never_replaces_a_folder_edgedet_did_not_create(tmp_path):
+    target = tmp_path / "photos"
+    target.mkdir()
+    (target / "holiday.jpg").write_bytes(b"jpeg")
+    before = _tree(tmp_path)
+    with pytest.raises(UnsafeOutputError, match=f"edgedet did not create it .*{MARKER_NAME}"):
+        with atomic_output_dir(target, force=True):
+            pytest.fail("the block must not run")
+    assert _tree(tmp_path) == before
+    assert isinstance(UnsafeOutputError("x"), FileExistsError)
+
+
+def test_force_refuses_an_edgedet_folder_holding_a_user_file(tmp_path):
+    target = tmp_path / "proj" / "parity"
+    with atomic_output_dir(target) as tmp:
+        (tmp / "report.html").write_text("old report")
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "a.png").write_bytes(b"png")
+    assert files.read_marker(target)["files"] == ["report.html", "sub/a.png"]
+    (target / "NOTES.md").write_text("mine")
+    (target / "sub" / "b.txt").write_text("mine too")
+    with pytest.raises(UnsafeOutputError) as info:
+        check_writable_output(target, force=True)
+    assert "NOTES.md" in str(info.value) and "sub/b.txt" in str(info.value)
+    with pytest.raises(UnsafeOutputError):
+        with atomic_output_dir(target, force=True):
+            pytest.fail("the block must not run")
+    assert (target / "NOTES.md").read_text() == "mine"
+    assert (target / "report.html").read_text() == "old report"
+
+
+def test_force_refuses_inputs_and_folders_around_them(tmp_path):
+    out = tmp_path / "out"
+    with atomic_output_dir(out) as tmp:
+        (tmp / "shapes.onnx").write_bytes(b"onnx")
+    artifact = out / "shapes.onnx"
+    # The folder holds an artifact under test; the artifact itself; a folder inside an input.
+    for path, protected, words in [
+        (out, [artifact], "holds"),
+        (artifact, [artifact], "is '"),
+        (out, [tmp_path], "lies inside"),
+    ]:
+        with pytest.raises(UnsafeOutputError, match=words):
+            check_writable_output(path, force=True, protected=protected)
+    assert artifact.read_bytes() == b"onnx"
+    # Unrelated inputs and synthetic specs do not block it.
+    other = tmp_path / "images"
+    other.mkdir()
+    check_writable_output(out, force=True, protected=[other, "synthetic:shapes?n=2", None])
+
+
+@pytest.mark.parametrize("place", ["cwd", "home", "root"])
+def test_force_refuses_home_root_and_current_folder(tmp_path, monkeypatch, place):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "thesis.tex").write_text("years of work")
+    monkeypatch.setenv("HOME", str(home))
+    work = tmp_path / "projects" / "work"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    target = {"cwd": Path("."), "home": home, "root": Path("/")}[place]
+    label = {"cwd": "the current folder", "home": "your home folder", "root": "the root folder"}
+    with pytest.raises(UnsafeOutputError, match=label[place]):
+        check_writable_output(target, force=True)
+    # A parent of the current folder is refused as well.
+    with pytest.raises(UnsafeOutputError, match="holds the current folder"):
+        check_writable_output(tmp_path / "projects", force=True)
+    assert (home / "thesis.tex").read_text() == "years of work"
+
+
+def test_unwritable_folder_is_named_before_any_work(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root may write into any folder, so permissions cannot be tested as root")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o500)
+    try:
+        with pytest.raises(PermissionError, match="the folder '.*locked' is not writable"):
+            check_writable_output(locked / "out" / "model.onnx")
+    finally:
+        os.chmod(locked, 0o700)
+
+
+def test_unwritable_folder_check_with_mocked_access(tmp_path, monkeypatch):
+    # Root can write anywhere, so the permission answer itself is mocked here
+    # (only `os.access`); the check and its message are the real ones.
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    monkeypatch.setattr(files.os, "access", lambda path, mode: Path(path) != locked)
+    with pytest.raises(PermissionError) as info:
+        check_writable_output(locked / "out" / "model.onnx")
+    message = str(info.value)
+    assert f"the folder '{locked}' is not writable" in message and ".tmp" not in message
+    assert not (locked / "out").exists()
+
+
+def test_printable_names():
+    assert files.printable(os.fsdecode(b"latin1_\xff\xfe.png")) == "latin1_\\xff\\xfe.png"
+    assert files.printable("a\x1bb\tc.png") == "a\\x1bb\\tc.png"
+    assert files.printable("caf\u00e9 &lt;1&gt;.png") == "caf\u00e9 &lt;1&gt;.png"

@@ -97,18 +97,110 @@ def list_inputs(source, max_images=DEFAULT_MAX_IMAGES):
     return list_images(text)[:max_images]
 
 
-def load_inputs(source, max_images=DEFAULT_MAX_IMAGES):
+def load_inputs(source, max_images=DEFAULT_MAX_IMAGES, failures=None):
     """Decodes the benchmark images of `source` (see `list_inputs`).
+
+    An image that cannot be read is left out and, when `failures` is a
+    list, recorded there as `{"image", "reason"}`.
 
     Returns:
         A list of uint8 `[H, W, 3]` RGB arrays.
+
+    Raises:
+        ValueError: no image could be read.
     """
     listed = list_inputs(source, max_images)
-    if isinstance(listed, list):
-        from edgedet.images import load_image
+    if not isinstance(listed, list):
+        return [np.asarray(listed[i]["image"], dtype=np.uint8) for i in range(len(listed))]
+    from edgedet.files import printable
+    from edgedet.images import ImageError, load_image
 
-        return [load_image(path) for path in listed]
-    return [np.asarray(listed[i]["image"], dtype=np.uint8) for i in range(len(listed))]
+    arrays, failed = [], [] if failures is None else failures
+    for path in listed:
+        try:
+            arrays.append(load_image(path))
+        except ImageError as error:
+            failed.append({"image": printable(path), "reason": printable(error)})
+    if not arrays:
+        raise ValueError(f"None of the {len(listed)} image(s) of {printable(source)} could be "
+                         "read: " + "; ".join(f["reason"] for f in failed[:3]))
+    return arrays
+
+
+def batch_memory(shapes, batch_sizes, model_size=0):
+    """The least memory (bytes) a benchmark of these images and batch sizes needs.
+
+    Counted: the uint8 batches the measuring process builds before timing
+    (every batch size at once, see `measure.make_batches`), and for the
+    largest batch the runtime's copy of it plus its letterboxed float32
+    tensor at `model_size`. The network's own activations come on top, so
+    this is a lower bound: a batch above it cannot fit.
+
+    Args:
+        shapes: list of `(height, width)`, one per image.
+        batch_sizes: list of int.
+        model_size: int. The model's input side (0 if unknown). Defaults to 0.
+
+    Returns:
+        A dict `{"host", "runtime", "total"}` of bytes.
+    """
+    groups = {}
+    for height, width in shapes:
+        groups[(int(height), int(width))] = groups.get((int(height), int(width)), 0) + 1
+    host = 0
+    for batch in batch_sizes:
+        for (height, width), count in groups.items():
+            host += -(-count // batch) * batch * height * width * 3
+    largest = max(batch_sizes)
+    pixels = max(height * width for height, width in groups)
+    runtime = largest * (pixels * 3 + int(model_size) ** 2 * 3 * 4)
+    return {"host": host, "runtime": runtime, "total": host + runtime}
+
+
+def _gb(num_bytes):
+    return f"{num_bytes / 1e9:.1f} GB" if num_bytes >= 1e8 else f"{num_bytes / 1e6:.1f} MB"
+
+
+def check_batch_memory(shapes, batch_sizes, model_size=0, available=None):
+    """Refuses batch sizes whose least memory need exceeds the memory available.
+
+    Args:
+        shapes, batch_sizes, model_size: see `batch_memory`.
+        available: int or None. Bytes available. Defaults to None (psutil's
+            `virtual_memory().available`).
+
+    Raises:
+        ValueError: with the estimate and the available memory, naming the
+            batch size.
+    """
+    import psutil
+
+    available = psutil.virtual_memory().available if available is None else available
+    need = batch_memory(shapes, batch_sizes, model_size)
+    if need["total"] > available:
+        size = f" at {model_size} px" if model_size else ""
+        raise ValueError(
+            f"--batch {','.join(map(str, batch_sizes))} cannot fit in memory: it needs at least "
+            f"{_gb(need['total'])} ({_gb(need['host'])} of uint8 input batches built before "
+            f"timing, plus {_gb(need['runtime'])} in the runtime for batch {max(batch_sizes)}: "
+            f"its copy of the input and the letterboxed float32 tensor{size}; the network's "
+            f"activations come on top), and this machine has {_gb(available)} available. "
+            "Use a smaller --batch.")
+    return need
+
+
+def _model_size(artifacts):
+    """The largest model input side among the artifacts' metadata (0 if none is readable)."""
+    from edgedet.runtimes.registry import read_metadata, runtime_kind
+
+    sizes = [0]
+    for path in artifacts:
+        try:
+            if runtime_kind(path) != "keras":
+                sizes.append(int(read_metadata(path).inference.letterbox.size))
+        except Exception:  # noqa: BLE001 - the estimate is a lower bound either way.
+            continue
+    return max(sizes)
 
 
 def unique_names(paths):
@@ -154,8 +246,10 @@ def run_benchmark(artifacts, images=DEFAULT_IMAGES, batch_sizes=(1,), runs=20, w
         An artifact that fails has its `error` set; the others still run.
 
     Raises:
-        ValueError: bad settings, an unsupported artifact, or unusable images
-            (all checked before any measurement).
+        ValueError: bad settings, an unsupported artifact, unusable images,
+            or batches that cannot fit in memory (all checked before any
+            measurement). Single unreadable images are left out and listed
+            in `settings.images.unreadable`.
         FileNotFoundError: an artifact does not exist.
     """
     notify = progress or (lambda message: None)
@@ -176,7 +270,12 @@ def run_benchmark(artifacts, images=DEFAULT_IMAGES, batch_sizes=(1,), runs=20, w
         check_artifact(path)
 
     notify(f"loading images from {images}")
-    arrays = load_inputs(images, max_images)
+    unreadable = []
+    arrays = load_inputs(images, max_images, failures=unreadable)
+    for failure in unreadable:
+        notify(f"FAILED input {failure['image']}: {failure['reason']}")
+    need = check_batch_memory([a.shape[:2] for a in arrays], batch_sizes, _model_size(artifacts))
+    notify(f"batches need at least {_gb(need['total'])} of memory")
     sizes = []
     for array in arrays:
         if list(array.shape[:2]) not in sizes:
@@ -191,7 +290,8 @@ def run_benchmark(artifacts, images=DEFAULT_IMAGES, batch_sizes=(1,), runs=20, w
             "runs": int(runs),
             "warmup": int(warmup),
             "threads": None if threads is None else int(threads),
-            "images": {"source": os.fspath(images), "count": len(arrays), "sizes": sizes},
+            "images": {"source": os.fspath(images), "count": len(arrays), "sizes": sizes,
+                       "unreadable": unreadable},
         },
         "machine": machine_info(),
         "results": [],
@@ -247,12 +347,17 @@ def output_paths(out_dir):
     return out_dir / JSON_NAME, out_dir / CHART_NAME
 
 
-def check_outputs(out_dir, force=False):
+def check_outputs(out_dir, force=False, protected=()):
     """Fails early if `benchmark.json` or `benchmark.png` exist in `out_dir` and not `force`.
+
+    Args:
+        protected: iterable of paths. Inputs the outputs may not replace.
+            Defaults to `()`.
 
     Raises:
         OutputExistsError: naming the existing file.
         NotADirectoryError: `out_dir` is a file.
+        PermissionError: `out_dir` cannot be written (naming it).
     """
     from edgedet.files import check_writable_output
 
@@ -260,7 +365,7 @@ def check_outputs(out_dir, force=False):
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"Output folder '{out_dir}' is a file.")
     for path in output_paths(out_dir):
-        check_writable_output(path, force)
+        check_writable_output(path, force, protected)
 
 
 def write_outputs(document, out_dir, force=False):

@@ -144,6 +144,14 @@ IMAGES = _object(
                   "items": {"type": "array", "items": {"type": "integer"},
                             "minItems": 2, "maxItems": 2},
                   "description": "Distinct [height, width] of the images, in first-seen order."},
+        "unreadable": {
+            "type": "array",
+            "items": _object({
+                "image": {"type": "string", "description": "The file (odd bytes escaped)."},
+                "reason": {"type": "string", "description": "Why it could not be read."},
+            }, "One unreadable image."),
+            "description": "Images of --images that could not be read (file and reason); they "
+                           "were left out and the others measured. The command exits with 3."},
     },
     "The input images. A batch holds images of one size; batches cycle through the sizes.",
 )

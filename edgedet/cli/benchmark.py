@@ -5,7 +5,7 @@ import time
 
 import click
 
-from edgedet.cli.common import user_errors
+from edgedet.cli.common import EXIT_SOME_INPUTS_FAILED, user_errors
 
 DEFAULT_IMAGES = "synthetic:shapes?n=8&seed=0&size=720x1280"  # = edgedet.benchmark.DEFAULT_IMAGES
 
@@ -83,6 +83,14 @@ def benchmark_command(artifacts, images, batch, runs, warmup, threads, max_image
     memory and, for ONNX Runtime, the execution provider. For a .keras model,
     the letterbox, network, decode and NMS stages are also timed separately.
 
+    Batch sizes whose input batches cannot fit in the memory available are
+    refused before anything is measured, with the estimate. An image that
+    cannot be read is left out and listed (benchmark.json
+    settings.images.unreadable); the others are measured.
+
+    Exit code: 0 all measured, 1 an error or an artifact could not be
+    measured, 3 some images could not be read (the rest were measured).
+
     \b
     Examples:
       edgedet benchmark out/model.onnx out/model.tflite --batch 1,4
@@ -94,7 +102,7 @@ def benchmark_command(artifacts, images, batch, runs, warmup, threads, max_image
         from edgedet.benchmark.run import DEFAULT_MAX_IMAGES, check_outputs, run_benchmark
 
         if out is not None:
-            check_outputs(out, force)
+            check_outputs(out, force, protected=[*artifacts, images])
 
         def progress(message):
             click.echo(f"[{time.perf_counter() - started:6.1f}s] {message}", err=True)
@@ -115,3 +123,8 @@ def benchmark_command(artifacts, images, batch, runs, warmup, threads, max_image
     if failed:
         raise click.ClickException(f"{len(failed)} artifact(s) could not be measured: "
                                    f"{', '.join(failed)} (see the errors above).")
+    unreadable = document["settings"]["images"]["unreadable"]
+    if unreadable:
+        click.echo(f"{len(unreadable)} image(s) could not be read and were left out: "
+                   + ", ".join(u["image"] for u in unreadable), err=True)
+        click.get_current_context().exit(EXIT_SOME_INPUTS_FAILED)

@@ -5,6 +5,10 @@ import pathlib
 
 import click
 
+#: Exit code of predict / benchmark when some inputs could not be read (the rest
+#: were processed and written).
+EXIT_SOME_INPUTS_FAILED = 3
+
 # Errors a user can act on. Library code raises these with a message that
 # names the bad value; the CLI shows the message without a traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,

@@ -99,7 +99,9 @@ def _trt_shapes(text):
                    "(edgedet parity) and write OUT/parity/report.html.")
 @click.option("--parity-images", default=PARITY_IMAGES, show_default=True,
               metavar="DIR|synthetic:shapes[?...]", help="Images for the parity check.")
-@click.option("--force", is_flag=True, help="Replace artifacts that already exist.")
+@click.option("--force", is_flag=True,
+              help="Replace artifacts of the same name that already exist in OUT (only the "
+                   "files this export writes; nothing else in OUT is touched).")
 @click.pass_context
 def export_command(ctx, model_spec, targets, out, force, precision, calib_data, calib_method,
                    calib_size, calib_keep_float, calib_cpu, int8_mode, calib_cache, trt_shapes, workspace,
@@ -115,14 +117,27 @@ def export_command(ctx, model_spec, targets, out, force, precision, calib_data, 
     TensorRT engines are built on the device that runs them. Without TensorRT
     or a GPU, `--target trt` writes the TensorRT-ready ONNX (and calibration
     cache) and prints the trtexec and edgedet commands to run on the device.
+
+    OUT may already hold artifacts: another target is added beside them
+    (same-named artifacts are replaced only with --force), and the parity
+    check then covers every artifact of this model in OUT. OUT/parity is
+    edgedet's report folder, rewritten by each export; a file you add to it
+    makes the export stop before any work.
     """
     started = time.perf_counter()
     if calib_keep_float and precision != "int8":
         raise click.UsageError("--calib-keep-float applies to --precision int8 only.")
     names = _comma_list(*targets)
+    report_dir = pathlib.Path(out) / "parity"
+    inputs = [p for p in (model_spec, calib_data, calib_cache, parity_images)
+              if p and pathlib.Path(p).exists()]
     with user_errors():
         from edgedet.export import export
+        from edgedet.files import check_replaceable, check_writable_folder
 
+        check_writable_folder(out)  # Before any work, naming the folder.
+        if parity and (report_dir.exists() or report_dir.is_symlink()):
+            check_replaceable(report_dir, protected=inputs)  # Only edgedet's own report.
         model = resolve_model(model_spec)
         config = inference_config(model, **options)
 
@@ -139,7 +154,7 @@ def export_command(ctx, model_spec, targets, out, force, precision, calib_data, 
             trt["shapes"] = _trt_shapes(trt_shapes)
         results = export(model, names, out, config=config, force=force, progress=progress,
                          stem=stem, precision=precision, calibration=calibration,
-                         target_options={"trt": trt})
+                         target_options={"trt": trt}, protected=inputs)
     rows = [(r.target, r.path, _size(r.size_bytes), f"{r.seconds:.1f}") for r in results]
     click.echo(_table(rows, ("target", "path", "size", "seconds")))
     if parity and results:
@@ -148,6 +163,27 @@ def export_command(ctx, model_spec, targets, out, force, precision, calib_data, 
         from edgedet.cli.parity import parity_command
 
         click.echo(f"\nParity with the Keras reference on {parity_images}:", err=True)
-        ctx.invoke(parity_command, model_spec=model,
-                   artifacts=[str(r.path) for r in results], images=parity_images,
-                   out=str(pathlib.Path(out) / "parity"), force=force)
+        artifacts = [str(r.path) for r in results] + _earlier_artifacts(results, precision)
+        # The report folder was checked above: it is new or edgedet's own report.
+        ctx.invoke(parity_command, model_spec=model, artifacts=artifacts, images=parity_images,
+                   out=str(report_dir), force=True)
+
+
+def _earlier_artifacts(results, precision):
+    """Artifacts of the same model already in OUT (an earlier export), for the parity check."""
+    from edgedet.exporters.registry import TARGETS, get_target
+
+    first = results[0]
+    named = first.path.name[: -len(get_target(first.target).suffix)]
+    stem = named if precision == "fp32" else named[: -len(f"_{precision}")]
+    written = {r.path for r in results}
+    found = []
+    for target in TARGETS:
+        if target.unavailable_reason() is not None:
+            continue  # Its runtime may be missing here.
+        for each in target.precisions:
+            path = first.path.parent / target.artifact_name(stem if each == "fp32"
+                                                            else f"{stem}_{each}")
+            if path.exists() and path not in written:
+                found.append(str(path))
+    return found

@@ -84,8 +84,12 @@ def _missing_packages():
 @click.option("--imgsz", type=int, default=None,
               help="Model input size (multiple of 32). Default: the checkpoint's training "
                    "imgsz, else 640.")
+@click.option("--trust-pickle", is_flag=True,
+              help="Read a full Ultralytics checkpoint (a Python pickle) with the full loader, "
+                   "which RUNS CODE stored in the file. Only for files you trust; without it "
+                   "only plain state_dicts (and .npz) are read.")
 @click.option("--force", is_flag=True, help="Replace the output file if it exists.")
-def ultralytics_command(weights, out, size, classes, imgsz, force):
+def ultralytics_command(weights, out, size, classes, imgsz, force, trust_pickle):
     """Import Ultralytics YOLOv8 detection weights (best.pt, a state_dict, or a .npz).
 
     WEIGHTS is a full Ultralytics checkpoint (needs the `ultralytics` package:
@@ -96,15 +100,17 @@ def ultralytics_command(weights, out, size, classes, imgsz, force):
     NMS.
 
     WARNING: a full Ultralytics checkpoint is a Python pickle, and reading it
-    runs code stored in the file. Import only checkpoints you trust (a plain
-    state_dict is read without running code).
+    runs code stored in the file, so it is read only with --trust-pickle.
+    Import only checkpoints you trust (a plain state_dict is read without
+    running code).
 
     Not importable: YOLOv5u, YOLO11, YOLOv8-p2/p6, segmentation, pose, OBB
     and classification models.
 
     \b
     Example:
-      edgedet import ultralytics runs/detect/train/weights/best.pt --out best.keras
+      edgedet import ultralytics runs/detect/train/weights/best.pt --trust-pickle \\
+          --out best.keras
       edgedet export --model best.keras --target onnx --out artifacts/
     """
     with user_errors(), _missing_packages():
@@ -116,7 +122,8 @@ def ultralytics_command(weights, out, size, classes, imgsz, force):
         check_writable_output(out, force)  # fail before reading any weights
         num_classes, names = _classes(classes)
         path, model = import_ultralytics(weights, out, size=size, num_classes=num_classes,
-                                         class_names=names, image_size=imgsz, force=force)
+                                         class_names=names, image_size=imgsz, force=force,
+                                         trust_pickle=trust_pickle)
     letterbox = model.letterbox
     click.echo(
         f"Wrote {path}: {model.preset or 'custom YOLOv8 layout'}, {model.num_classes} classes, "

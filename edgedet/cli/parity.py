@@ -84,9 +84,14 @@ def _export_all(model, out_dir):
               show_default=True, help="Smallest IoU for a detection to match the reference's.")
 @click.option("--gallery", type=click.IntRange(min=0), default=8, show_default=True,
               help="Disagreeing images drawn per artifact in report.html.")
-@click.option("--force", is_flag=True, help="Replace the report folder if it exists.")
+@click.option("--skip-missing-runtimes", is_flag=True,
+              help="Skip (rather than fail) an artifact whose runtime is not installed here, "
+                   "e.g. a .engine without TensorRT. An artifact that cannot load always fails.")
+@click.option("--force", is_flag=True,
+              help="Replace the report folder if it exists and is an edgedet report folder "
+                   "holding only edgedet's files (never one holding the artifacts or images).")
 def parity_command(model_spec, artifacts, images, labels, labels_split, out, overrides,
-                   config_path, match_iou, gallery, force):
+                   config_path, match_iou, gallery, force, skip_missing_runtimes=False):
     """Compare ARTIFACTS with the Keras reference, detection by detection.
 
     Every artifact and the reference (the Keras model through the same
@@ -94,12 +99,16 @@ def parity_command(model_spec, artifacts, images, labels, labels_split, out, ove
     same images. Detections are matched per image (same class, IoU >= 0.5,
     greedy by score, one-to-one) and checked against per-precision
     thresholds (fp32 tight, fp16 and int8 looser; see --threshold/--config).
-    An artifact whose runtime is not installed or cannot load is skipped with
-    its reason. With no ARTIFACTS, every target this machine can build is
-    exported to a temporary folder first.
+    An artifact that cannot be loaded (truncated, unreadable) fails the run,
+    with its reason in every report; so does one whose runtime is not
+    installed, unless --skip-missing-runtimes. An image that cannot be read
+    is reported (name and reason) and fails the run; the other images are
+    still compared. With no ARTIFACTS, every target this machine can build
+    is exported to a temporary folder first.
 
-    Exit code: 0 every compared artifact passed, 1 a parity failure (or
-    nothing could be compared), 2 bad input.
+    Exit code: 0 every artifact compared and passed, 1 a parity failure (an
+    artifact failed a check, to load or to run; an image could not be read;
+    or nothing could be compared), 2 bad input.
 
     \b
     Examples:
@@ -113,15 +122,19 @@ def parity_command(model_spec, artifacts, images, labels, labels_split, out, ove
     try:
         from edgedet.files import check_writable_output
 
-        check_writable_output(out, force)
+        inputs = [*artifacts, images, labels, config_path]
+        if isinstance(model_spec, (str, pathlib.Path)):
+            inputs.append(model_spec)
+        check_writable_output(out, force, protected=inputs)
         config = _thresholds(config_path, overrides)
         _check_selectors(overrides, artifacts)
         with tempfile.TemporaryDirectory(prefix="edgedet-parity-") as scratch:
             result = _run(model_spec, list(artifacts), images, labels, labels_split, config,
-                          match_iou, scratch)
+                          match_iou, scratch, skip_missing_runtimes)
             from edgedet.parity import write_reports
 
-            paths = write_reports(result, out, force=force, max_gallery=gallery)
+            paths = write_reports(result, out, force=force, max_gallery=gallery,
+                                  protected=inputs)
     except click.ClickException as error:
         if error.exit_code != EXIT_USAGE:
             raise _usage(error.format_message()) from error
@@ -135,18 +148,24 @@ def parity_command(model_spec, artifacts, images, labels, labels_split, out, ove
     for artifact in result.artifacts:
         if artifact.status == "skipped":
             click.echo(f"skipped {artifact.name}: {artifact.reason}")
+        elif artifact.status == "failed" and artifact.summary is None:
+            click.echo(f"FAILED {artifact.name}: {artifact.reason}")
         elif artifact.status == "failed":
             failed = ", ".join(c["metric"] for c in artifact.failed_checks)
             images_out = [r["image"] for r in artifact.flagged_images]
             shown = ", ".join(images_out[:5]) + (" ..." if len(images_out) > 5 else "")
             click.echo(f"FAILED {artifact.name}: {failed}" + (f"; images: {shown}" if shown else ""))
+    for unreadable in result.unreadable_images:
+        click.echo(f"FAILED input {unreadable['image']}: {unreadable['reason']}")
     verdict = "PASSED" if result else (
-        "FAILED" if result.failed else "FAILED: no artifact could be compared")
+        "FAILED" if result.failed or result.unreadable_images
+        else "FAILED: no artifact could be compared")
     click.echo(f"parity {verdict}. Report: {pathlib.Path(paths['report.html']).resolve()}")
     click.get_current_context().exit(EXIT_PASSED if result else EXIT_FAILED)
 
 
-def _run(model_spec, artifacts, images, labels, labels_split, config, match_iou, scratch):
+def _run(model_spec, artifacts, images, labels, labels_split, config, match_iou, scratch,
+         skip_missing_runtimes=False):
     from edgedet.parity import run_parity
 
     model = load_reference(model_spec)
@@ -159,4 +178,5 @@ def _run(model_spec, artifacts, images, labels, labels_split, config, match_iou,
             click.echo(f"running {label} on {total} image(s)", err=True)
 
     return run_parity(model, artifacts, images, labels=labels, thresholds=config,
-                      iou_threshold=match_iou, labels_split=labels_split, progress=progress)
+                      iou_threshold=match_iou, labels_split=labels_split, progress=progress,
+                      skip_missing_runtimes=skip_missing_runtimes)

@@ -315,7 +315,8 @@ def copy_weights(weights, model):
         model.get_layer(name).set_weights(values)
 
 
-def from_ultralytics(source, size=None, num_classes=None, class_names=None, image_size=None):
+def from_ultralytics(source, size=None, num_classes=None, class_names=None, image_size=None,
+                     trust_pickle=False):
     """Converts Ultralytics YOLOv8 detection weights into an edgedet `YOLOV8Detector`.
 
     The model carries Ultralytics' preprocessing (centred letterbox, pad
@@ -324,7 +325,7 @@ def from_ultralytics(source, size=None, num_classes=None, class_names=None, imag
 
     Args:
         source: see `read_ultralytics_weights`. A full Ultralytics checkpoint
-            is a pickle: load only files you trust.
+            is a pickle, read only with `trust_pickle`.
         size: str or None. `"n"`, `"s"`, `"m"`, `"l"` or `"x"`: check that
             the weights are that scale of `yolov8.yaml`. Defaults to None (any
             layout, read from the tensor shapes).
@@ -348,7 +349,7 @@ def from_ultralytics(source, size=None, num_classes=None, class_names=None, imag
 
     if size is not None and size not in SIZES:
         raise UltralyticsImportError(f"Invalid size: {size!r}. Expected one of {list(SIZES)}.")
-    weights = read_ultralytics_weights(source)
+    weights = read_ultralytics_weights(source, trust_pickle=trust_pickle)
     layout = infer_layout(weights.state_dict)
     preset = matching_preset(layout)
     if size is not None and preset != f"yolov8{size}":
@@ -386,7 +387,7 @@ def from_ultralytics(source, size=None, num_classes=None, class_names=None, imag
 
 
 def import_ultralytics(weights, out, size=None, num_classes=None, class_names=None,
-                       image_size=None, force=False):
+                       image_size=None, force=False, trust_pickle=False):
     """Imports Ultralytics YOLOv8 weights and writes an edgedet `.keras` file atomically.
 
     Args:
@@ -394,6 +395,7 @@ def import_ultralytics(weights, out, size=None, num_classes=None, class_names=No
         out: str or path-like. The `.keras` file to write.
         size, num_classes, class_names, image_size: see `from_ultralytics`.
         force: bool. Replace an existing `out`. Defaults to False.
+        trust_pickle: bool. See `read_ultralytics_weights`. Defaults to False.
 
     Returns:
         `(path, model)`: the written `pathlib.Path` and the `YOLOV8Detector`.
@@ -403,8 +405,10 @@ def import_ultralytics(weights, out, size=None, num_classes=None, class_names=No
     out = Path(out)
     if out.suffix != ".keras":
         raise UltralyticsImportError(f"Invalid output '{out}': expected a '.keras' file.")
-    check_writable_output(out, force)
-    model = from_ultralytics(weights, size, num_classes, class_names, image_size)
+    check_writable_output(out, force, protected=[weights] if isinstance(weights, (str, os.PathLike))
+                          else ())
+    model = from_ultralytics(weights, size, num_classes, class_names, image_size,
+                             trust_pickle=trust_pickle)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:

@@ -2,7 +2,7 @@
 
 Sources: an Ultralytics checkpoint (`best.pt`, a pickle of ultralytics
 classes: needs the `ultralytics` package, and runs code stored in the file,
-so load only files you trust), a plain PyTorch state_dict file (read with
+so it is read only with `trust_pickle=True`, the CLI's `--trust-pickle`), a plain PyTorch state_dict file (read with
 `torch.load(weights_only=True)`), a `.npz` of the state_dict (no torch
 needed), a `{key: array}` dict, or a live `torch.nn.Module`.
 
@@ -124,7 +124,20 @@ def _from_module(model, checkpoint=None, source="model"):
     )
 
 
-def _load_torch_file(path):
+def _pickle_refused(path):
+    return UltralyticsImportError(
+        f"'{path}' is not a plain state_dict: it is a full checkpoint, a Python pickle, and "
+        "reading it runs code stored in the file, which can do anything your user account "
+        "can. edgedet reads PyTorch files safely (torch.load(weights_only=True)), and that "
+        "was not enough for this one. If you trust where it came from, pass --trust-pickle "
+        "(library: trust_pickle=True). Safer: where ultralytics is installed, save its "
+        "state_dict with ckpt = torch.load(path, weights_only=False); "
+        "torch.save((ckpt.get('ema') or ckpt['model']).float().state_dict(), 'state_dict.pt') "
+        "and import that file with --classes."
+    )
+
+
+def _load_torch_file(path, trust_pickle=False):
     try:
         import torch
     except ImportError as e:
@@ -137,6 +150,8 @@ def _load_torch_file(path):
     except Exception as e:
         if "weights_only" not in str(e).lower() and "weights only" not in str(e).lower():
             raise UltralyticsImportError(f"Could not read '{path}' as a PyTorch file: {e}") from e
+        if not trust_pickle:  # Never run pickled code without the user's consent.
+            raise _pickle_refused(path) from None
         try:
             import ultralytics  # noqa: F401  (makes the pickled classes importable)
         except ImportError:
@@ -169,15 +184,17 @@ def _load_torch_file(path):
     )
 
 
-def read_ultralytics_weights(source):
+def read_ultralytics_weights(source, trust_pickle=False):
     """Reads Ultralytics YOLOv8 weights into numpy arrays.
 
     Args:
         source: a path (`.pt` / `.pth` checkpoint or state_dict, `.npz` of
             the state_dict), a `{key: tensor or array}` dict, a live
-            `torch.nn.Module`, or an `UltralyticsWeights`. A full Ultralytics
-            checkpoint is a pickle: loading it runs code stored in the file,
-            so load only files you trust.
+            `torch.nn.Module`, or an `UltralyticsWeights`.
+        trust_pickle: bool. Read a file that the safe loader
+            (`torch.load(weights_only=True)`) refuses, such as a full
+            Ultralytics checkpoint, with the full pickle loader, which runs
+            code stored in the file. Only for files you trust. Defaults to False.
 
     Returns:
         `UltralyticsWeights`.
@@ -202,7 +219,7 @@ def read_ultralytics_weights(source):
                 _state_dict({k: data[k] for k in data.files}, f"'{path}'"), source=f"'{path}'"
             )
     if path.endswith((".pt", ".pth", ".bin")):
-        return _load_torch_file(path)
+        return _load_torch_file(path, trust_pickle)
     raise UltralyticsImportError(
         f"Unsupported weights file '{path}': expected a .pt / .pth (Ultralytics checkpoint or "
         "PyTorch state_dict) or a .npz of the state_dict."

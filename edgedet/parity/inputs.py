@@ -6,6 +6,7 @@ import pathlib
 import numpy as np
 
 from edgedet.detections import Detections
+from edgedet.files import printable
 
 # Decoded images are kept in memory up to this many bytes, so each runtime
 # reads the same pixels without decoding (or generating) them again.
@@ -31,6 +32,8 @@ class ImageSource:
         self.dataset = None
         self._arrays = None
         self._paths = None
+        self._indices = None  # Dataset indices kept by `drop_unreadable`.
+        self.dropped = set()  # Names of the images `drop_unreadable` dropped.
         if isinstance(images, (str, os.PathLike)) and str(images).startswith("synthetic:"):
             from edgedet.data.synthetic import from_spec
 
@@ -59,7 +62,7 @@ class ImageSource:
                         f"{array.dtype} {array.shape}."
                     )
                 self._arrays.append(array)
-                self.names.append(str(name))
+                self.names.append(printable(name))
         else:
             raise ParityInputError(
                 "Expected images as a folder, image files, a 'synthetic:shapes?...' spec, a "
@@ -72,8 +75,40 @@ class ImageSource:
 
     def _name(self, path):
         if self.root is not None:
-            return path.relative_to(self.root).as_posix()
-        return path.name
+            return printable(path.relative_to(self.root).as_posix())
+        return printable(path.name)
+
+    def drop_unreadable(self):
+        """Decodes every image once; drops those that cannot be read.
+
+        Returns:
+            A list of `{"image": name, "reason": str}`, one per dropped image.
+
+        Raises:
+            ParityInputError: no image can be read.
+        """
+        if self._arrays is not None:
+            return []
+        keep, failures = [], []
+        for index in range(len(self)):
+            try:
+                self.load(index)
+                keep.append(index)
+            except (ValueError, OSError) as error:
+                failures.append({"image": self.names[index], "reason": printable(error)})
+        if not keep:
+            reasons = "; ".join(f"{f['image']}: {f['reason']}" for f in failures[:5])
+            raise ParityInputError(f"None of the {len(self)} images can be read: {reasons}")
+        if failures:
+            self.dropped = {f["image"] for f in failures}
+            self.names = [self.names[i] for i in keep]
+            if self._paths is not None:
+                self._paths = [self._paths[i] for i in keep]
+            else:
+                self._indices = keep
+            self._cache = {new: self._cache[old] for new, old in enumerate(keep)
+                           if old in self._cache}
+        return failures
 
     def __len__(self):
         return len(self.names)
@@ -85,7 +120,8 @@ class ImageSource:
         if index in self._cache:
             return self._cache[index]
         if self.dataset is not None:
-            image = np.asarray(self.dataset.get(index)["image"], np.uint8)
+            position = index if self._indices is None else self._indices[index]
+            image = np.asarray(self.dataset.get(position)["image"], np.uint8)
         else:
             from edgedet.images import load_image
 
@@ -97,9 +133,9 @@ class ImageSource:
 
     def describe(self):
         if self.root is not None:
-            return str(self.root)
+            return printable(self.root)
         if self.dataset is not None:
-            return repr(self.dataset)
+            return printable(repr(self.dataset))
         return f"{len(self)} images"
 
 
@@ -115,7 +151,7 @@ def _dataset_names(dataset):
     names = []
     for i in range(len(dataset)):
         sample = dataset.annotation(i)
-        names.append(str(sample.get("file_name") or f"image_{i:04d}"))
+        names.append(printable(str(sample.get("file_name") or f"image_{i:04d}")))
     return names
 
 
@@ -170,9 +206,17 @@ def _lookups(source):
     return by_path, by_base
 
 
+def _was_dropped(file_name, source):
+    """Whether labels name an image that was found but could not be read."""
+    name = printable(pathlib.PurePath(str(file_name)).as_posix())
+    base = pathlib.PurePosixPath(name).name
+    return name in source.dropped or base in {pathlib.PurePosixPath(d).name for d in source.dropped}
+
+
 def _check_names(file_names, source, labels):
     lookups = _lookups(source)
-    absent = [n for n in file_names if _index_of(n, source, *lookups) is None]
+    absent = [n for n in file_names
+              if _index_of(n, source, *lookups) is None and not _was_dropped(n, source)]
     if absent:
         raise ParityInputError(
             f"Labels {labels} name {len(absent)} image(s) that are not among the "
@@ -218,6 +262,8 @@ def load_labels(labels, source, class_names, split="val"):
     truth = [Detections.empty() for _ in source.names]
     for sample in samples:
         index = _index_of(sample["file_name"], source, *lookups)
+        if index is None:  # An unreadable image, reported apart.
+            continue
         classes = remap[np.asarray(sample["classes"], np.int32)]
         boxes = np.asarray(sample["boxes"], np.float32).reshape(-1, 4)
         truth[index] = Detections(boxes, np.ones(len(boxes), np.float32), classes, "xyxy")

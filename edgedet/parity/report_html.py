@@ -17,6 +17,7 @@ import io
 import numpy as np
 
 from edgedet.detections import Detections
+from edgedet.files import printable
 from edgedet.parity.result import LATENCY_NOTE
 
 MATCHED_COLOR = "#00C853"
@@ -43,7 +44,7 @@ figure{margin:0}figcaption{font-size:13px;color:#444;max-width:480px;word-break:
 
 
 def _e(value):
-    return html.escape(str(value), quote=True)
+    return html.escape(printable(str(value)), quote=True)
 
 
 def _num(value, digits=3):
@@ -192,6 +193,12 @@ def render_html(result, max_gallery=DEFAULT_GALLERY_SIZE):
     ]
     if not result.compared:
         body.append("<p><b>No artifact could be compared, so nothing was verified.</b></p>")
+    unreadable = list(getattr(result, "unreadable_images", ()))
+    if unreadable:
+        items = "".join(f"<li><code>{_e(u['image'])}</code>: {_e(u['reason'])}</li>"
+                        for u in unreadable)
+        body.append(f"<p><b>{len(unreadable)} image(s) could not be read</b> (the run fails; "
+                    f"the other images were compared):</p><ul>{items}</ul>")
     for i, a in enumerate(result.artifacts):
         body.append(f'<h2 id="artifact-{i}">{_e(a.name)} {_badge(a.status)}</h2>')
         body.append(f"<p>Path <code>{_e(a.path)}</code>; target {_e(a.target)}, "

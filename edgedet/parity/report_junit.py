@@ -2,13 +2,35 @@
 
 A failed artifact gets a `<failure>` whose message lists the failed checks
 and whose text lists every image that disagrees; a skipped artifact gets a
-`<skipped>` with its reason. Latency goes into `time` (seconds, total of
-the timed calls). ElementTree does the XML escaping.
+`<skipped>` with its reason; images that could not be read make one more
+failed test case, `inputs`. Latency goes into `time` (seconds, total of
+the timed calls). ElementTree does the XML escaping; characters XML
+forbids whatever the escaping (control characters in a file name, say)
+are written as visible `\\xNN` escapes, so the file always parses.
 """
 
+import re
 import xml.etree.ElementTree as ET
 
 SUITE = "edgedet.parity"
+# Characters outside XML 1.0's `Char` production (ElementTree writes them as is).
+_NOT_XML = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(text):
+    """`text` with every character XML 1.0 forbids written as a visible escape."""
+    if text is None:
+        return None
+    return _NOT_XML.sub(lambda m: m.group().encode("unicode_escape").decode("ascii")
+                        if ord(m.group()) < 0xD800 else f"\\u{ord(m.group()):04x}", text)
+
+
+def _sanitize(root):
+    for element in root.iter():
+        element.text = _xml_text(element.text)
+        element.tail = _xml_text(element.tail)
+        for key, value in list(element.attrib.items()):
+            element.attrib[key] = _xml_text(value)
 
 
 def _fmt(value):
@@ -18,9 +40,11 @@ def _fmt(value):
 def render_junit(result):
     """Returns the JUnit XML text of a `ParityResult`."""
     suites = ET.Element("testsuites", name=SUITE)
+    unreadable = list(getattr(result, "unreadable_images", ()))
     suite = ET.SubElement(
         suites, "testsuite", name=SUITE,
-        tests=str(len(result.artifacts)), failures=str(len(result.failed)),
+        tests=str(len(result.artifacts) + bool(unreadable)),
+        failures=str(len(result.failed) + bool(unreadable)),
         errors="0", skipped=str(len(result.skipped)), timestamp=result.created)
     properties = ET.SubElement(suite, "properties")
     for name, value in (
@@ -63,5 +87,13 @@ def render_junit(result):
             failure = ET.SubElement(case, "failure", message=message or "parity failed",
                                     type="ParityFailure")
             failure.text = "\n".join(lines)
+    if unreadable:
+        case = ET.SubElement(suite, "testcase", classname=f"{SUITE}.inputs", name="inputs",
+                             time="0.000")
+        failure = ET.SubElement(
+            case, "failure", type="UnreadableImages",
+            message=f"{len(unreadable)} image(s) could not be read; the others were compared")
+        failure.text = "\n".join(f"{u['image']}: {u['reason']}" for u in unreadable)
+    _sanitize(suites)
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"

@@ -1,5 +1,6 @@
 """`parity.md`: a Markdown summary fit for a pull-request comment."""
 
+from edgedet.files import printable
 from edgedet.parity.result import LATENCY_NOTE
 
 STATUS = {"passed": "✅ pass", "failed": "❌ FAIL", "skipped": "⏭️ skipped"}
@@ -8,11 +9,20 @@ MAX_LISTED_IMAGES = 10
 
 
 def _cell(value):
-    """Escapes a value for a Markdown table cell."""
-    text = str(value)
-    for char in ("\\", "|", "`", "*", "_", "<", ">", "[", "]"):
+    """Escapes a value for Markdown text and table cells.
+
+    Control characters become visible escapes (`\\x1b`), and `&` is
+    escaped too, so `&lt;` in a name stays `&lt;` rather than rendering `<`.
+    """
+    text = printable(str(value).replace("\n", " "))
+    for char in ("\\", "|", "`", "*", "_", "<", ">", "[", "]", "&"):
         text = text.replace(char, "\\" + char)
-    return text.replace("\n", " ")
+    return text
+
+
+def _code(value):
+    """A Markdown code span of `value` (shown literally; no backticks inside)."""
+    return "`" + printable(str(value)).replace("`", "'") + "`"
 
 
 def _num(value, digits=3):
@@ -34,7 +44,7 @@ def summary_table(result, markdown=True):
             the plain text the CLI prints. Defaults to True.
     """
     status = STATUS if markdown else PLAIN_STATUS
-    cell = _cell if markdown else (lambda v: str(v).replace("\n", " "))
+    cell = _cell if markdown else (lambda v: printable(str(v).replace("\n", " ")))
     labelled = result.labels is not None
     header = ["Artifact", "Target", "Precision", "Result", "Recall", "Precision vs ref",
               "Mean IoU", "Worst shift px", "mAP vs ref", "Disagreeing images"]
@@ -85,8 +95,8 @@ def render_markdown(result, html_name="report.html"):
         "## edgedet parity",
         "",
         f"{verdict}: {counts}. Reference: {_cell(result.reference_name)}; "
-        f"{len(result.image_names)} images from `{result.image_source.replace('`', '')}`"
-        + (f"; labels `{result.labels.replace('`', '')}`" if result.labels else "") + ".",
+        f"{len(result.image_names)} images from {_code(result.image_source)}"
+        + (f"; labels {_code(result.labels)}" if result.labels else "") + ".",
         "",
         summary_table(result),
         "",
@@ -97,6 +107,11 @@ def render_markdown(result, html_name="report.html"):
     ]
     if not result.compared:
         lines += ["", "No artifact could be compared, so nothing was verified."]
+    unreadable = list(getattr(result, "unreadable_images", ()))
+    if unreadable:
+        lines += ["", f"**{len(unreadable)} image(s) could not be read** (the run fails; the "
+                  "other images were compared):"]
+        lines += [f"- {_cell(u['image'])}: {_cell(u['reason'])}" for u in unreadable]
     for a in result.artifacts:
         if a.status == "skipped":
             lines += ["", f"**{_cell(a.name)}** skipped: {_cell(a.reason)}"]

@@ -10,7 +10,7 @@ from edgedet.parity.report_md import render_markdown
 REPORT_FILES = ("parity.json", "parity.md", "junit.xml", "report.html")
 
 
-def write_reports(result, out_dir, force=False, max_gallery=DEFAULT_GALLERY_SIZE):
+def write_reports(result, out_dir, force=False, max_gallery=DEFAULT_GALLERY_SIZE, protected=()):
     """Writes `parity.json`, `parity.md`, `junit.xml` and `report.html`.
 
     The folder is built beside `out_dir` and moved into place only when all
@@ -19,8 +19,11 @@ def write_reports(result, out_dir, force=False, max_gallery=DEFAULT_GALLERY_SIZE
     Args:
         result: `ParityResult`.
         out_dir: str or path. Output folder.
-        force: bool. Replace an existing `out_dir`. Defaults to False.
+        force: bool. Replace an existing `out_dir` (an edgedet report folder
+            holding only its own files, see `edgedet.files`). Defaults to False.
         max_gallery: int. Images drawn per artifact in the HTML. Defaults to 8.
+        protected: iterable of paths. Inputs `out_dir` must not replace; the
+            result's artifact paths always are. Defaults to `()`.
 
     Returns:
         A dict `{file name: final path}`.
@@ -33,7 +36,10 @@ def write_reports(result, out_dir, force=False, max_gallery=DEFAULT_GALLERY_SIZE
         "junit.xml": render_junit(result),
         "report.html": render_html(result, max_gallery=max_gallery),
     }
-    with atomic_output_dir(out_dir, force=force) as tmp:
+    protected = [*protected, *(a.path for a in result.artifacts)]
+    with atomic_output_dir(out_dir, force=force, protected=protected) as tmp:
         for name, text in texts.items():
-            (pathlib.Path(tmp) / name).write_text(text, encoding="utf-8")
+            # Names are made printable where they are read; a lone surrogate left
+            # anywhere is written escaped rather than failing after the whole run.
+            (pathlib.Path(tmp) / name).write_bytes(text.encode("utf-8", "backslashreplace"))
     return {name: pathlib.Path(out_dir) / name for name in REPORT_FILES}

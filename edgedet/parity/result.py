@@ -122,9 +122,11 @@ class ArtifactResult:
 class ParityResult:
     """Everything a parity run found. True when it passed.
 
-    A run passes when no compared artifact failed a threshold and at least
-    one artifact was compared (skipped artifacts neither pass nor fail, but a
-    run in which all were skipped verified nothing and does not pass).
+    A run passes when no artifact failed (a threshold, or to load or run),
+    at least one artifact was compared (skipped artifacts neither pass nor
+    fail, but a run in which all were skipped verified nothing and does not
+    pass) and every image could be read (`unreadable_images`, each
+    `{"image", "reason"}`, fail the run; the other images are compared).
     """
 
     reference_name: str
@@ -138,6 +140,7 @@ class ParityResult:
     artifacts: list
     machine: dict
     load_image: object = None
+    unreadable_images: list = dataclasses.field(default_factory=list)
     created: str = dataclasses.field(
         default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"))
@@ -156,7 +159,7 @@ class ParityResult:
 
     @property
     def passed(self):
-        return bool(self.compared) and not self.failed
+        return bool(self.compared) and not self.failed and not self.unreadable_images
 
     def __bool__(self):
         return self.passed
@@ -200,6 +203,7 @@ class ParityResult:
                 "count": len(self.image_names),
                 "names": list(self.image_names),
                 "shapes": [list(s) for s in self.image_shapes],
+                "unreadable": [dict(u) for u in self.unreadable_images],
             },
             "labels": self.labels,
             "latency": {"note": LATENCY_NOTE, "machine": self.machine},

@@ -15,8 +15,12 @@ in float32 (`edgedet.runtimes.keras_model.KerasRuntime`) with EACH
 artifact's own inference settings (so letterbox, NMS thresholds and box
 format always agree), or a runtime, whose settings then must equal every
 artifact's. Class names must always agree. Either mismatch stops the run
-(`ParityInputError`) naming the artifact; an artifact whose runtime cannot
-be loaded (not installed, unreadable) is skipped with its reason.
+(`ParityInputError`) naming the artifact. An artifact that cannot be loaded
+(truncated, unreadable, no metadata) fails the run with its reason; one
+whose runtime is not installed fails too, unless `skip_missing_runtimes`,
+which skips it with the reason. An image that cannot be read is reported
+(`ParityResult.unreadable_images`) and fails the run; the other images are
+still compared.
 """
 
 import contextlib
@@ -29,6 +33,7 @@ import time
 
 import numpy as np
 
+from edgedet.files import printable
 from edgedet.parity import thresholds as _thresholds
 from edgedet.parity.inputs import ImageSource, ParityInputError, load_labels
 from edgedet.parity.matching import DEFAULT_IOU_THRESHOLD, match_detections
@@ -119,15 +124,19 @@ class _Artifact:
     precision: str = "fp32"
     reason: str = None
 
+    status: str = None  # "failed" or "skipped" when it could not be opened.
 
-def _open_artifacts(items, stack):
+
+def _open_artifacts(items, stack, skip_missing_runtimes=False):
+    """Opens every artifact; one that cannot be opened gets a status and its reason."""
     taken, artifacts = set(), []
     for item in items:
+        missing_runtime = False
         if isinstance(item, (str, os.PathLike)):
             path = pathlib.Path(item)
             if not path.exists():
-                raise ParityInputError(f"Artifact not found: {path}")
-            artifact = _Artifact(name=_unique(path.name, taken), path=str(path))
+                raise ParityInputError(f"Artifact not found: {printable(path)}")
+            artifact = _Artifact(name=_unique(printable(path.name), taken), path=printable(path))
             from edgedet.runtimes.registry import open_runtime, runtime_kind
 
             try:
@@ -137,23 +146,35 @@ def _open_artifacts(items, stack):
                     raise ParityInputError(str(error)) from None
             try:
                 artifact.runtime = _enter(open_runtime(str(path)), stack)
-            except Exception as error:  # Not installed, unreadable: skip with the reason.
-                kind = "runtime not installed" if isinstance(error, ImportError) else "cannot load"
-                artifact.reason = f"{kind}: {type(error).__name__}: {error}"
+            except Exception as error:  # Reported in every report; the others still run.
+                missing_runtime = isinstance(error, ImportError)
+                kind = "runtime not installed" if missing_runtime else "cannot load"
+                artifact.reason = printable(f"{kind}: {type(error).__name__}: {error}")
         else:
-            name = _runtime_name(item)
-            artifact = _Artifact(name=_unique(str(name), taken), path=str(name))
+            name = printable(_runtime_name(item))
+            artifact = _Artifact(name=_unique(name, taken), path=name)
             try:
                 artifact.runtime = _enter(item, stack)
             except Exception as error:
-                artifact.reason = f"cannot load: {type(error).__name__}: {error}"
+                missing_runtime = isinstance(error, ImportError)
+                kind = "runtime not installed" if missing_runtime else "cannot load"
+                artifact.reason = printable(f"{kind}: {type(error).__name__}: {error}")
         if artifact.runtime is not None:
             try:
                 metadata = artifact.runtime.metadata
                 artifact.target, artifact.precision = metadata.target, metadata.precision
             except Exception as error:
                 artifact.runtime = None
-                artifact.reason = f"no readable metadata: {type(error).__name__}: {error}"
+                artifact.reason = printable(
+                    f"no readable metadata: {type(error).__name__}: {error}")
+        if artifact.runtime is None:
+            if missing_runtime and skip_missing_runtimes:
+                artifact.status = "skipped"
+            else:
+                artifact.status = "failed"
+                if missing_runtime:
+                    artifact.reason += (" (install the runtime, or pass --skip-missing-runtimes "
+                                        "to skip such artifacts)")
         artifacts.append(artifact)
     return artifacts
 
@@ -274,7 +295,8 @@ def _image_record(index, name, match, reference, artifact, limits, class_names):
 
 
 def run_parity(reference, artifacts, images, labels=None, thresholds=None,
-               iou_threshold=DEFAULT_IOU_THRESHOLD, labels_split="val", progress=None):
+               iou_threshold=DEFAULT_IOU_THRESHOLD, labels_split="val", progress=None,
+               skip_missing_runtimes=False):
     """Compares every artifact's detections with the reference's.
 
     See `edgedet.parity.matching` for how detections are matched,
@@ -298,10 +320,13 @@ def run_parity(reference, artifacts, images, labels=None, thresholds=None,
         labels_split: str. Split read from YOLO / VOC labels or a COCO
             folder. Defaults to `"val"`.
         progress: callable `(label, index, total)` or None. Defaults to None.
+        skip_missing_runtimes: bool. Skip (rather than fail) an artifact
+            whose runtime is not installed here. Defaults to False.
 
     Returns:
-        A `ParityResult`: true when every compared artifact passes (and at
-        least one was compared).
+        A `ParityResult`: true when every artifact was compared and passed
+        (skipped ones aside, at least one was compared) and every image
+        could be read.
 
     Raises:
         ParityInputError: empty images, missing artifact paths, unreadable
@@ -319,9 +344,10 @@ def run_parity(reference, artifacts, images, labels=None, thresholds=None,
         raise ParityInputError("No artifacts to compare.")
     fixed_thresholds, config = _threshold_config(thresholds)
     source = ImageSource(images)
+    unreadable = source.drop_unreadable()
     with contextlib.ExitStack() as stack:
         ref = _Reference(reference, stack)
-        opened = _open_artifacts(artifacts, stack)
+        opened = _open_artifacts(artifacts, stack, skip_missing_runtimes)
         problems = []
         for artifact in opened:
             if artifact.runtime is not None:
@@ -349,7 +375,7 @@ def run_parity(reference, artifacts, images, labels=None, thresholds=None,
             if artifact.runtime is None:
                 results.append(ArtifactResult(
                     name=artifact.name, path=artifact.path, target=artifact.target,
-                    precision=artifact.precision, status="skipped", reason=artifact.reason))
+                    precision=artifact.precision, status=artifact.status, reason=artifact.reason))
                 continue
             metadata = artifact.runtime.metadata
             key = metadata.inference if ref.fixed is None else "fixed"
@@ -379,7 +405,7 @@ def run_parity(reference, artifacts, images, labels=None, thresholds=None,
                 results.append(ArtifactResult(
                     name=artifact.name, path=artifact.path, target=artifact.target,
                     precision=artifact.precision, status="failed", thresholds=limits,
-                    reason=f"predict failed: {type(error).__name__}: {error}",
+                    reason=printable(f"predict failed: {type(error).__name__}: {error}"),
                     reference_run=run_index))
                 continue
             matches = [
@@ -415,4 +441,4 @@ def run_parity(reference, artifacts, images, labels=None, thresholds=None,
         reference_name=ref.name, class_names=list(class_names or ()), image_names=source.names,
         image_shapes=shapes, image_source=source.describe(), labels=labels_name,
         iou_threshold=float(iou_threshold), reference_runs=runs, artifacts=results,
-        machine=machine_info(), load_image=source.load)
+        machine=machine_info(), load_image=source.load, unreadable_images=unreadable)

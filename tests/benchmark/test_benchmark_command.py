@@ -85,7 +85,8 @@ def test_json_has_every_documented_field(benchmarked):
     validate(document)
     assert _missing_fields(document, schema()) == []
     assert document["settings"]["batch_sizes"] == [1, 2]
-    assert document["settings"]["images"] == {"source": IMAGES, "count": 3, "sizes": [[48, 80]]}
+    assert document["settings"]["images"] == {"source": IMAGES, "count": 3, "sizes": [[48, 80]],
+                                                  "unreadable": []}
     assert document["command"].startswith("edgedet benchmark ")
     assert "--batch 1,2" in document["command"]
     assert document["machine"]["libraries"]["onnxruntime"]
@@ -181,6 +182,47 @@ def test_a_failing_artifact_is_reported_and_the_others_still_run(artifacts, tmp_
     assert measured["error"] is None and measured["batches"][0]["runs"] == 1
     with Image.open(out / "benchmark.png") as image:
         image.verify()
+
+
+def test_one_unreadable_image_is_listed_and_the_others_measured(artifacts, tmp_path):
+    import numpy as np
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(folder / name)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    out = tmp_path / "bench"
+    result = invoke(artifacts["onnx"], "--images", folder, "--batch", "2", "--runs", "1",
+                    "--warmup", "0", "--out", out)
+    assert result.exit_code == 3, result.output  # Documented in --help: some inputs failed.
+    assert "broken.jpg" in result.output and "could not be read" in result.output
+    document = json.loads((out / "benchmark.json").read_text())
+    validate(document)
+    images = document["settings"]["images"]
+    assert images["count"] == 2 and images["sizes"] == [[40, 56]]
+    assert [u["image"] for u in images["unreadable"]] == [str(folder / "broken.jpg")]
+    assert "truncated or corrupt" in images["unreadable"][0]["reason"]
+    (measured,) = document["results"]
+    assert measured["error"] is None and measured["batches"][0]["batch_size"] == 2
+    assert "Exit code" in invoke("--help").output
+
+
+def test_an_oversized_batch_is_refused_before_anything_is_built(artifacts, tmp_path):
+    import psutil
+
+    out = tmp_path / "bench"
+    result = invoke(artifacts["onnx"], "--images", IMAGES, "--batch", "1,10000000",
+                    "--out", out)
+    assert result.exit_code == 1, result.output
+    available = psutil.virtual_memory().available
+    assert "--batch 1,10000000 cannot fit in memory" in result.output
+    assert "GB available" in result.output and "Use a smaller --batch" in result.output
+    # 10**7 images of 48x80: 115.2 GB of uint8 batches, and the letterbox tensor on top.
+    assert "115.2 GB of uint8 input batches" in result.output
+    assert 115.2e9 > available  # (what makes this machine refuse it)
+    assert "measuring" not in result.output and not out.exists()
 
 
 @pytest.fixture

@@ -111,7 +111,8 @@ def _document():
         "schema_version": 1, "edgedet_version": "0.1.0", "created": "2025-01-01T00:00:00+00:00",
         "command": "edgedet benchmark out/m.onnx",
         "settings": {"batch_sizes": [1], "runs": 3, "warmup": 1, "threads": None,
-                     "images": {"source": "imgs", "count": 2, "sizes": [[720, 1280]]}},
+                     "images": {"source": "imgs", "count": 2, "sizes": [[720, 1280]],
+                                "unreadable": [{"image": "imgs/x.jpg", "reason": "truncated"}]}},
         "machine": machine_info(),
         "results": [ok, keras, failed],
     }
@@ -162,3 +163,26 @@ def test_run_benchmark_checks_settings_before_measuring(tmp_path):
         run.run_benchmark([tmp_path])
     with pytest.raises(FileNotFoundError, match="nope.onnx"):
         run.run_benchmark([tmp_path / "nope.onnx"])
+
+
+def test_batch_memory_known_answer():
+    # Two 10x20 images and one 30x40; batch sizes 1 and 4 are both built.
+    shapes = [(10, 20), (10, 20), (30, 40)]
+    need = run.batch_memory(shapes, [1, 4], model_size=64)
+    host_1 = 2 * 600 + 1 * 3600  # one batch per image
+    host_4 = 4 * 600 + 4 * 3600  # each size group fills one batch of 4 (repeating images)
+    assert need["host"] == host_1 + host_4
+    assert need["runtime"] == 4 * (1200 * 3 + 64 * 64 * 3 * 4)
+    assert need["total"] == need["host"] + need["runtime"]
+
+
+def test_check_batch_memory_refuses_with_the_numbers():
+    shapes = [(720, 1280)] * 8
+    need = run.check_batch_memory(shapes, [1, 4], model_size=640, available=10**9)
+    assert need["total"] < 10**9
+    with pytest.raises(ValueError) as info:
+        run.check_batch_memory(shapes, [100000], model_size=640, available=16 * 10**9)
+    message = str(info.value)
+    assert "--batch 100000 cannot fit in memory" in message
+    assert "276.5 GB of uint8 input batches" in message  # 100000 x 720 x 1280 x 3
+    assert "16.0 GB available" in message and "at 640 px" in message

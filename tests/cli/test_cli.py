@@ -86,7 +86,8 @@ def test_predict_writes_json_and_annotated_images(tiny_model_file, images, tmp_p
                  "--max-det", "5", "--box-format", "xywh")
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["a.json", "a.png", "gray.json", "gray.png", "rgba.json", "rgba.png"]
+    assert names == [".edgedet-output.json", "a.json", "a.png", "gray.json", "gray.png",
+                     "rgba.json", "rgba.png"]
     data = json.loads((out / "gray.json").read_text())
     assert (data["width"], data["height"]) == (30, 50)
     assert data["bounding_box_format"] == "xywh"
@@ -107,9 +108,17 @@ def test_predict_refuses_to_overwrite_without_force(tiny_model_file, images, tmp
     assert result.exit_code == 1
     assert str(out) in result.output and "--force" in result.output
     assert (out / "keep.txt").read_text() == "precious"
+    # --force replaces only a folder edgedet made: this one is the user's.
     result = run("predict", "--model", tiny_model_file, images, "--out", out, "--force")
+    assert result.exit_code == 1 and "edgedet did not create it" in result.output
+    assert (out / "keep.txt").read_text() == "precious"
+    # Its own output folder is replaced with --force.
+    own = tmp_path / "preds"
+    assert run("predict", "--model", tiny_model_file, images, "--out", own).exit_code == 0
+    (own / "a.json").write_text("stale")
+    result = run("predict", "--model", tiny_model_file, images, "--out", own, "--force")
     assert result.exit_code == 0, result.output
-    assert not (out / "keep.txt").exists()
+    assert json.loads((own / "a.json").read_text())["width"] == 70
 
 
 def test_predict_errors(tiny_model_file, images, tmp_path):

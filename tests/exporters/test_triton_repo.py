@@ -264,3 +264,13 @@ def test_cli_repo_command(tmp_path):
     assert again.exit_code == 1 and "already exists" in again.output
     bad = CliRunner().invoke(cli, [*args[:-1], "64by48", "--force"])
     assert bad.exit_code == 2 and "expected HxW" in bad.output
+
+
+def test_registry_lists_every_repository_option():
+    import dataclasses
+
+    from edgedet.exporters.registry import get_target
+    from edgedet.exporters.triton_repo import RepoOptions
+
+    fields = [f.name for f in dataclasses.fields(RepoOptions)]
+    assert get_target("triton").options == ("engine", *fields)

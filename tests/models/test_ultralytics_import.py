@@ -330,8 +330,65 @@ def test_pickled_checkpoint_without_ultralytics_explains(tmp_path, monkeypatch):
     path = tmp_path / "best.pt"
     torch.save({"model": torch.nn.Conv2d(1, 1, 1)}, path)
     monkeypatch.setitem(sys.modules, "ultralytics", None)  # import ultralytics -> ImportError
-    with pytest.raises(UltralyticsImportError, match="needs the ultralytics package"):
+    with pytest.raises(UltralyticsImportError, match="--trust-pickle"):
         from_ultralytics(path)
+    with pytest.raises(UltralyticsImportError, match="needs the ultralytics package"):
+        from_ultralytics(path, trust_pickle=True)
+
+
+class _FakeTorch:
+    """Stands in for `torch` at the one boundary the refusal depends on, `torch.load`.
+
+    Its safe load fails the way torch's does on a pickled checkpoint
+    ("Weights only load failed"); a full load would return `full`. Every
+    call is recorded, so a test can tell whether pickled code would have run.
+    """
+
+    def __init__(self, full):
+        self.calls, self.full = [], full
+
+    def load(self, path, map_location=None, weights_only=None):
+        self.calls.append(weights_only)
+        if weights_only:
+            import pickle
+
+            raise pickle.UnpicklingError(
+                "Weights only load failed. Re-running `torch.load` with `weights_only` set to "
+                "`False` will likely succeed, but it can result in arbitrary code execution.")
+        return self.full
+
+
+def test_a_pickle_is_never_loaded_without_trust_pickle(tmp_path, monkeypatch):
+    # Runs without torch: only torch.load is replaced (see _FakeTorch); the
+    # decision to refuse or to load is edgedet's own code.
+    _, state, _ = golden("n_w8")
+    fake = _FakeTorch({"model": dict(state), "train_args": {}})
+    monkeypatch.setitem(sys.modules, "torch", fake)
+    path = tmp_path / "best.pt"
+    path.write_bytes(b"PK\x03\x04 a pickled checkpoint")
+    with pytest.raises(UltralyticsImportError) as info:
+        from_ultralytics(path)
+    message = str(info.value)
+    assert "--trust-pickle" in message and "runs code stored in the file" in message
+    assert fake.calls == [True]  # Only the safe load was tried.
+    # Asked to, the full loader runs (here on a plain dict, with ultralytics importable).
+    monkeypatch.setitem(sys.modules, "ultralytics", type(sys)("ultralytics"))
+    model = from_ultralytics(path, trust_pickle=True)
+    assert fake.calls == [True, True, False]
+    assert model.num_classes == golden("n_w8")[0]["num_classes"]
+
+
+def test_cli_refuses_a_pickle_and_names_the_flag(tmp_path, monkeypatch):
+    fake = _FakeTorch(None)
+    monkeypatch.setitem(sys.modules, "torch", fake)
+    path = tmp_path / "best.pt"
+    path.write_bytes(b"pickled")
+    out = tmp_path / "m.keras"
+    result = _invoke(path, "--out", out)
+    assert result.exit_code == 1, result.output
+    assert "--trust-pickle" in result.output and "runs code" in result.output
+    assert fake.calls == [True] and not out.exists()
+    assert "RUNS CODE" in _invoke("--help").output
 
 
 @pytest.fixture
@@ -357,7 +414,7 @@ def test_ultralytics_checkpoint_live(ultralytics_env, tmp_path, case_name):
         np.testing.assert_allclose(model(x)[0].numpy(), arrays["decoded"], atol=1e-4)
     path = tmp_path / "best.pt"
     torch.save({"model": None, "ema": model, "train_args": {"imgsz": 96}}, path)
-    imported = from_ultralytics(path)
+    imported = from_ultralytics(path, trust_pickle=True)
     assert imported.class_names == tuple(names.values()) and imported.letterbox.size == 96
     assert_matches_ultralytics(imported, arrays)
 

@@ -72,19 +72,151 @@ def test_broken_artifact_exit_1_names_images(setup, image_dir, tmp_path):
     assert result.exit_code == 0, result.output
 
 
-def test_skipped_artifact_is_reported(setup, image_dir, tmp_path):
-    corrupt = setup / "corrupt.onnx"
-    corrupt.write_bytes(b"garbage")
+def _truncated_onnx(path):
+    """A real ONNX file cut in half, as an interrupted copy leaves it."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["images"], ["boxes"])], "g",
+        [helper.make_tensor_value_info("images", TensorProto.UINT8, [1, 8, 8, 3])],
+        [helper.make_tensor_value_info("boxes", TensorProto.UINT8, [1, 8, 8, 3])])
+    data = helper.make_model(graph, producer_name="x" * 200).SerializeToString()
+    onnx.load_from_string(data)  # Whole, it loads.
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def _reports(out):
+    return {name: (out / name).read_text(encoding="utf-8")
+            for name in ("parity.md", "junit.xml", "report.html", "parity.json")}
+
+
+def test_truncated_artifact_fails_the_run(setup, image_dir, tmp_path):
+    truncated = _truncated_onnx(setup / "truncated.onnx")
     out = tmp_path / "report"
-    result = invoke("--model", "ref.keras", setup / "good.onnx", corrupt, "--images", image_dir,
+    result = invoke("--model", "ref.keras", setup / "good.onnx", truncated, "--images", image_dir,
                     "--out", out)
+    assert result.exit_code == 1, result.output
+    assert "FAILED truncated.onnx: cannot load" in result.output
+    assert "parity FAILED" in result.output and "PASSED" not in result.output
+    for name, text in _reports(out).items():
+        assert "truncated.onnx" in text and "cannot load" in text, name
+    document = json.loads((out / "parity.json").read_text())
+    assert document["passed"] is False
+    assert document["counts"] == {"artifacts": 2, "passed": 1, "failed": 1, "skipped": 0}
+    # Even --skip-missing-runtimes does not skip it: its runtime is installed.
+    result = invoke("--model", "ref.keras", setup / "good.onnx", truncated, "--images", image_dir,
+                    "--out", out, "--force", "--skip-missing-runtimes")
+    assert result.exit_code == 1 and "FAILED truncated.onnx" in result.output
+
+
+def test_missing_runtime_is_skipped_only_when_asked(setup, image_dir, tmp_path, monkeypatch):
+    from edgedet.runtimes import registry
+
+    engine = setup / "model.tflite"
+    engine.write_bytes(b"")
+    patched = registry.open_runtime
+
+    def without_litert(path, **options):
+        if str(path).endswith(".tflite"):
+            raise ImportError("No module named 'ai_edge_litert'")
+        return patched(path, **options)
+
+    monkeypatch.setattr(registry, "open_runtime", without_litert)
+    out = tmp_path / "report"
+    result = invoke("--model", "ref.keras", setup / "good.onnx", engine, "--images", image_dir,
+                    "--out", out)
+    assert result.exit_code == 1, result.output
+    assert "FAILED model.tflite: runtime not installed" in result.output
+    assert "--skip-missing-runtimes" in result.output
+    result = invoke("--model", "ref.keras", setup / "good.onnx", engine, "--images", image_dir,
+                    "--out", out, "--force", "--skip-missing-runtimes")
     assert result.exit_code == 0, result.output
-    assert "skipped corrupt.onnx: cannot load" in result.output
-    for name in ("parity.md", "junit.xml", "report.html", "parity.json"):
-        assert "corrupt.onnx" in (out / name).read_text()
-    result = invoke("--model", "ref.keras", corrupt, "--images", image_dir, "--out", out,
-                    "--force")
+    assert "skipped model.tflite: runtime not installed" in result.output
+    for name, text in _reports(out).items():
+        assert "model.tflite" in text, name
+    result = invoke("--model", "ref.keras", engine, "--images", image_dir, "--out", out,
+                    "--force", "--skip-missing-runtimes")
     assert result.exit_code == 1 and "no artifact could be compared" in result.output
+
+
+def test_help_documents_the_skip_flag_and_exit_codes():
+    result = invoke("--help")
+    assert "--skip-missing-runtimes" in result.output
+    assert "cannot be loaded" in result.output and "fails the run" in result.output
+
+
+def test_odd_image_names_keep_every_report_valid(setup, image_dir, tmp_path):
+    import os
+    import xml.etree.ElementTree as ET
+
+    # Control characters, a non-UTF-8 byte sequence and markup-like text in names.
+    renames = {"img_01.png": "esc\x1b[31mred\x07.png", "img_03.png": "amp &lt;b&gt; <i>.png"}
+    for old, new in renames.items():
+        (image_dir / old).rename(image_dir / new)
+    os.rename(os.fsencode(image_dir / "img_02.png"), os.fsencode(image_dir) + b"/latin1_\xff\xfe.png")
+    out = tmp_path / "report"
+    # bad.onnx shifts img_01 and img_03 (matched by content), so both names are listed.
+    result = invoke("--model", "ref.keras", setup / "good.onnx", setup / "bad.onnx",
+                    "--images", image_dir, "--out", out)
+    assert result.exit_code == 1, result.output
+    assert "\x1b" not in result.output
+    reports = _reports(out)
+    root = ET.fromstring((out / "junit.xml").read_bytes())  # Well-formed, whatever the names.
+    cases = {case.get("name"): case for case in root.iter("testcase")}
+    assert set(cases) == {"good.onnx", "bad.onnx"}
+    failure = cases["bad.onnx"].find("failure").text
+    assert "esc\\x1b[31mred\\x07.png" in failure and "amp &lt;b&gt; <i>.png" in failure
+    for name, text in reports.items():
+        assert "\x1b" not in text and "\x07" not in text, name
+    document = json.loads(reports["parity.json"])
+    assert "latin1_\\xff\\xfe.png" in document["images"]["names"]
+    assert "esc\\x1b[31mred\\x07.png" in document["artifacts"][1]["failing_images"]
+    md = reports["parity.md"]
+    # `&` is escaped, so `&lt;` is shown as written rather than rendered as `<`.
+    assert "amp \\&lt;b\\&gt; \\<i\\>.png" in md
+    assert "esc\\\\x1b\\[31mred\\\\x07.png" in md
+    html = reports["report.html"]
+    assert "amp &amp;lt;b&amp;gt; &lt;i&gt;.png" in html
+
+
+def test_unreadable_image_is_reported_and_fails_the_run(setup, image_dir, tmp_path):
+    (image_dir / "img_04.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = tmp_path / "report"
+    result = invoke("--model", "ref.keras", setup / "good.onnx", "--images", image_dir,
+                    "--out", out)
+    assert result.exit_code == 1, result.output
+    assert "FAILED input img_04.png: Cannot read" in result.output
+    assert "| good.onnx | onnx | fp32 | pass |" in result.output  # The rest were compared.
+    document = json.loads((out / "parity.json").read_text())
+    assert document["passed"] is False and document["images"]["count"] == 5
+    assert [u["image"] for u in document["images"]["unreadable"]] == ["img_04.png"]
+    from edgedet.parity.report_json import validate
+
+    validate(document)
+    for name, text in _reports(out).items():
+        assert "img_04.png" in text.replace("\\_", "_"), name  # Markdown escapes `_`.
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring((out / "junit.xml").read_bytes())
+    inputs = [c for c in root.iter("testcase") if c.get("name") == "inputs"]
+    assert inputs and "img_04.png" in inputs[0].find("failure").text
+
+
+def test_force_never_replaces_the_artifacts_under_test(setup, image_dir, tmp_path):
+    # `--out` is the folder holding the artifacts: refused even with --force.
+    before = sorted(p.name for p in setup.iterdir())
+    result = invoke("--model", "ref.keras", setup / "good.onnx", "--images", image_dir,
+                    "--out", setup, "--force")
+    assert result.exit_code == 2, result.output
+    assert "Refusing to replace" in result.output and "good.onnx" in result.output
+    assert sorted(p.name for p in setup.iterdir()) == before
+    # The image folder, likewise.
+    result = invoke("--model", "ref.keras", setup / "good.onnx", "--images", image_dir,
+                    "--out", image_dir, "--force")
+    assert result.exit_code == 2 and "an input of this command" in result.output
+    assert len(list(image_dir.iterdir())) == 6
 
 
 @pytest.mark.parametrize("extra, message", [

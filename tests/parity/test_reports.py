@@ -44,7 +44,7 @@ def result(fakes):
                             transform=transform)
     skipped = fakes.FakeRuntime(plain_table, name="m.engine",
                                 fail_on_enter=ImportError("No module named 'tensorrt'"))
-    return run_parity(ref, [good, bad, skipped], plain)
+    return run_parity(ref, [good, bad, skipped], plain, skip_missing_runtimes=True)
 
 
 def test_json_validates_against_the_schema(result, tmp_path):
@@ -96,10 +96,13 @@ def test_outputs_are_atomic_and_refuse_to_overwrite(result, tmp_path):
     write_reports(result, out)
     with pytest.raises(FileExistsError, match="--force"):
         write_reports(result, out)
-    (out / "stale.txt").write_text("old")
-    write_reports(result, out, force=True)
+    write_reports(result, out, force=True)  # Its own report folder: replaced.
     assert sorted(p.name for p in out.iterdir()) == [
-        "junit.xml", "parity.json", "parity.md", "report.html"]
+        ".edgedet-output.json", "junit.xml", "parity.json", "parity.md", "report.html"]
+    (out / "stale.txt").write_text("a user's file")
+    with pytest.raises(FileExistsError, match="stale.txt"):
+        write_reports(result, out, force=True)
+    assert (out / "stale.txt").read_text() == "a user's file"
 
 
 def test_html_escapes_every_name(result):

@@ -90,7 +90,8 @@ def test_class_list_mismatch_stops_and_names_the_artifact(case, fakes):
         run_parity(ref, [art], images)
 
 
-def test_unloadable_artifacts_are_skipped_with_a_reason(case, fakes, tmp_path):
+def test_unloadable_artifacts_fail_and_missing_runtimes_skip_only_when_asked(
+        case, fakes, tmp_path):
     images, table = case
     ref = fakes.FakeRuntime(table)
     missing_lib = fakes.FakeRuntime(table, name="m.tflite",
@@ -100,15 +101,23 @@ def test_unloadable_artifacts_are_skipped_with_a_reason(case, fakes, tmp_path):
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"\0")
     good = fakes.FakeRuntime(table, name="good.onnx")
-    result = run_parity(ref, [missing_lib, str(corrupt), str(engine), good], images)
-    assert result  # Skipped artifacts neither pass nor fail.
-    assert [a.status for a in result.artifacts] == ["skipped", "skipped", "skipped", "passed"]
+    artifacts = [missing_lib, str(corrupt), str(engine), good]
+    result = run_parity(ref, artifacts, images)
+    assert not result  # A named artifact that cannot load fails the run.
+    assert [a.status for a in result.artifacts] == ["failed", "failed", "failed", "passed"]
     assert "ai_edge_litert" in result["m.tflite"].reason
+    assert "--skip-missing-runtimes" in result["m.tflite"].reason
     assert "cannot load" in result["corrupt.onnx"].reason
     assert "not a valid ONNX model" in result["corrupt.onnx"].reason
     assert "TensorRT" in result["model.engine"].reason
+    # Asked to, a missing runtime is skipped; a corrupt file or an engine without its
+    # sidecar still fails.
+    result = run_parity(ref, artifacts, images, skip_missing_runtimes=True)
+    assert [a.status for a in result.artifacts] == ["skipped", "failed", "failed", "passed"]
+    assert not result
+    assert run_parity(ref, [missing_lib, good], images, skip_missing_runtimes=True)
     # Nothing compared: nothing verified, so the run does not pass.
-    assert not run_parity(ref, [missing_lib], images)
+    assert not run_parity(ref, [missing_lib], images, skip_missing_runtimes=True)
 
 
 def test_bad_inputs(case, fakes, tmp_path):
