@@ -190,7 +190,8 @@ def test_repository_files(tmp_path):
     (tmp_path / "shapes.engine.json").write_text(json.dumps(_sidecar()))
     repo = write_repository(onnx_path, tmp_path / "repo", engine=engine)
     files = sorted(str(p.relative_to(repo)) for p in repo.rglob("*") if p.is_file())
-    assert files == ["shapes/1/model.onnx", "shapes/config.pbtxt",
+    # Triton loads each sub-folder as a model; edgedet's ownership marker is a file beside them.
+    assert files == [".edgedet-output.json", "shapes/1/model.onnx", "shapes/config.pbtxt",
                      "shapes_trt/1/model.plan", "shapes_trt/config.pbtxt"]
     assert (repo / "shapes/1/model.onnx").read_bytes() == onnx_path.read_bytes()
     assert (repo / "shapes_trt/1/model.plan").read_bytes() == b"plan bytes"
