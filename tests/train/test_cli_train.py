@@ -12,6 +12,7 @@ from edgedet.cli.train import train_command  # noqa: E402
 DATA = "synthetic:shapes?n=16&size=64&min_object_size=12&max_objects=2"
 
 
+@pytest.mark.slow  # A whole `edgedet train` run.
 def test_train_command_writes_a_run_and_scores_a_holdout_set(tmp_path):
     out = tmp_path / "run"
     result = CliRunner().invoke(train_command, [

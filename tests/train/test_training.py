@@ -34,6 +34,7 @@ def run(tmp_path_factory):
     return train(DATA, epochs=4, out=out, **KWARGS)
 
 
+@pytest.mark.slow  # Trains a model for several epochs.
 def test_training_lowers_the_loss_and_finds_objects(run):
     history = run.history
     assert [int(row["epoch"]) for row in history] == [1, 2, 3, 4]
@@ -48,6 +49,7 @@ def test_training_lowers_the_loss_and_finds_objects(run):
     assert {"epoch", "loss", "map50_95", "map50", "images_per_second"} <= set(header)
 
 
+@pytest.mark.slow  # Trains a model for several epochs.
 def test_saved_model_keeps_classes_letterbox_and_predictions(run):
     loaded = load_model(f"{run.out_dir}/last.keras")
     assert list(loaded.class_names) == ["square", "circle"]
@@ -64,6 +66,7 @@ def test_saved_model_keeps_classes_letterbox_and_predictions(run):
     assert sum(len(d) for d in first) > 0
 
 
+@pytest.mark.slow  # Trains a model for several epochs.
 def test_resume_continues_the_run(run, tmp_path):
     import shutil
 
@@ -76,6 +79,7 @@ def test_resume_continues_the_run(run, tmp_path):
         train(DATA, epochs=5, out=out, **KWARGS)
 
 
+@pytest.mark.slow  # Trains a model for several epochs.
 def test_nan_loss_stops_and_names_the_last_good_epoch(run, tmp_path, monkeypatch):
     import shutil
 
