@@ -159,13 +159,16 @@ def build_plan(options, trt_version):
 def prepare_onnx(model, trt_version):
     """The ONNX model as the given TensorRT's parser accepts it (a copy).
 
-    TensorRT 8.x has no UINT8 tensors: the `images` input becomes float32
-    (the graph's first op casts it to float anyway).
+    The NMS runs per image (`edgedet.exporters.trt_nms`: TensorRT's NMS caps
+    the boxes per batch item). TensorRT 8.x has no UINT8 tensors: the
+    `images` input becomes float32 (the graph's first op casts it to float
+    anyway).
     """
     import onnx
 
-    prepared = onnx.ModelProto()
-    prepared.CopyFrom(model)
+    from edgedet.exporters.trt_nms import per_image_nms
+
+    prepared = per_image_nms(model)
     if version_tuple(trt_version)[0] < 10:
         for graph_input in prepared.graph.input:
             if graph_input.name == INPUT_NAME:

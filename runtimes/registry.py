@@ -36,8 +36,10 @@ _SAVED_MODEL = (
     "edgedet.runtimes.tf_saved_model:SavedModelRuntime",
     "edgedet.runtimes.tf_saved_model",
 )
+_BUNDLE = ("bundle", "edgedet.runtimes.bundle:BundleRuntime", "edgedet.runtimes.bundle")
 SUPPORTED = (
     "a SavedModel folder (with saved_model.pb)",
+    "a parity bundle folder (with reference.json)",
     ".onnx",
     ".tflite",
     ".keras",
@@ -62,6 +64,8 @@ def _entry(path):
     if path.is_dir():
         if (path / "saved_model.pb").is_file():
             return _SAVED_MODEL
+        if (path / "reference.json").is_file():
+            return _BUNDLE
         raise ValueError(
             f"Folder '{path}' is not a SavedModel (no saved_model.pb inside). "
             f"Supported artifacts: {', '.join(SUPPORTED)}."

@@ -18,7 +18,24 @@ from edgedet.cli.predict import predict_command
 from edgedet.cli.train import train_command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class EdgedetGroup(click.Group):
+    """Turns a missing TensorFlow / Keras into a sentence on a device install (no traceback)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as error:
+            from edgedet.cli.common import WORKSTATION_PACKAGES, missing_workstation_message
+
+            package = (error.name or "").split(".")[0]
+            if package not in WORKSTATION_PACKAGES:
+                raise
+            raise click.ClickException(
+                missing_workstation_message(package, ctx.invoked_subcommand)) from error
+
+
+@click.group(cls=EdgedetGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(edgedet.__version__, prog_name="edgedet")
 def cli():
     """Ship a Keras 3 YOLOv8 detector to the edge.

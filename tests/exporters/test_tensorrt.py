@@ -158,7 +158,7 @@ def test_missing_tensorrt_writes_the_files_and_says_how_to_continue(detector, tm
     assert "needs an NVIDIA GPU" in message
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["model_int8.calib.cache", "model_int8.calib.json",
-                     "model_int8_fp32_trt.onnx", "model_int8_trt.onnx"]
+                     "model_int8_fp32_trt.onnx", "model_int8_parity", "model_int8_trt.onnx"]
     assert not (tmp_path / "model_int8.engine").exists()
     explicit = trtexec_command("model_int8_trt.onnx", "model_int8.engine",
                                BuildOptions(precision="int8"), "8.6.1")
@@ -189,7 +189,31 @@ def test_missing_tensorrt_fp16(detector, tmp_path, monkeypatch):
     with pytest.raises(ExportError, match="--fp16"):
         export(detector, ["tensorrt"], tmp_path, stem="m", precision="fp16",
                target_options={"trt": {"trt_version": "10.3.0"}})
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m_fp16_trt.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m_fp16_parity", "m_fp16_trt.onnx"]
+    # The TensorRT-ready ONNX (per-image NMS) agrees with the saved float32 reference, in
+    # ONNX Runtime, through the parity bundle a device without TensorFlow uses.
+    from edgedet.parity import run_parity
+    from edgedet.runtimes.bundle import BundleRuntime
+
+    bundle = tmp_path / "m_fp16_parity"
+    assert len(list((bundle / "images").glob("*.png"))) == 12
+    result = run_parity(BundleRuntime(bundle), [tmp_path / "m_fp16_trt.onnx"], bundle / "images")
+    assert result, result.summary_text()
+    assert sum(len(d) for d in result.reference_runs[0].detections) > 0
+
+
+def test_an_unsafe_tensorrt_onnx_is_refused(detector, tmp_path, monkeypatch):
+    """Without the TensorRT preparation (UINT8 input on 8.x), the lint stops the export."""
+    from edgedet.export import export
+    from edgedet.exporters import registry
+    from edgedet.exporters.base import ExportError
+
+    monkeypatch.setattr(registry, "_has_nvidia_gpu", lambda: False)
+    monkeypatch.setattr(trt_export, "prepare_onnx", lambda model, version: model)
+    with pytest.raises(ExportError, match=r"(?s)stage 'lint'.*\[uint8\].*has no UINT8"):
+        export(detector, ["trt"], tmp_path, stem="m",
+               target_options={"trt": {"trt_version": "8.6.1"}})
+    assert not (tmp_path / "m_trt.onnx").exists()
 
 
 def test_a_given_calibration_cache_is_checked_and_moved_to_this_version(detector, tmp_path):
