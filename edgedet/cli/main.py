@@ -10,6 +10,7 @@ import click
 import edgedet
 from edgedet.cli.benchmark import benchmark_command
 from edgedet.cli.calibrate import calibrate_command
+from edgedet.cli.engine import engine_command
 from edgedet.cli.export import export_command
 from edgedet.cli.import_cmd import import_group
 from edgedet.cli.info import info_command
@@ -62,6 +63,7 @@ cli.add_command(benchmark_command)
 cli.add_command(import_group)
 cli.add_command(calibrate_command)
 cli.add_command(train_command)
+cli.add_command(engine_command)
 
 if __name__ == "__main__":  # pragma: no cover
     cli()
