@@ -69,3 +69,16 @@ def test_a_missing_bundle_or_existing_report_is_refused(to_device, tmp_path):
     (to_device / "m_parity" / "reference.json").unlink()
     result = _run(to_device, "--dry-run")
     assert result.returncode == 2 and "parity bundle" in result.stderr
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("tensorrt") is not None,
+                    reason="TensorRT is installed here")
+def test_engine_command_without_tensorrt_says_how_to_get_it(to_device):
+    from click.testing import CliRunner
+
+    from edgedet.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["engine", str(to_device / "m_trt.onnx"), "--out", "x"])
+    assert result.exit_code == 1
+    assert "needs TensorRT's Python package" in result.output
+    assert "--system-site-packages" in result.output

@@ -298,3 +298,32 @@ def test_engine_from_another_tensorrt_version_is_refused(gpu, detector, tmp_path
     with pytest.raises(TensorRTVersionError, match="built with TensorRT 8.5.2.2"):
         with TensorRTRuntime(result.path):
             pass
+
+
+@pytest.mark.tensorrt
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_device_flow_engine_from_the_tensorrt_ready_onnx(gpu, detector, tmp_path, monkeypatch,
+                                                         precision):
+    """The workstation path (no TensorRT: ONNX + parity bundle), then `edgedet engine` and
+    `parity --reference BUNDLE` on this GPU, as tools/device_check.sh runs them."""
+    import tensorrt as trt
+
+    from edgedet.export import export
+    from edgedet.exporters import registry
+    from edgedet.exporters.base import ExportError
+    from edgedet.parity import run_parity
+    from edgedet.runtimes.bundle import BundleRuntime
+
+    monkeypatch.setattr(registry, "_has_nvidia_gpu", lambda: False)
+    with pytest.raises(ExportError, match="edgedet engine"):
+        export(detector, ["trt"], tmp_path, stem="m", precision=precision,
+               calibration={"data": CALIB_SPEC, "size": 8},
+               target_options={"trt": {"trt_version": trt.__version__}})
+    named = "m" if precision == "fp32" else f"m_{precision}"
+    engine = trt_export.build_from_onnx(tmp_path / f"{named}_trt.onnx",
+                                        tmp_path / f"{named}.engine", precision=precision)
+    sidecar = json.loads(tensorrt_plan.sidecar_path(engine).read_text())
+    assert sidecar["precision"] == precision
+    bundle = tmp_path / f"{named}_parity"
+    parity = run_parity(BundleRuntime(bundle), [engine], bundle / "images")
+    assert parity, parity.summary_text()
