@@ -6,7 +6,8 @@
 | `.onnx`                           | `onnxrt.OnnxRuntime`                |
 | `.tflite`                         | `litert.LiteRTRuntime`              |
 | `.keras`                          | `keras_model.KerasRuntime`          |
-| `.engine`                         | TensorRT (not available yet)        |
+| `.engine` (+ `.engine.json`)      | `trt.TensorRTRuntime`               |
+| folder with `reference.json`      | `bundle.BundleRuntime` (parity bundle: saved reference detections) |
 
 Example:
 
