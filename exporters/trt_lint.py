@@ -30,7 +30,7 @@ workstation. The rule table (`RULES`) cites its sources:
 | `topk` | K constant, K <= 3840 | same | K constant, K < 3840 | same |
 | `qdq` | INT8 Q/DQ, zero points 0 | same | same | same |
 | `nms-box-cap` | boxes per batch item <= 5000 (2000 on SM 5.3/6.2) | same | same | same |
-| `nms-fp32` | NMS boxes/scores FLOAT; thresholds and max boxes constant | same | same | same |
+| `nms-fp32` | NMS boxes/scores FLOAT, no FP32->FP16->FP32 round trip before them; constant thresholds | same | same | same |
 
 Example:
 
@@ -304,6 +304,12 @@ def _check_nms(model, inferred, types, constants, max_batch, run_probe):
                     f"NMS '{node.name}' reads {('boxes', 'scores')[index]} as "
                     f"{TensorProto.DataType.Name(types[node.input[index]])}: keep its inputs "
                     "FP32 (box coordinates lose precision and can overflow FP16's 65504)."))
+        for cast in _fp16_round_trips(inferred.graph, node.input[:2], types):
+            findings.append(Finding(
+                "nms-fp32", "error",
+                f"'{cast}' goes float32 -> float16 -> float32 on the way to NMS '{node.name}': "
+                "FP16 rounding moves the boxes and overflows past 65504; keep the "
+                "post-processing FP32."))
         for index, label in ((2, "max_output_boxes_per_class"), (3, "iou_threshold"),
                              (4, "score_threshold")):
             if len(node.input) > index and node.input[index] and node.input[index] not in constants:
@@ -320,7 +326,15 @@ def _check_nms(model, inferred, types, constants, max_batch, run_probe):
                     "nms-box-cap", "warning",
                     f"NMS '{node.name}': box count per batch item unknown without a probe."))
                 continue
-            batch_items, boxes = _probe_nms_boxes(model, node, max_batch)
+            try:
+                batch_items, boxes = _probe_nms_boxes(model, node, max_batch)
+            except Exception as error:  # noqa: BLE001 - ONNX Runtime raises its own types.
+                findings.append(Finding(
+                    "nms-box-cap", "error",
+                    f"NMS '{node.name}': cannot measure its boxes per batch item (ONNX Runtime: "
+                    f"{str(error).splitlines()[0][:200]}); a gate never passes what it could not "
+                    "check."))
+                continue
             per_image = batch_items == max_batch and (max_batch > 1 or shape and shape[0] != 1)
         if boxes > NMS_BOX_CAP:
             layout = ("per image" if per_image else
@@ -342,6 +356,27 @@ def _check_nms(model, inferred, types, constants, max_batch, run_probe):
                 f"NMS '{node.name}' flattens the batch into one NMS batch item: its box count "
                 "and coordinate offsets grow with the batch."))
     return findings
+
+
+def _fp16_round_trips(graph, names, types):
+    """Tensors cast float32 -> float16 and back to float32 among the ancestors of `names`."""
+    from onnx import TensorProto
+
+    producers = {out: n for n in graph.node for out in n.output}
+    seen, stack, found = set(), list(names), []
+    while stack:
+        node = producers.get(stack.pop())
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        first = producers.get(node.input[0]) if node.op_type == "Cast" and node.input else None
+        to = {a.name: a.i for a in node.attribute}.get("to")
+        if (first is not None and first.op_type == "Cast" and to == TensorProto.FLOAT
+                and {a.name: a.i for a in first.attribute}.get("to") == TensorProto.FLOAT16
+                and types.get(first.input[0]) == TensorProto.FLOAT):
+            found.append(first.input[0])
+        stack.extend(i for i in node.input if i)
+    return sorted(set(found))
 
 
 def _probe_nms_boxes(model, node, max_batch):

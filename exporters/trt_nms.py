@@ -132,6 +132,7 @@ def per_image_nms(model):
     for offset, node in enumerate(nodes):
         graph.node.insert(position + offset, node)
     _prune(graph)
+    _toposort(graph)
     del graph.value_info[:]  # Shapes of removed tensors; ONNX Runtime re-infers.
     onnx.checker.check_model(out)
     return out
@@ -145,6 +146,24 @@ def _candidates_per_image(inferred, scores_name):
             if len(dims) == 2 and dims[1].dim_value > 0:
                 return int(dims[1].dim_value)
     raise ValueError(f"Cannot tell the candidates per image: '{scores_name}' has no static k.")
+
+
+def _toposort(graph):
+    """Orders the nodes so each comes after the producers of its inputs (the ONNX rule;
+    onnxruntime's float16 converter appends its Casts at the end)."""
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in available for i in n.input)]
+        if not ready:
+            raise ValueError("The ONNX graph has a cycle or an input no node produces.")
+        for node in ready:
+            available.update(node.output)
+        ordered += ready
+        ready_ids = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in ready_ids]
+    del graph.node[:]
+    graph.node.extend(ordered)
 
 
 def _prune(graph):

@@ -112,7 +112,6 @@ def _edgedet(bin_dir, *args):
                           text=True, timeout=600, cwd=bin_dir)
 
 
-@pytest.mark.slow  # ~3.5 min on the 2-core CI machine: a venv, pip, an export.
 def test_device_install_runs_the_device_commands(device_venv, artifacts, tmp_path):
     python = str(device_venv / "python")
     for package in ("tensorflow", "keras", "tf2onnx"):

@@ -134,6 +134,15 @@ def test_fp16_onnx_converts_the_body_only(onnx_model):
     nms = [n for n in half.graph.node if n.op_type == "NonMaxSuppression"]
     assert nms and all(values.get(n.input[0], onnx.TensorProto.FLOAT) == onnx.TensorProto.FLOAT
                        for n in nms)
+    # No float32 -> float16 -> float32 round trip before the NMS (onnxruntime's converter
+    # puts one between blocked nodes; fp16_onnx removes them), and the input is untouched.
+    from edgedet.exporters.trt_lint import lint_onnx
+
+    assert [f for f in lint_onnx(half, "11.0.0").errors if f.rule == "nms-fp32"] == []
+    assert not any(n.op_type == "Cast" and n.output[0].endswith("_cast_to_fp16")
+                   for n in onnx_model.graph.node)
+    ready = tensorrt_plan.prepare_onnx(half, "11.0.0")
+    assert lint_onnx(ready, "11.0.0", max_batch=4), lint_onnx(ready, "11.0.0").text()
 
 
 # -- without TensorRT -----------------------------------------------------------
