@@ -49,6 +49,12 @@ from edgedet.config import NMSConfig
 # for a trained model at the usual thresholds); NMS cost grows with the square
 # of the candidates of the whole batch.
 DEFAULT_PRE_NMS_TOPK = 1000
+# Names of the NMS candidates `[B, k, ...]` in the graph (and so in the ONNX):
+# boxes (shifted by one constant, no group offsets), rank scores (-1 under
+# the threshold), best class.
+CANDIDATE_BOXES = "nms_candidate_boxes"
+CANDIDATE_SCORES = "nms_candidate_scores"
+CANDIDATE_CLASSES = "nms_candidate_classes"
 
 
 def non_max_suppression(boxes, scores, config=None, pre_nms_topk=DEFAULT_PRE_NMS_TOPK):
@@ -95,7 +101,8 @@ def non_max_suppression(boxes, scores, config=None, pre_nms_topk=DEFAULT_PRE_NMS
     batch_index = tf.range(batch)[:, None]  # [B, 1]
     flat_index = top_index + batch_index * anchors
     top_box = tf.gather(tf.reshape(boxes, [-1, 4]), flat_index)  # [B, k, 4]
-    top_class = tf.gather(tf.reshape(best_class, [-1]), flat_index)  # [B, k]
+    top_class = tf.gather(tf.reshape(best_class, [-1]), flat_index,
+                          name=CANDIDATE_CLASSES)  # [B, k]
 
     # 3. Shift the groups apart (2-D layout: images along y, classes along x).
     low = tf.reduce_min(top_box)
@@ -106,7 +113,10 @@ def non_max_suppression(boxes, scores, config=None, pre_nms_topk=DEFAULT_PRE_NMS
     else:
         offset_x = tf.zeros_like(top_score)
     offsets = tf.stack([offset_x, offset_y, offset_x, offset_y], axis=-1)
-    nms_boxes = tf.reshape(top_box - low + offsets, [-1, 4])
+    # Named so the TensorRT ONNX can run the same NMS per image
+    # (`edgedet.exporters.trt_nms`): the candidates without the offsets.
+    candidate_boxes = tf.subtract(top_box, low, name=CANDIDATE_BOXES)
+    nms_boxes = tf.reshape(candidate_boxes + offsets, [-1, 4])
 
     # 4. One single-image NMS over the whole batch. Its scores are the ranks
     # within the image (k for the best candidate down to 1), so equal scores
@@ -114,9 +124,11 @@ def non_max_suppression(boxes, scores, config=None, pre_nms_topk=DEFAULT_PRE_NMS
     # the threshold get -1 and are dropped by `score_threshold=0`.
     passed = top_score >= np.float32(config.confidence_threshold)
     rank_score = tf.cast(tf.range(k, 0, -1), tf.float32)[None] * tf.ones_like(top_score)
+    candidate_scores = tf.where(passed, rank_score, -tf.ones_like(top_score),
+                                name=CANDIDATE_SCORES)
     selected = _single_image_nms(
         nms_boxes,
-        tf.reshape(tf.where(passed, rank_score, -tf.ones_like(top_score)), [-1]),
+        tf.reshape(candidate_scores, [-1]),
         max_output_size=batch * k,
         iou_threshold=float(config.iou_threshold),
         score_threshold=0.0,

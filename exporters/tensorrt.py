@@ -89,6 +89,9 @@ def build_engine(onnx_bytes, options, calib_cache_text=None, logger=None):
     config.add_optimization_profile(profile)
     for name in plan["flags"]:
         config.set_flag(getattr(trt.BuilderFlag, name))
+    pinned = 0
+    if not plan["strongly_typed"] and {"FP16", "INT8"} & set(plan["flags"]):
+        pinned = keep_nms_fp32(trt, network, config)
     if plan["calibration_cache"]:
         config.int8_calibrator = _cache_calibrator(trt, calib_cache_text)
         config.set_calibration_profile(profile)
@@ -107,8 +110,38 @@ def build_engine(onnx_bytes, options, calib_cache_text=None, logger=None):
     if timing_path is not None:
         atomic_write_bytes(timing_path, bytes(config.get_timing_cache().serialize()))
     facts = {"version": trt.__version__, "strongly_typed": plan["strongly_typed"],
-             "flags": plan["flags"], "input_dtype": plan["input_dtype"]}
+             "flags": plan["flags"], "input_dtype": plan["input_dtype"],
+             "nms_fp32_layers": pinned}
     return bytes(serialized), facts
+
+
+def keep_nms_fp32(trt, network, config):
+    """Keeps the NMS and the layers making its boxes and scores FP32 in an FP16/INT8
+    (weakly typed) build: the builder would otherwise be free to run them in FP16,
+    where box coordinates lose precision. Strongly typed builds take the ONNX's
+    types (the NMS inputs are float32 there; `trt_lint` checks it).
+
+    Returns:
+        The number of layers pinned.
+    """
+    nms_type = getattr(trt.LayerType, "NMS", None)
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    nms_inputs, pinned = set(), 0
+    for layer in layers:
+        if nms_type is not None and layer.type == nms_type:
+            layer.precision = trt.float32
+            pinned += 1
+            nms_inputs.update(layer.get_input(j).name for j in range(min(2, layer.num_inputs)))
+    for layer in layers:
+        for j in range(layer.num_outputs):
+            if layer.get_output(j).name in nms_inputs:
+                layer.precision = trt.float32
+                layer.set_output_type(j, trt.float32)
+                pinned += 1
+    flag = getattr(trt.BuilderFlag, "OBEY_PRECISION_CONSTRAINTS", None)
+    if pinned and flag is not None:
+        config.set_flag(flag)
+    return pinned
 
 
 def _cache_calibrator(trt, cache_text):
@@ -163,6 +196,48 @@ def _files(path):
     return path.with_name(f"{stem}_trt.onnx"), path.with_name(f"{stem}.calib.cache")
 
 
+def bundle_path(path):
+    """The parity bundle folder next to an engine path: `<stem>_parity`."""
+    path = Path(path)
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    return path.with_name(f"{stem}_parity")
+
+
+# Images of the parity bundle: deterministic, sizes inside the default profile.
+BUNDLE_IMAGES = "synthetic:shapes?n=12&seed=14&size=96-480"
+
+
+def write_parity_bundle(end_to_end, metadata, folder, force=False, images=BUNDLE_IMAGES):
+    """Writes the parity bundle (`edgedet.runtimes.bundle`): images and the float32
+    reference's detections, so the device checks its engine without TensorFlow."""
+    import tensorflow as tf
+
+    from edgedet.data.synthetic import from_spec
+    from edgedet.runtimes.bundle import write_bundle
+
+    dataset = from_spec(images, split="parity")
+    named = [(f"image_{i:02d}", dataset.get(i)["image"]) for i in range(len(dataset))]
+
+    def predict(image):
+        outputs = end_to_end.serve(tf.constant(image[None]))
+        return {name: value.numpy() for name, value in outputs.items()}
+
+    reference = dataclasses.replace(metadata, target="keras", precision="fp32")
+    name = f"Keras {getattr(end_to_end.model, 'name', 'model')} (float32)"
+    return write_bundle(folder, reference, named, predict, name, force=force)
+
+
+def lint_or_refuse(model, version, options):
+    """Runs the TensorRT lint (`edgedet.exporters.trt_lint`) on the ONNX TensorRT will
+    parse; raises `ExportError` (stage "lint") listing every broken rule."""
+    from edgedet.exporters.trt_lint import lint_onnx
+
+    report = lint_onnx(model, version, max_batch=options.shapes[2][0])
+    if not report:
+        raise ExportError(TARGET, "lint", report.text())
+    return report
+
+
 # Keyword arguments only the fallback reads (what to print); the builder ignores them.
 _CONTEXT = ("trt_version", "model_spec", "calib_data", "reason")
 
@@ -199,11 +274,13 @@ def export(end_to_end, metadata, path, force=False, precision="fp32", session=No
     options = _options(precision, options)
     path = check_writable_output(path, force)
     sidecar = check_writable_output(sidecar_path(path), force)
+    bundle = check_writable_output(bundle_path(path), force)
     version = trt.__version__
     plan = build_plan(options, version)
     with stage(TARGET, "prepare ONNX"):
         model = prepare_onnx(_onnx_for(plan["onnx"], end_to_end, metadata, session), version)
         onnx_bytes = model.SerializeToString()
+    lint_or_refuse(model, version, options)
     cache_text = None
     if plan["calibration_cache"]:
         cache_text = _calibration_cache(end_to_end, metadata, session, options, version)
@@ -221,6 +298,8 @@ def export(end_to_end, metadata, path, force=False, precision="fp32", session=No
     with stage(TARGET, "write"):
         atomic_write_bytes(path, engine)
         atomic_write_text(sidecar, sidecar_json(metadata, options.precision, facts))
+    with stage(TARGET, "parity bundle"):
+        write_parity_bundle(end_to_end, metadata, bundle, force=force)
     return Path(path)
 
 
@@ -284,7 +363,8 @@ def export_without_tensorrt(end_to_end, metadata, path, force=False, precision="
     fp32_path = onnx_path.with_name(f"{stem}_fp32_trt.onnx")
     record_path = cache_path.with_name(f"{stem}.calib.json")
     int8 = options.precision == "int8"
-    planned = [onnx_path] + ([fp32_path, cache_path, record_path] if int8 else [])
+    bundle = bundle_path(path)
+    planned = [onnx_path] + ([fp32_path, cache_path, record_path] if int8 else []) + [bundle]
     for file in planned:
         check_writable_output(file, force)
 
@@ -294,10 +374,12 @@ def export_without_tensorrt(end_to_end, metadata, path, force=False, precision="
             explicit = dataclasses.replace(options, int8_mode="explicit")
             implicit = dataclasses.replace(options, int8_mode="implicit", calib_cache=cache_path.name)
             qdq = prepare_onnx(_onnx_for("s8s8", end_to_end, metadata, session), version)
+            lint_or_refuse(qdq, version, options)
             atomic_write_bytes(onnx_path, qdq.SerializeToString())
             commands.append(("explicit INT8 (Q/DQ)", trtexec_command(
                 onnx_path.name, engine_name, explicit, version)))
             fp32 = prepare_onnx(_onnx_for("fp32", end_to_end, metadata, session), version)
+            lint_or_refuse(fp32, version, options)
             atomic_write_bytes(fp32_path, fp32.SerializeToString())
             if version_tuple(version)[0] < 11:
                 atomic_write_text(cache_path, session.cache_text(end_to_end, metadata, version))
@@ -308,25 +390,128 @@ def export_without_tensorrt(end_to_end, metadata, path, force=False, precision="
                                  trtexec_command(fp32_path.name, engine_name, implicit, version,
                                                  cache_path.name)))
             else:
-                planned = [onnx_path, fp32_path]
+                planned = [onnx_path, fp32_path, bundle]
             if options.int8_mode == "implicit":
                 commands.reverse()
         else:
             plan = build_plan(options, version)
             model = prepare_onnx(_onnx_for(plan["onnx"], end_to_end, metadata, session), version)
+            lint_or_refuse(model, version, options)
             atomic_write_bytes(onnx_path, model.SerializeToString())
             commands.append((options.precision.upper(), trtexec_command(
                 onnx_path.name, engine_name, options, version)))
+    with stage(TARGET, "parity bundle"):
+        write_parity_bundle(end_to_end, metadata, bundle, force=force)
     out_dir = Path(path).parent
     edgedet_line = edgedet_command(model_spec or "MODEL", out_dir, options, calib_data)
     lines = "\n".join(f"  # {label}\n  {command}" for label, command in commands)
+    engine_onnx = onnx_path.name if not (int8 and options.int8_mode == "implicit") \
+        else fp32_path.name
+    device_args = ["edgedet", "engine", engine_onnx, "--precision", options.precision,
+                   "--out", engine_name]
+    if int8 and options.int8_mode == "implicit":
+        device_args += ["--int8-mode", "implicit", "--calib-cache", cache_path.name]
+    device_lines = (f"  {' '.join(device_args)}\n"
+                    f"  edgedet parity --reference {bundle.name} {engine_name} --out parity")
     error = TensorRTUnavailableError(
         TARGET, "build",
         f"cannot build a TensorRT engine here: {reason}. Engines are specific to the GPU and "
         f"TensorRT version, so build it on the target device. Wrote the TensorRT-ready files: "
         f"{', '.join(str(p) for p in planned)}.\n"
         f"On the device (TensorRT {version}), in '{out_dir}', run:\n{lines}\n"
-        f"or, with edgedet installed there (pip install 'edgedet[gpu]'):\n  {edgedet_line}",
+        f"or, with edgedet's device install there (no TensorFlow; see the README):\n"
+        f"{device_lines}\n"
+        f"or, with the full edgedet there (pip install 'edgedet[gpu]'):\n  {edgedet_line}",
     )
     error.written = [str(p) for p in planned]
     raise error
+
+
+def onnx_kind(model):
+    """What a TensorRT-ready ONNX holds: `"s8s8"` (Q/DQ), `"fp16"` (FP16 body) or `"fp32"`."""
+    import onnx
+
+    if any(n.op_type == "QuantizeLinear" for n in model.graph.node):
+        return "s8s8"
+    if any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer):
+        return "fp16"
+    return "fp32"
+
+
+def build_from_onnx(onnx_path, engine_path, force=False, calib_cache=None, **options):
+    """Builds an engine (+ sidecar) on the device from the TensorRT-ready ONNX the
+    workstation wrote: no TensorFlow or Keras needed.
+
+    The ONNX carries the edgedet metadata; it is prepared for this TensorRT
+    (`prepare_onnx`) and linted (`lint_or_refuse`) like `export` does.
+
+    Args:
+        onnx_path: path. `<stem>_trt.onnx` (FP32), `<stem>_fp16_trt.onnx`, or
+            the Q/DQ `<stem>_int8_trt.onnx`; which one a precision needs on
+            this TensorRT follows `build_plan`.
+        engine_path: path. The `.engine` to write.
+        force: bool. Replace existing files. Defaults to False.
+        calib_cache: path or None. The calibration cache for implicit INT8
+            (its header is rewritten for this TensorRT). Defaults to None.
+        **options: `BuildOptions` fields (`precision`, `int8_mode`, `shapes`,
+            `workspace_mib`, `timing_cache`, `dla_core`).
+
+    Returns:
+        `engine_path` as a `pathlib.Path`.
+
+    Raises:
+        ValueError: the ONNX does not fit the precision (naming the file to
+            use), or it carries no edgedet metadata.
+    """
+    import onnx
+    import tensorrt as trt
+
+    from edgedet.calibration.trt_cache import format_cache, parse_cache
+    from edgedet.metadata import METADATA_KEY, ArtifactMetadata
+    from edgedet.runtimes.trt import cuda_device
+
+    options = BuildOptions(**options)
+    engine_path = check_writable_output(engine_path, force)
+    sidecar = check_writable_output(sidecar_path(engine_path), force)
+    version = trt.__version__
+    plan = build_plan(options, version)
+    source = onnx.load(str(onnx_path))
+    kind = onnx_kind(source)
+    if kind != plan["onnx"]:
+        wanted = {"fp32": "the FP32 <stem>_trt.onnx (or <stem>_int8_fp32_trt.onnx)",
+                  "fp16": "the <stem>_fp16_trt.onnx",
+                  "s8s8": "the Q/DQ <stem>_int8_trt.onnx"}[plan["onnx"]]
+        raise ValueError(
+            f"'{onnx_path}' is a {kind} ONNX; a {options.precision} engine "
+            f"({options.int8_mode if options.precision == 'int8' else 'default'} mode) on "
+            f"TensorRT {version} is built from {wanted}.")
+    props = {p.key: p.value for p in source.metadata_props}
+    if METADATA_KEY not in props:
+        raise ValueError(f"'{onnx_path}' has no edgedet metadata: export it with edgedet.")
+    metadata = ArtifactMetadata.from_json(props[METADATA_KEY], source=str(onnx_path))
+    cache_text = None
+    if plan["calibration_cache"]:
+        if calib_cache is None:
+            raise ValueError("Implicit INT8 needs the calibration cache (--calib-cache).")
+        header, scales = parse_cache(Path(calib_cache).read_text())
+        cache_text = format_cache(scales, version, header["algorithm"])
+    with stage(TARGET, "prepare ONNX"):
+        model = prepare_onnx(source, version)
+    lint_or_refuse(model, version, options)
+    onnx_bytes = model.SerializeToString()
+    engine, facts = build_engine(onnx_bytes, options, cache_text)
+    device = cuda_device() or {}
+    facts.update(
+        gpu=device.get("name"), compute_capability=device.get("compute_capability"),
+        precision=options.precision,
+        int8_mode=options.int8_mode if options.precision == "int8" else None,
+        profile={"min": options.shapes[0], "opt": options.shapes[1], "max": options.shapes[2]},
+        workspace_mib=options.workspace_mib, dla_core=options.dla_core,
+        onnx_sha256=_sha256(onnx_bytes),
+        calib_cache_sha256=_sha256(cache_text.encode()) if cache_text else None,
+        built_from=Path(onnx_path).name,
+    )
+    with stage(TARGET, "write"):
+        atomic_write_bytes(engine_path, engine)
+        atomic_write_text(sidecar, sidecar_json(metadata, options.precision, facts))
+    return Path(engine_path)

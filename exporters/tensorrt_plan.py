@@ -159,13 +159,16 @@ def build_plan(options, trt_version):
 def prepare_onnx(model, trt_version):
     """The ONNX model as the given TensorRT's parser accepts it (a copy).
 
-    TensorRT 8.x has no UINT8 tensors: the `images` input becomes float32
-    (the graph's first op casts it to float anyway).
+    The NMS runs per image (`edgedet.exporters.trt_nms`: TensorRT's NMS caps
+    the boxes per batch item). TensorRT 8.x has no UINT8 tensors: the
+    `images` input becomes float32 (the graph's first op casts it to float
+    anyway).
     """
     import onnx
 
-    prepared = onnx.ModelProto()
-    prepared.CopyFrom(model)
+    from edgedet.exporters.trt_nms import per_image_nms
+
+    prepared = per_image_nms(model)
     if version_tuple(trt_version)[0] < 10:
         for graph_input in prepared.graph.input:
             if graph_input.name == INPUT_NAME:
@@ -179,14 +182,58 @@ def fp16_onnx(model):
     Only the network body is converted (`edgedet.calibration.body`); the
     letterbox, decode and NMS stay float32, with casts at the boundary.
     """
+    import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     from edgedet.calibration.body import find_body
 
     body = set(find_body(model).nodes)
     keep = [node.name for node in model.graph.node if node.name not in body]
-    return convert_float_to_float16(model, keep_io_types=True, node_block_list=keep,
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)  # The converter edits the model it is given.
+    half = convert_float_to_float16(copy, keep_io_types=True, node_block_list=keep,
                                     disable_shape_infer=True)
+    return drop_fp16_round_trips(half)
+
+
+def drop_fp16_round_trips(model):
+    """Removes float32 -> float16 -> float32 Cast pairs (in place; returns `model`).
+
+    onnxruntime's float16 converter puts such a pair on tensors passing
+    between two blocked (float32) nodes, e.g. the NMS candidates: FP16
+    rounding there moves boxes by up to 0.25 px at 640 and overflows past
+    65504. Consumers of the second Cast read the float32 tensor instead.
+    """
+    from onnx import TensorProto
+
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    types = {i.name: i.type.tensor_type.elem_type
+             for i in list(graph.input) + list(graph.value_info) + list(graph.output)}
+
+    def cast_to(node):
+        return next((a.i for a in node.attribute if a.name == "to"), None)
+
+    bypass = {}
+    for node in graph.node:
+        first = producers.get(node.input[0]) if node.op_type == "Cast" else None
+        if (first is not None and first.op_type == "Cast"
+                and cast_to(node) == TensorProto.FLOAT and cast_to(first) == TensorProto.FLOAT16
+                and types.get(first.input[0], TensorProto.FLOAT) == TensorProto.FLOAT):
+            bypass[node.output[0]] = first.input[0]
+    outputs = {o.name for o in graph.output}
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            if name in bypass:
+                node.input[index] = bypass[name]
+    dead = [n for n in graph.node if n.op_type == "Cast" and n.output[0] in bypass
+            and n.output[0] not in outputs]
+    for node in dead:
+        graph.node.remove(node)
+    used = {i for n in graph.node for i in n.input} | outputs
+    for node in [n for n in graph.node if n.op_type == "Cast" and n.output[0] not in used]:
+        graph.node.remove(node)
+    return model
 
 
 def _shape_arg(shape):

@@ -7,7 +7,8 @@
 | `.onnx`                           | `onnxrt.OnnxRuntime`                |
 | `.tflite`                         | `litert.LiteRTRuntime`              |
 | `.keras`                          | `keras_model.KerasRuntime`          |
-| `.engine`                         | TensorRT (not available yet)        |
+| `.engine` (+ `.engine.json`)      | `trt.TensorRTRuntime`               |
+| folder with `reference.json`      | `bundle.BundleRuntime` (parity bundle: saved reference detections) |
 
 Example:
 
@@ -37,9 +38,11 @@ _SAVED_MODEL = (
     "edgedet.runtimes.tf_saved_model:SavedModelRuntime",
     "edgedet.runtimes.tf_saved_model",
 )
+_BUNDLE = ("bundle", "edgedet.runtimes.bundle:BundleRuntime", "edgedet.runtimes.bundle")
 SUPPORTED = (
     "a SavedModel folder (with saved_model.pb)",
     "a Triton repository written by edgedet (<model>/1/model.onnx)",
+    "a parity bundle folder (with reference.json)",
     ".onnx",
     ".tflite",
     ".keras",
@@ -66,6 +69,8 @@ def _entry(path):
             return _SAVED_MODEL
         if triton_onnx(path) is not None:
             return _BY_SUFFIX[".onnx"]
+        if (path / "reference.json").is_file():
+            return _BUNDLE
         raise ValueError(
             f"Folder '{path}' is not a SavedModel (no saved_model.pb inside). "
             f"Supported artifacts: {', '.join(SUPPORTED)}."

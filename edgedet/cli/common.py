@@ -26,6 +26,24 @@ def user_errors():
         raise click.ClickException(str(e) or repr(e)) from e
 
 
+# Packages of the workstation install (not in the device install).
+WORKSTATION_PACKAGES = ("tensorflow", "keras", "tf2onnx", "keras_cv")
+
+
+def missing_workstation_message(package, command=None):
+    """What to tell a user whose command needs TensorFlow / Keras on a device install."""
+    what = f"`edgedet {command}`" if command else "This command"
+    return (
+        f"{what} needs TensorFlow and Keras, and the Python package '{package}' is not "
+        "installed: this is the device install, which runs `info`, `predict`, `benchmark` and "
+        "`parity --reference` on exported artifacts (.onnx, .engine; .tflite with "
+        "ai-edge-litert). Keras models (.keras, presets, the built-in model) and `export`, "
+        "`calibrate`, `train`, `import` need the workstation install: Python >= 3.11, "
+        "`pip install edgedet` (see the README). On the device, use the artifacts the "
+        "workstation exported."
+    )
+
+
 def preset_names():
     from edgedet.models.yolo_v8_presets import PRESETS
 

@@ -13,7 +13,8 @@ ARTIFACT_SUFFIXES = (".onnx", ".tflite", ".engine")
 def is_artifact(spec):
     """True for exported artifacts (as opposed to `.keras` models and presets)."""
     path = pathlib.Path(spec)
-    return path.suffix.lower() in ARTIFACT_SUFFIXES or (path / "saved_model.pb").exists()
+    return (path.suffix.lower() in ARTIFACT_SUFFIXES or (path / "saved_model.pb").exists()
+            or (path / "reference.json").exists())  # A parity bundle.
 
 
 def _print_dict(data, indent=0):

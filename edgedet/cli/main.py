@@ -10,6 +10,7 @@ import click
 import edgedet
 from edgedet.cli.benchmark import benchmark_command
 from edgedet.cli.calibrate import calibrate_command
+from edgedet.cli.engine import engine_command
 from edgedet.cli.export import export_command
 from edgedet.cli.import_cmd import import_group
 from edgedet.cli.info import info_command
@@ -19,7 +20,24 @@ from edgedet.cli.train import train_command
 from edgedet.cli.triton import triton_group
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class EdgedetGroup(click.Group):
+    """Turns a missing TensorFlow / Keras into a sentence on a device install (no traceback)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as error:
+            from edgedet.cli.common import WORKSTATION_PACKAGES, missing_workstation_message
+
+            package = (error.name or "").split(".")[0]
+            if package not in WORKSTATION_PACKAGES:
+                raise
+            raise click.ClickException(
+                missing_workstation_message(package, ctx.invoked_subcommand)) from error
+
+
+@click.group(cls=EdgedetGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(edgedet.__version__, prog_name="edgedet")
 def cli():
     """Ship a Keras 3 YOLOv8 detector to the edge.
@@ -47,6 +65,7 @@ cli.add_command(import_group)
 cli.add_command(calibrate_command)
 cli.add_command(train_command)
 cli.add_command(triton_group)
+cli.add_command(engine_command)
 
 if __name__ == "__main__":  # pragma: no cover
     cli()

@@ -61,12 +61,18 @@ def _export_all(model, out_dir):
 
 
 @click.command("parity")
-@click.option("--model", "-m", "model_spec", required=True, metavar="MODEL",
-              help="The reference: a .keras file or a preset name.")
+@click.option("--model", "-m", "model_spec", default=None, metavar="MODEL",
+              help="The reference: a .keras file or a preset name (needs TensorFlow).")
+@click.option("--reference", "-r", "reference_spec", default=None, metavar="ARTIFACT|BUNDLE",
+              type=click.Path(exists=True),
+              help="A reference without TensorFlow, instead of --model: an artifact (e.g. the "
+                   "FP32 .onnx, same settings as ARTIFACTS) or a parity bundle folder written by "
+                   "`edgedet export --target trt` (<stem>_parity, images + reference detections).")
 @click.argument("artifacts", nargs=-1, type=click.Path(exists=True))
-@click.option("--images", "-i", required=True, metavar="DIR|synthetic:shapes[?n=..]",
+@click.option("--images", "-i", default=None, metavar="DIR|synthetic:shapes[?n=..]",
               help="A folder of images, or a synthetic spec such as "
-                   "'synthetic:shapes?n=50&size=320'.")
+                   "'synthetic:shapes?n=50&size=320'. Default with a bundle --reference: its "
+                   "images.")
 @click.option("--labels", "-l", type=click.Path(exists=True), default=None,
               help="Real labels for COCO mAP: a COCO JSON (file names relative to --images), "
                    "a YOLO data.yaml or a VOC folder.")
@@ -90,8 +96,8 @@ def _export_all(model, out_dir):
 @click.option("--force", is_flag=True,
               help="Replace the report folder if it exists and is an edgedet report folder "
                    "holding only edgedet's files (never one holding the artifacts or images).")
-def parity_command(model_spec, artifacts, images, labels, labels_split, out, overrides,
-                   config_path, match_iou, gallery, force, skip_missing_runtimes=False):
+def parity_command(model_spec, reference_spec, artifacts, images, labels, labels_split, out,
+                   overrides, config_path, match_iou, gallery, force, skip_missing_runtimes=False):
     """Compare ARTIFACTS with the Keras reference, detection by detection.
 
     Every artifact and the reference (the Keras model through the same
@@ -116,20 +122,23 @@ def parity_command(model_spec, artifacts, images, labels, labels_split, out, ove
           --images val/ --out parity/
       edgedet parity --model model.keras out/*.tflite --images 'synthetic:shapes?n=50' \\
           --threshold int8:min_recall=0.85 --out parity/
+      edgedet parity --reference engines/model_parity engines/model.engine --out parity/
+      edgedet parity --reference out/model.onnx out/model_int8.onnx --images val/ --out parity/
     """
     from edgedet.cli.common import USER_ERRORS
 
     try:
         from edgedet.files import check_writable_output
 
-        inputs = [*artifacts, images, labels, config_path]
-        if isinstance(model_spec, (str, pathlib.Path)):
-            inputs.append(model_spec)
+        inputs = [*artifacts, images, labels, config_path, model_spec, reference_spec]
+        reference_spec, images = _reference_and_images(model_spec, reference_spec, artifacts,
+                                                       images)
+        inputs.append(images)
         check_writable_output(out, force, protected=inputs)
         config = _thresholds(config_path, overrides)
         _check_selectors(overrides, artifacts)
         with tempfile.TemporaryDirectory(prefix="edgedet-parity-") as scratch:
-            result = _run(model_spec, list(artifacts), images, labels, labels_split, config,
+            result = _run(reference_spec, list(artifacts), images, labels, labels_split, config,
                           match_iou, scratch, skip_missing_runtimes)
             from edgedet.parity import write_reports
 
@@ -162,6 +171,28 @@ def parity_command(model_spec, artifacts, images, labels, labels_split, out, ove
         else "FAILED: no artifact could be compared")
     click.echo(f"parity {verdict}. Report: {pathlib.Path(paths['report.html']).resolve()}")
     click.get_current_context().exit(EXIT_PASSED if result else EXIT_FAILED)
+
+
+def _reference_and_images(model_spec, reference_spec, artifacts, images):
+    """`(reference, images)`: the Keras model spec, or a runtime for --reference."""
+    if (model_spec is None) == (reference_spec is None):
+        raise _usage("Give the reference as exactly one of --model (a Keras model) or "
+                     "--reference (an artifact or a parity bundle).")
+    if model_spec is not None:
+        if images is None:
+            raise _usage("Missing option '--images': a folder of images or a synthetic spec.")
+        return model_spec, images
+    from edgedet.runtimes.bundle import IMAGES_DIR, is_bundle
+    from edgedet.runtimes.registry import open_runtime
+
+    if not artifacts:
+        raise _usage("--reference compares the ARTIFACTS given; none were given.")
+    if images is None:
+        if not is_bundle(reference_spec):
+            raise _usage(f"Missing option '--images' ('{reference_spec}' is not a parity "
+                         "bundle, which would bring its own images).")
+        images = str(pathlib.Path(reference_spec) / IMAGES_DIR)
+    return open_runtime(reference_spec), images
 
 
 def _run(model_spec, artifacts, images, labels, labels_split, config, match_iou, scratch,

@@ -134,6 +134,15 @@ def test_fp16_onnx_converts_the_body_only(onnx_model):
     nms = [n for n in half.graph.node if n.op_type == "NonMaxSuppression"]
     assert nms and all(values.get(n.input[0], onnx.TensorProto.FLOAT) == onnx.TensorProto.FLOAT
                        for n in nms)
+    # No float32 -> float16 -> float32 round trip before the NMS (onnxruntime's converter
+    # puts one between blocked nodes; fp16_onnx removes them), and the input is untouched.
+    from edgedet.exporters.trt_lint import lint_onnx
+
+    assert [f for f in lint_onnx(half, "11.0.0").errors if f.rule == "nms-fp32"] == []
+    assert not any(n.op_type == "Cast" and n.output[0].endswith("_cast_to_fp16")
+                   for n in onnx_model.graph.node)
+    ready = tensorrt_plan.prepare_onnx(half, "11.0.0")
+    assert lint_onnx(ready, "11.0.0", max_batch=4), lint_onnx(ready, "11.0.0").text()
 
 
 # -- without TensorRT -----------------------------------------------------------
@@ -158,7 +167,7 @@ def test_missing_tensorrt_writes_the_files_and_says_how_to_continue(detector, tm
     assert "needs an NVIDIA GPU" in message
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["model_int8.calib.cache", "model_int8.calib.json",
-                     "model_int8_fp32_trt.onnx", "model_int8_trt.onnx"]
+                     "model_int8_fp32_trt.onnx", "model_int8_parity", "model_int8_trt.onnx"]
     assert not (tmp_path / "model_int8.engine").exists()
     explicit = trtexec_command("model_int8_trt.onnx", "model_int8.engine",
                                BuildOptions(precision="int8"), "8.6.1")
@@ -189,7 +198,31 @@ def test_missing_tensorrt_fp16(detector, tmp_path, monkeypatch):
     with pytest.raises(ExportError, match="--fp16"):
         export(detector, ["tensorrt"], tmp_path, stem="m", precision="fp16",
                target_options={"trt": {"trt_version": "10.3.0"}})
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m_fp16_trt.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m_fp16_parity", "m_fp16_trt.onnx"]
+    # The TensorRT-ready ONNX (per-image NMS) agrees with the saved float32 reference, in
+    # ONNX Runtime, through the parity bundle a device without TensorFlow uses.
+    from edgedet.parity import run_parity
+    from edgedet.runtimes.bundle import BundleRuntime
+
+    bundle = tmp_path / "m_fp16_parity"
+    assert len(list((bundle / "images").glob("*.png"))) == 12
+    result = run_parity(BundleRuntime(bundle), [tmp_path / "m_fp16_trt.onnx"], bundle / "images")
+    assert result, result.summary_text()
+    assert sum(len(d) for d in result.reference_runs[0].detections) > 0
+
+
+def test_an_unsafe_tensorrt_onnx_is_refused(detector, tmp_path, monkeypatch):
+    """Without the TensorRT preparation (UINT8 input on 8.x), the lint stops the export."""
+    from edgedet.export import export
+    from edgedet.exporters import registry
+    from edgedet.exporters.base import ExportError
+
+    monkeypatch.setattr(registry, "_has_nvidia_gpu", lambda: False)
+    monkeypatch.setattr(trt_export, "prepare_onnx", lambda model, version: model)
+    with pytest.raises(ExportError, match=r"(?s)stage 'lint'.*\[uint8\].*has no UINT8"):
+        export(detector, ["trt"], tmp_path, stem="m",
+               target_options={"trt": {"trt_version": "8.6.1"}})
+    assert not (tmp_path / "m_trt.onnx").exists()
 
 
 def test_a_given_calibration_cache_is_checked_and_moved_to_this_version(detector, tmp_path):
@@ -274,3 +307,32 @@ def test_engine_from_another_tensorrt_version_is_refused(gpu, detector, tmp_path
     with pytest.raises(TensorRTVersionError, match="built with TensorRT 8.5.2.2"):
         with TensorRTRuntime(result.path):
             pass
+
+
+@pytest.mark.tensorrt
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_device_flow_engine_from_the_tensorrt_ready_onnx(gpu, detector, tmp_path, monkeypatch,
+                                                         precision):
+    """The workstation path (no TensorRT: ONNX + parity bundle), then `edgedet engine` and
+    `parity --reference BUNDLE` on this GPU, as tools/device_check.sh runs them."""
+    import tensorrt as trt
+
+    from edgedet.export import export
+    from edgedet.exporters import registry
+    from edgedet.exporters.base import ExportError
+    from edgedet.parity import run_parity
+    from edgedet.runtimes.bundle import BundleRuntime
+
+    monkeypatch.setattr(registry, "_has_nvidia_gpu", lambda: False)
+    with pytest.raises(ExportError, match="edgedet engine"):
+        export(detector, ["trt"], tmp_path, stem="m", precision=precision,
+               calibration={"data": CALIB_SPEC, "size": 8},
+               target_options={"trt": {"trt_version": trt.__version__}})
+    named = "m" if precision == "fp32" else f"m_{precision}"
+    engine = trt_export.build_from_onnx(tmp_path / f"{named}_trt.onnx",
+                                        tmp_path / f"{named}.engine", precision=precision)
+    sidecar = json.loads(tensorrt_plan.sidecar_path(engine).read_text())
+    assert sidecar["precision"] == precision
+    bundle = tmp_path / f"{named}_parity"
+    parity = run_parity(BundleRuntime(bundle), [engine], bundle / "images")
+    assert parity, parity.summary_text()

@@ -269,3 +269,23 @@ def test_no_artifacts_exports_every_target_first(setup, image_dir, tmp_path, mon
     result = invoke("--model", "ref.keras", "--images", image_dir, "--out", tmp_path / "r")
     assert result.exit_code == 0, result.output
     assert len(calls) == 1 and "good.onnx" in result.output
+
+
+def test_reference_artifact_instead_of_a_keras_model(setup, image_dir, tmp_path):
+    """`--reference ARTIFACT`: parity with no Keras model (a device without TensorFlow)."""
+    result = invoke("--reference", setup / "good.onnx", setup / "good.onnx", "--images",
+                    image_dir, "--out", tmp_path / "ok")
+    assert result.exit_code == 0, result.output
+    result = invoke("--reference", setup / "good.onnx", setup / "bad.onnx", "--images",
+                    image_dir, "--out", tmp_path / "bad")
+    assert result.exit_code == 1 and "FAILED bad.onnx" in result.output
+    for args, message in [
+        (("--model", "ref.keras", "--reference", setup / "good.onnx"), "exactly one of"),
+        ((), "exactly one of"),
+        (("--reference", setup / "good.onnx"), "Missing option '--images'"),
+    ]:
+        result = invoke(*args, setup / "good.onnx", "--out", tmp_path / "x")
+        assert result.exit_code == 2 and message in result.output, result.output
+    result = invoke("--reference", setup / "good.onnx", "--images", image_dir,
+                    "--out", tmp_path / "x")
+    assert result.exit_code == 2 and "none were given" in result.output
