@@ -71,7 +71,7 @@ def engine_command(onnx_path, out, precision, int8_mode, calib_cache, shapes, wo
             "with JetPack: create the venv with --system-site-packages. On a GPU server: "
             "pip install tensorrt polygraphy.") from error
     from edgedet.exporters.base import ExportError
-    from edgedet.exporters.tensorrt import build_from_onnx
+    from edgedet.exporters.tensorrt_device import build_from_onnx
 
     options = {"precision": precision, "int8_mode": int8_mode, "workspace_mib": workspace,
                "timing_cache": timing_cache, "dla_core": dla_core}

@@ -8,6 +8,7 @@ import onnx
 import pytest
 
 from edgedet.exporters import tensorrt as trt_export
+from edgedet.exporters import tensorrt_device as trt_device
 from edgedet.exporters import tensorrt_plan
 from edgedet.exporters.tensorrt_plan import BuildOptions, build_plan, parse_shape, trtexec_command
 
@@ -329,7 +330,7 @@ def test_device_flow_engine_from_the_tensorrt_ready_onnx(gpu, detector, tmp_path
                calibration={"data": CALIB_SPEC, "size": 8},
                target_options={"trt": {"trt_version": trt.__version__}})
     named = "m" if precision == "fp32" else f"m_{precision}"
-    engine = trt_export.build_from_onnx(tmp_path / f"{named}_trt.onnx",
+    engine = trt_device.build_from_onnx(tmp_path / f"{named}_trt.onnx",
                                         tmp_path / f"{named}.engine", precision=precision)
     sidecar = json.loads(tensorrt_plan.sidecar_path(engine).read_text())
     assert sidecar["precision"] == precision
