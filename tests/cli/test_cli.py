@@ -14,16 +14,6 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
-@pytest.fixture(scope="module")
-def tiny_model_file(tmp_path_factory):
-    from edgedet.models import YOLOV8Detector
-
-    model = YOLOV8Detector.from_preset("tiny", class_names=["circle", "square"])
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    model.save(path)
-    return path
-
-
 @pytest.fixture
 def images(tmp_path):
     folder = tmp_path / "images"

@@ -19,16 +19,6 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
-@pytest.fixture(scope="module")
-def tiny_model_file(tmp_path_factory):
-    from edgedet.models import YOLOV8Detector
-
-    model = YOLOV8Detector.from_preset("tiny", class_names=["circle", "square"])
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    model.save(path)
-    return path
-
-
 def _photo(path, seed=0, size=(40, 56)):
     rng = np.random.default_rng(seed)
     Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(path)
