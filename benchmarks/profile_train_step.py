@@ -35,15 +35,24 @@ import time
 PARTS = ("pipeline", "forward", "forward+backward", "assigner+loss", "train_step", "fit")
 
 
+def _usage():
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_stime, usage.ru_minflt
+
+
 def _timed(fn, steps, warmup):
     for _ in range(warmup):
         fn()
     times = []
+    sys_start, faults_start = _usage()
     for _ in range(steps):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    sys_end, faults_end = _usage()
+    return statistics.median(times), (sys_end - sys_start) / steps, (faults_end - faults_start) / steps
 
 
 def main(argv=None):
@@ -58,6 +67,8 @@ def main(argv=None):
     parser.add_argument("--jit-compile", action="store_true")
     parser.add_argument("--steps-per-execution", type=int, default=1)
     parser.add_argument("--trace", default=None)
+    parser.add_argument("--no-malloc-tuning", action="store_true",
+                        help="keep tf.data's malloc setting (to measure what tune_malloc buys)")
     args = parser.parse_args(argv)
     parts = [p for p in args.only.split(",") if p]
     unknown = set(parts) - set(PARTS)
@@ -72,6 +83,10 @@ def main(argv=None):
     from edgedet.train.run import _build_model
     from edgedet.train.trainer import DetectorTrainer, make_optimizer
 
+    if args.no_malloc_tuning:
+        from edgedet.train import pipeline as pipeline_module
+
+        pipeline_module.tune_malloc = lambda *a, **k: False
     keras = _keras()
     keras.utils.set_random_seed(0)
     data = load_dataset(f"synthetic:shapes?n={args.images}&size={args.imgsz}", split="train")
@@ -141,17 +156,23 @@ def main(argv=None):
                 self.times.append(time.perf_counter())
 
         total = args.warmup + args.steps
+        sys_start, faults_start = _usage()
         trainer.fit(source, epochs=1, steps_per_epoch=total * args.steps_per_execution,
                     callbacks=[Clock(times)], verbose=0)
+        sys_end, faults_end = _usage()
         gaps = [b - a for a, b in zip(times, times[1:])][args.warmup - 1:]
-        results[name] = statistics.median(gaps) / args.steps_per_execution
+        results[name] = (statistics.median(gaps) / args.steps_per_execution,
+                         (sys_end - sys_start) / total, (faults_end - faults_start) / total)
         if name == "fit" and args.trace:
             tf.profiler.experimental.start(args.trace)
             trainer.fit(source, epochs=1, steps_per_epoch=3, verbose=0)
             tf.profiler.experimental.stop()
 
-    for name, seconds in results.items():
-        print(f"{name:18s} {seconds * 1000:8.0f} ms/step  {args.batch / seconds:6.2f} images/s")
+    print(f"{'part':18s} {'ms/step':>8s} {'images/s':>9s} {'sys s/step':>11s} "
+          f"{'faults/step':>12s}")
+    for name, (seconds, sys_seconds, faults) in results.items():
+        print(f"{name:18s} {seconds * 1000:8.0f} {args.batch / seconds:9.2f} "
+              f"{sys_seconds:11.2f} {faults:12.0f}")
     print(f"load after: {os.getloadavg()[0]:.2f}")
     return results
 
