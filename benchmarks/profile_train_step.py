@@ -39,20 +39,25 @@ def _usage():
     import resource
 
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_stime, usage.ru_minflt
+    return (usage.ru_utime, usage.ru_stime), usage.ru_minflt
+
+
+def _per_step(start, end, steps):
+    (user0, sys0), faults0 = start
+    (user1, sys1), faults1 = end
+    return (user1 + sys1 - user0 - sys0) / steps, (sys1 - sys0) / steps, (faults1 - faults0) / steps
 
 
 def _timed(fn, steps, warmup):
     for _ in range(warmup):
         fn()
     times = []
-    sys_start, faults_start = _usage()
+    before = _usage()
     for _ in range(steps):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    sys_end, faults_end = _usage()
-    return statistics.median(times), (sys_end - sys_start) / steps, (faults_end - faults_start) / steps
+    return (statistics.median(times), *_per_step(before, _usage(), steps))
 
 
 def main(argv=None):
@@ -131,7 +136,7 @@ def main(argv=None):
         def loss_step(out, lab):
             with tf.GradientTape() as tape:
                 tape.watch(out)
-                loss, _ = trainer.loss_fn(lab, out)
+                loss, _ = trainer.loss_fn(lab, out, trim_padding=not args.jit_compile)
             return loss, tape.gradient(loss, out)
 
         results["assigner+loss"] = _timed(lambda: loss_step(outputs, labels)[0].numpy(),
@@ -156,23 +161,23 @@ def main(argv=None):
                 self.times.append(time.perf_counter())
 
         total = args.warmup + args.steps
-        sys_start, faults_start = _usage()
+        before = _usage()
         trainer.fit(source, epochs=1, steps_per_epoch=total * args.steps_per_execution,
                     callbacks=[Clock(times)], verbose=0)
-        sys_end, faults_end = _usage()
+        after = _usage()
         gaps = [b - a for a, b in zip(times, times[1:])][args.warmup - 1:]
         results[name] = (statistics.median(gaps) / args.steps_per_execution,
-                         (sys_end - sys_start) / total, (faults_end - faults_start) / total)
+                         *_per_step(before, after, total * args.steps_per_execution))
         if name == "fit" and args.trace:
             tf.profiler.experimental.start(args.trace)
             trainer.fit(source, epochs=1, steps_per_epoch=3, verbose=0)
             tf.profiler.experimental.stop()
 
-    print(f"{'part':18s} {'ms/step':>8s} {'images/s':>9s} {'sys s/step':>11s} "
-          f"{'faults/step':>12s}")
-    for name, (seconds, sys_seconds, faults) in results.items():
+    print(f"{'part':18s} {'ms/step':>8s} {'images/s':>9s} {'cpu s/step':>11s} "
+          f"{'sys s/step':>11s} {'faults/step':>12s}")
+    for name, (seconds, cpu_seconds, sys_seconds, faults) in results.items():
         print(f"{name:18s} {seconds * 1000:8.0f} {args.batch / seconds:9.2f} "
-              f"{sys_seconds:11.2f} {faults:12.0f}")
+              f"{cpu_seconds:11.2f} {sys_seconds:11.2f} {faults:12.0f}")
     print(f"load after: {os.getloadavg()[0]:.2f}")
     return results
 

@@ -87,6 +87,19 @@ def distribution_focal_loss(raw_boxes, target_ltrb, reg_max=16):
     return tf.reduce_mean(loss, axis=-1)
 
 
+def trim_padding_columns(boxes, classes):
+    """Cuts `[B, M, ...]` labels after the last column any image uses (keeps at least 1).
+
+    Padding rows (class `-1`) may sit anywhere; only the columns after the
+    last real box of every image go, so no box is lost.
+    """
+    import tensorflow as tf
+
+    columns = tf.range(1, tf.shape(classes)[1] + 1)[None, :]
+    used = tf.maximum(tf.reduce_max(tf.where(classes >= 0, columns, 0)), 1)
+    return boxes[:, :used], classes[:, :used]
+
+
 class DetectionLoss:
     """The YOLOv8 loss on the raw head of a `YOLOV8Detector`.
 
@@ -115,7 +128,7 @@ class DetectionLoss:
         self.strides = per_anchor[:, None].astype(np.float32)
         self.anchor_grid = centers / self.strides
 
-    def __call__(self, labels, outputs):
+    def __call__(self, labels, outputs, trim_padding=True):
         """Computes the loss.
 
         Args:
@@ -123,6 +136,10 @@ class DetectionLoss:
                 pixels and `"classes"` int `[B, M]` (`-1` for padding).
             outputs: the model's raw head, `{"boxes": [B, A, 64],
                 "classes": [B, A, C]}`.
+            trim_padding: bool. Drop the padding columns that no image of
+                the batch uses before the assigner, whose tensors are
+                `[B, M, A]` (the result is the same; the shape becomes
+                dynamic, so pass False under XLA). Defaults to True.
 
         Returns:
             `(total, {"box_loss", "cls_loss", "dfl_loss"})`: scalar float32
@@ -135,6 +152,8 @@ class DetectionLoss:
         raw_classes = tf.cast(outputs["classes"], tf.float32)
         gt_boxes = tf.cast(labels["boxes"], tf.float32)
         gt_classes = tf.cast(labels["classes"], tf.int32)
+        if trim_padding:
+            gt_boxes, gt_classes = trim_padding_columns(gt_boxes, gt_classes)
         mask_gt = tf.cast(gt_classes >= 0, tf.float32)
 
         anchor_grid = tf.constant(self.anchor_grid)

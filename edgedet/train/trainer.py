@@ -171,7 +171,7 @@ class DetectorTrainer(keras.Model):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
             outputs = self.detector(images, training=True)
-            loss, parts = self.loss_fn(labels, outputs)
+            loss, parts = self.loss_fn(labels, outputs, trim_padding=not self.jit_compile)
             scaled = self.optimizer.scale_loss(loss / replicas)
         variables = self.detector.trainable_variables
         gradients = tape.gradient(scaled, variables)
