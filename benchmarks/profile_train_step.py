@@ -130,13 +130,14 @@ def main(argv=None):
                                              args.warmup)
     if "assigner+loss" in parts:
         trainer = DetectorTrainer(detector)
+        trainer.loss_fn.trim_padding = not args.jit_compile
         outputs = {k: tf.identity(v) for k, v in detector(images, training=False).items()}
 
         @tf.function(jit_compile=args.jit_compile)
         def loss_step(out, lab):
             with tf.GradientTape() as tape:
                 tape.watch(out)
-                loss, _ = trainer.loss_fn(lab, out, trim_padding=not args.jit_compile)
+                loss, _ = trainer.loss_fn(lab, out)
             return loss, tape.gradient(loss, out)
 
         results["assigner+loss"] = _timed(lambda: loss_step(outputs, labels)[0].numpy(),

@@ -116,10 +116,16 @@ class DetectionLoss:
         strides: tuple of int. Defaults to `(8, 16, 32)`.
         reg_max: int. Defaults to 16.
         config: `LossConfig`. Defaults to `LossConfig()`.
+        trim_padding: bool. Drop the label columns that no image of the
+            batch uses before the assigner, whose tensors are `[B, M, A]`
+            (same result, less work; the shape becomes dynamic, so set it
+            False under XLA). Defaults to True.
     """
 
-    def __init__(self, image_size, num_classes, strides=(8, 16, 32), reg_max=16, config=None):
+    def __init__(self, image_size, num_classes, strides=(8, 16, 32), reg_max=16, config=None,
+                 trim_padding=True):
         self.image_size = int(image_size)
+        self.trim_padding = bool(trim_padding)
         self.num_classes = int(num_classes)
         self.reg_max = int(reg_max)
         self.config = LossConfig() if config is None else config
@@ -128,7 +134,7 @@ class DetectionLoss:
         self.strides = per_anchor[:, None].astype(np.float32)
         self.anchor_grid = centers / self.strides
 
-    def __call__(self, labels, outputs, trim_padding=True):
+    def __call__(self, labels, outputs):
         """Computes the loss.
 
         Args:
@@ -136,10 +142,6 @@ class DetectionLoss:
                 pixels and `"classes"` int `[B, M]` (`-1` for padding).
             outputs: the model's raw head, `{"boxes": [B, A, 64],
                 "classes": [B, A, C]}`.
-            trim_padding: bool. Drop the padding columns that no image of
-                the batch uses before the assigner, whose tensors are
-                `[B, M, A]` (the result is the same; the shape becomes
-                dynamic, so pass False under XLA). Defaults to True.
 
         Returns:
             `(total, {"box_loss", "cls_loss", "dfl_loss"})`: scalar float32
@@ -152,7 +154,7 @@ class DetectionLoss:
         raw_classes = tf.cast(outputs["classes"], tf.float32)
         gt_boxes = tf.cast(labels["boxes"], tf.float32)
         gt_classes = tf.cast(labels["classes"], tf.int32)
-        if trim_padding:
+        if self.trim_padding:
             gt_boxes, gt_classes = trim_padding_columns(gt_boxes, gt_classes)
         mask_gt = tf.cast(gt_classes >= 0, tf.float32)
 

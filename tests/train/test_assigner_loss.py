@@ -163,9 +163,8 @@ def test_trimming_padding_columns_keeps_every_box_and_the_loss():
     outputs = {"boxes": tf.constant(rng.normal(size=(2, 84, 64)), tf.float32),
                "classes": tf.constant(rng.normal(size=(2, 84, 3)), tf.float32)}
     labels = {"boxes": tf.constant(boxes), "classes": tf.constant(classes)}
-    loss_fn = DetectionLoss(64, 3)
-    full, full_parts = loss_fn(labels, outputs, trim_padding=False)
-    trimmed, trimmed_parts = loss_fn(labels, outputs, trim_padding=True)
+    full, full_parts = DetectionLoss(64, 3, trim_padding=False)(labels, outputs)
+    trimmed, trimmed_parts = DetectionLoss(64, 3, trim_padding=True)(labels, outputs)
     np.testing.assert_allclose(trimmed.numpy(), full.numpy(), rtol=1e-6)
     for key in full_parts:
         np.testing.assert_allclose(trimmed_parts[key].numpy(), full_parts[key].numpy(),
