@@ -75,6 +75,8 @@ def main(argv=None):
     parser.add_argument("--no-malloc-tuning", action="store_true",
                         help="keep tf.data's malloc setting (to measure what tune_malloc buys)")
     args = parser.parse_args(argv)
+    if args.warmup < 1 or args.steps < 1:
+        parser.error("--warmup and --steps must be >= 1")
     parts = [p for p in args.only.split(",") if p]
     unknown = set(parts) - set(PARTS)
     if unknown:
@@ -160,15 +162,17 @@ def main(argv=None):
 
             def on_train_batch_end(self, batch, logs=None):
                 self.times.append(time.perf_counter())
+                if len(self.times) == args.warmup:
+                    self.usage = _usage()  # CPU figures leave out the warm-up steps
 
         total = args.warmup + args.steps
-        before = _usage()
+        clock = Clock(times)
         trainer.fit(source, epochs=1, steps_per_epoch=total * args.steps_per_execution,
-                    callbacks=[Clock(times)], verbose=0)
+                    callbacks=[clock], verbose=0)
         after = _usage()
         gaps = [b - a for a, b in zip(times, times[1:])][args.warmup - 1:]
         results[name] = (statistics.median(gaps) / args.steps_per_execution,
-                         *_per_step(before, after, total * args.steps_per_execution))
+                         *_per_step(clock.usage, after, args.steps * args.steps_per_execution))
         if name == "fit" and args.trace:
             tf.profiler.experimental.start(args.trace)
             trainer.fit(source, epochs=1, steps_per_epoch=3, verbose=0)
