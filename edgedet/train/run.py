@@ -232,7 +232,7 @@ def train(
         if use_mixed:
             opt = keras.optimizers.LossScaleOptimizer(opt)
         if jit_compile == "auto" and not gpus:
-            jit_compile = False  # XLA makes the CPU step about 2x slower (measured)
+            jit_compile = False  # XLA makes the CPU step slower (docs/benchmarks.md)
         trainer.compile(optimizer=opt, jit_compile=jit_compile)
     initial_epoch, best = 0, -1.0
     if resume:
