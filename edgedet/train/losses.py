@@ -87,6 +87,19 @@ def distribution_focal_loss(raw_boxes, target_ltrb, reg_max=16):
     return tf.reduce_mean(loss, axis=-1)
 
 
+def trim_padding_columns(boxes, classes):
+    """Cuts `[B, M, ...]` labels after the last column any image uses (keeps at least 1).
+
+    Padding rows (class `-1`) may sit anywhere; only the columns after the
+    last real box of every image go, so no box is lost.
+    """
+    import tensorflow as tf
+
+    columns = tf.range(1, tf.shape(classes)[1] + 1)[None, :]
+    used = tf.maximum(tf.reduce_max(tf.where(classes >= 0, columns, 0)), 1)
+    return boxes[:, :used], classes[:, :used]
+
+
 class DetectionLoss:
     """The YOLOv8 loss on the raw head of a `YOLOV8Detector`.
 
@@ -103,10 +116,16 @@ class DetectionLoss:
         strides: tuple of int. Defaults to `(8, 16, 32)`.
         reg_max: int. Defaults to 16.
         config: `LossConfig`. Defaults to `LossConfig()`.
+        trim_padding: bool. Drop the label columns that no image of the
+            batch uses before the assigner, whose tensors are `[B, M, A]`
+            (same result, less work; the shape becomes dynamic, so set it
+            False under XLA). Defaults to True.
     """
 
-    def __init__(self, image_size, num_classes, strides=(8, 16, 32), reg_max=16, config=None):
+    def __init__(self, image_size, num_classes, strides=(8, 16, 32), reg_max=16, config=None,
+                 trim_padding=True):
         self.image_size = int(image_size)
+        self.trim_padding = bool(trim_padding)
         self.num_classes = int(num_classes)
         self.reg_max = int(reg_max)
         self.config = LossConfig() if config is None else config
@@ -135,6 +154,8 @@ class DetectionLoss:
         raw_classes = tf.cast(outputs["classes"], tf.float32)
         gt_boxes = tf.cast(labels["boxes"], tf.float32)
         gt_classes = tf.cast(labels["classes"], tf.int32)
+        if self.trim_padding:
+            gt_boxes, gt_classes = trim_padding_columns(gt_boxes, gt_classes)
         mask_gt = tf.cast(gt_classes >= 0, tf.float32)
 
         anchor_grid = tf.constant(self.anchor_grid)

@@ -117,6 +117,7 @@ def train(
     seed=0,
     verbose=1,
     plot=True,
+    callbacks=None,
 ):
     """Trains a YOLOv8 detector with Keras `fit`.
 
@@ -165,6 +166,8 @@ def train(
         verbose: int. Keras `fit` verbosity (1: a progress bar per epoch).
             Defaults to 1.
         plot: bool. Draw `results.png`. Defaults to True.
+        callbacks: list of `keras.callbacks.Callback` or None. Extra
+            callbacks for `fit` (e.g. to time steps). Defaults to None.
 
     Returns:
         `TrainResult`.
@@ -229,7 +232,7 @@ def train(
         if use_mixed:
             opt = keras.optimizers.LossScaleOptimizer(opt)
         if jit_compile == "auto" and not gpus:
-            jit_compile = False  # XLA makes the CPU step about 2x slower (measured)
+            jit_compile = False  # XLA makes the CPU step slower (docs/benchmarks.md)
         trainer.compile(optimizer=opt, jit_compile=jit_compile)
     initial_epoch, best = 0, -1.0
     if resume:
@@ -254,7 +257,7 @@ def train(
                               eval_every=eval_every, best=best, plot=plot, total_epochs=epochs)
     if initial_epoch < epochs:
         trainer.fit(train_data, epochs=epochs, steps_per_epoch=steps, initial_epoch=initial_epoch,
-                    callbacks=[monitor], verbose=verbose)
+                    callbacks=[monitor, *(callbacks or [])], verbose=verbose)
     if evaluator is not None:
         evaluator.close()
     if monitor.failure is not None:

@@ -152,6 +152,19 @@ class DetectorTrainer(keras.Model):
             for name in ("loss", "box_loss", "cls_loss", "dfl_loss")
         }
 
+    def compile(self, *args, **kwargs):
+        """`keras.Model.compile`, then creates the optimizer's variables.
+
+        An optimizer left unbuilt creates its variables inside the first
+        traced train step, and TensorFlow then traces the step a second time
+        (measured: the first yolov8n step at 320 px took 88 s instead of 27 s
+        on 2 cores).
+        """
+        super().compile(*args, **kwargs)
+        self.loss_fn.trim_padding = not self.jit_compile  # XLA needs static shapes
+        if self.optimizer is not None and not self.optimizer.built:
+            self.optimizer.build(self.detector.trainable_variables)
+
     @property
     def _ema_sources(self):
         """The detector's float weights (trainable and BatchNorm statistics), in order."""

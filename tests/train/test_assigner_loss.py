@@ -13,6 +13,7 @@ from edgedet.train.losses import (  # noqa: E402
     LossConfig,
     bbox2dist,
     distribution_focal_loss,
+    trim_padding_columns,
 )
 
 # Four anchors on a 2x2 grid of an 8x8 image.
@@ -143,3 +144,29 @@ def test_loss_without_objects_is_only_the_class_term():
     assert parts["box_loss"].numpy() == 0 and parts["dfl_loss"].numpy() == 0
     # All targets 0, logits 0: BCE ln 2 per entry, divided by max(sum, 1) = 1.
     np.testing.assert_allclose(total.numpy(), 0.5 * 2 * 84 * 2 * math.log(2), rtol=1e-5)
+
+
+def test_trimming_padding_columns_keeps_every_box_and_the_loss():
+    # Image 0 has a padding row between two boxes; image 1 one box; 6 columns.
+    boxes = np.zeros((2, 6, 4), np.float32)
+    boxes[0, 0], boxes[0, 2], boxes[1, 0] = [8, 8, 30, 44], [20, 4, 60, 30], [2, 30, 40, 62]
+    classes = np.full((2, 6), -1, np.int32)
+    classes[0, 0], classes[0, 2], classes[1, 0] = 0, 2, 1
+    trimmed_boxes, trimmed_classes = trim_padding_columns(tf.constant(boxes),
+                                                          tf.constant(classes))
+    np.testing.assert_array_equal(trimmed_classes.numpy(), classes[:, :3])
+    np.testing.assert_array_equal(trimmed_boxes.numpy(), boxes[:, :3])
+    empty = trim_padding_columns(tf.zeros([2, 6, 4]), -tf.ones([2, 6], tf.int32))[1]
+    assert empty.shape == (2, 1)
+
+    rng = np.random.default_rng(1)
+    outputs = {"boxes": tf.constant(rng.normal(size=(2, 84, 64)), tf.float32),
+               "classes": tf.constant(rng.normal(size=(2, 84, 3)), tf.float32)}
+    labels = {"boxes": tf.constant(boxes), "classes": tf.constant(classes)}
+    full, full_parts = DetectionLoss(64, 3, trim_padding=False)(labels, outputs)
+    trimmed, trimmed_parts = DetectionLoss(64, 3, trim_padding=True)(labels, outputs)
+    np.testing.assert_allclose(trimmed.numpy(), full.numpy(), rtol=1e-6)
+    for key in full_parts:
+        np.testing.assert_allclose(trimmed_parts[key].numpy(), full_parts[key].numpy(),
+                                   rtol=1e-6)
+    assert full_parts["box_loss"].numpy() > 0
