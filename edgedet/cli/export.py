@@ -52,8 +52,9 @@ def _trt_shapes(text):
               help="A .keras file (edgedet or KerasCV), a built-in trained model (shapes) "
                    "or a preset name (random weights).")
 @click.option("--target", "-t", "targets", multiple=True, default=("all",), show_default=True,
-              help="savedmodel, onnx, tflite, trt or all (every target this machine can "
-                   "build). Repeat or comma-separate for several.")
+              help="savedmodel, onnx, tflite, trt, triton (a Triton model repository around "
+                   "the ONNX) or all (every target this machine can build, triton aside). "
+                   "Repeat or comma-separate for several.")
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output folder.")
 @inference_options
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32",
