@@ -40,13 +40,14 @@ DEFAULT_EVAL = "synthetic:shapes?size=224&n=500&seed=1000"
 DEFAULT_SPEED_IMAGES = "synthetic:shapes?n=8&seed=2&size=480x640"
 # The two U8S8 builds: 8-bit weights (exact with VNNI) and 7-bit (exact on any x86).
 U8S8_CPUS = {"onnx_u8s8_w8": "vnni", "onnx_u8s8_w7": "avx2"}
+# File name of each artifact in --out.
 ARTIFACTS = {
-    "onnx_fp32": lambda out: out / "fp32.onnx",
-    "tflite_fp32": lambda out: out / "fp32.tflite",
-    "onnx_u8s8_w8": lambda out: out / "model_int8_w8.onnx",
-    "onnx_u8s8_w7": lambda out: out / "model_int8_w7.onnx",
-    "onnx_s8s8": lambda out: out / "model_int8_trt.onnx",
-    "tflite_int8": lambda out: out / "model_int8.tflite",
+    "onnx_fp32": "fp32.onnx",
+    "tflite_fp32": "fp32.tflite",
+    "onnx_u8s8_w8": "model_int8_w8.onnx",
+    "onnx_u8s8_w7": "model_int8_w7.onnx",
+    "onnx_s8s8": "model_int8_trt.onnx",
+    "tflite_int8": "model_int8.tflite",
 }
 
 
@@ -119,9 +120,9 @@ def build_artifacts(model, config, args, out):
     float_nodes = calibrated.sensitivity.float_nodes if calibrated.sensitivity is not None else ()
     for name, cpu in U8S8_CPUS.items():
         log(f"writing {name} (--calib-cpu {cpu})")
-        quantize(paths["onnx_fp32"], calibrated.ranges, ARTIFACTS[name](out), flavour="u8s8",
+        paths[name] = out / ARTIFACTS[name]
+        quantize(paths["onnx_fp32"], calibrated.ranges, paths[name], flavour="u8s8",
                  exclude=float_nodes, cpu=cpu)
-        paths[name] = ARTIFACTS[name](out)
     timings = {"calibrate_onnx_seconds": round(time.perf_counter() - started, 1)}
     if calibrated.sensitivity is not None:
         log(f"sensitivity: kept {kept} float")
@@ -270,7 +271,7 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     model = resolve_model(args.model)
     config = inference_config(model, conf=args.conf)
-    existing = {name: path(out) for name, path in ARTIFACTS.items()}
+    existing = {name: out / file_name for name, file_name in ARTIFACTS.items()}
     if args.no_tflite:
         existing = {k: v for k, v in existing.items() if not k.startswith("tflite")}
     if args.reuse and all(p.exists() for p in existing.values()):
