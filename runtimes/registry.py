@@ -89,6 +89,14 @@ def _entry(path):
     return entry
 
 
+def is_artifact_folder(path):
+    """Whether `path` is a folder artifact: a SavedModel, a Triton repository or a parity bundle."""
+    try:
+        return Path(path).is_dir() and _entry(Path(path)) is not None
+    except ValueError:
+        return False
+
+
 def triton_onnx(path):
     """The one `<model>/1/model.onnx` of a Triton repository folder, else None."""
     found = sorted(Path(path).glob("*/1/model.onnx"))

@@ -12,9 +12,10 @@ ARTIFACT_SUFFIXES = (".onnx", ".tflite", ".engine")
 
 def is_artifact(spec):
     """True for exported artifacts (as opposed to `.keras` models and presets)."""
+    from edgedet.runtimes.registry import is_artifact_folder
+
     path = pathlib.Path(spec)
-    return (path.suffix.lower() in ARTIFACT_SUFFIXES or (path / "saved_model.pb").exists()
-            or (path / "reference.json").exists())  # A parity bundle.
+    return path.suffix.lower() in ARTIFACT_SUFFIXES or is_artifact_folder(path)
 
 
 def _print_dict(data, indent=0):

@@ -275,3 +275,15 @@ def test_registry_lists_every_repository_option():
 
     fields = [f.name for f in dataclasses.fields(RepoOptions)]
     assert get_target("triton").options == ("engine", *fields)
+
+
+def test_info_reads_a_repository_folder(tmp_path):
+    """`edgedet info` knows a repository as an artifact (the runtime registry's rule)."""
+    from click.testing import CliRunner
+
+    from edgedet.cli.info import info_command
+
+    repo = write_repository(_onnx(tmp_path / "shapes.onnx", _metadata()), tmp_path / "repo")
+    result = CliRunner().invoke(info_command, [str(repo), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["class_names"] == list(CLASS_NAMES)
