@@ -279,7 +279,8 @@ def _open(source, split):
         raise CalibrationDataError(
             f"Expected calibration arrays of shape [N, H, W, 3], received {source.shape}."
         )
-    if isinstance(source, (list, tuple, np.ndarray)) and not _is_path_list(source):
+    if isinstance(source, np.ndarray) or (
+            isinstance(source, (list, tuple)) and not _is_path_list(source)):
         # Named by position, as calibration cache keys always have been.
         source = [(f"array[{i}]", a) for i, a in enumerate(source)]
     elif not isinstance(source, (str, os.PathLike, DetectionDataset, list, tuple)):

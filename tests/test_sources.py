@@ -57,6 +57,7 @@ def test_calibration_sets_and_keys_are_unchanged(tmp_path, monkeypatch):
     assert _calibration("synthetic:shapes?n=10&seed=1&size=32", size=4, seed=3) == \
         PINNED["synthetic"]
     assert _calibration([np.zeros((4, 4, 3), np.uint8)] * 5, size=2, seed=1) == PINNED["arrays"]
+    assert _calibration(np.zeros((5, 4, 4, 3), np.uint8), size=2, seed=1) == PINNED["arrays"]
     assert _calibration(None, size=2) == PINNED["default"]
 
 
