@@ -6,7 +6,8 @@ feeds what a user feeds: `{"images": uint8 [1, H, W, 3]}` of any size. A
 protocol); `ort_reader()` adapts it to ONNX Runtime's `get_next()` protocol
 and `representative_dataset()` to TFLite's.
 
-Sources (`calibration_data(source, ...)`):
+Sources (`calibration_data(source, ...)`, opened by `edgedet.sources.ImageSource`
+with `datasets=True`):
 - a folder of images (sorted, hidden files skipped; sub-folders when the
   folder has no images of its own);
 - a dataset: COCO JSON, YOLO `data.yaml`, a VOC root (see `edgedet.data`);
@@ -16,8 +17,8 @@ Sources (`calibration_data(source, ...)`):
 - a list of uint8 `[H, W, 3]` arrays.
 
 Sampling is deterministic: `size` images are drawn without replacement with
-numpy's PCG64 generator seeded by `seed` (the same rule as
-`edgedet.data.sample`). Fewer than `MIN_RECOMMENDED` images gives a
+numpy's PCG64 generator seeded by `seed` (`edgedet.sources.sample_indices`,
+the same rule as `edgedet.data.sample`). Fewer than `MIN_RECOMMENDED` images gives a
 warning; none is an error.
 
 Example:
@@ -38,6 +39,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
+from edgedet import sources
+from edgedet.sources import sample_indices  # noqa: F401 - the one sampling rule, re-exported.
 
 INPUT_NAME = "images"
 DEFAULT_SIZE = 300
@@ -211,40 +215,13 @@ class _OrtReader:
 
 
 def check_image(image, name="image"):
-    """Checks one calibration image: a numpy uint8 `[H, W, 3]` array.
+    """Checks one calibration image (the rule: `edgedet.sources.check_image`).
 
     Raises:
         CalibrationDataError: naming the image, the received dtype or shape,
             and what was expected.
     """
-    if not isinstance(image, np.ndarray):
-        raise CalibrationDataError(
-            f"Calibration image '{name}' is a {type(image).__name__}; expected a numpy "
-            "uint8 array [H, W, 3]."
-        )
-    if image.dtype != np.uint8:
-        raise CalibrationDataError(
-            f"Calibration image '{name}' has dtype {image.dtype}; expected uint8 RGB pixels "
-            "0-255 (the letterbox and scaling are inside the graph: feed raw images)."
-        )
-    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
-        raise CalibrationDataError(
-            f"Calibration image '{name}' has shape {image.shape}; expected [H, W, 3] RGB."
-        )
-    return np.ascontiguousarray(image)
-
-
-def sample_indices(total, size, seed=0):
-    """`size` distinct indices of `range(total)`, sorted, fixed by `seed`.
-
-    Uses every index (in order) when `size` is None or >= `total`.
-    """
-    if size is None or size >= total:
-        return list(range(total))
-    if not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"Invalid calibration size: {size!r}. Expected an int >= 1.")
-    rng = np.random.default_rng(seed)
-    return sorted(int(i) for i in rng.choice(total, size=size, replace=False))
+    return sources.check_image(image, f"calibration image '{name}'", CalibrationDataError)
 
 
 def calibration_data(source=None, size=DEFAULT_SIZE, seed=0, input_name=INPUT_NAME,
@@ -272,11 +249,11 @@ def calibration_data(source=None, size=DEFAULT_SIZE, seed=0, input_name=INPUT_NA
     """
     if size is not None and (not isinstance(size, (int, np.integer)) or size < 1):
         raise ValueError(f"Invalid calibration size: {size!r}. Expected an int >= 1.")
-    items, label = _items(DEFAULT_SOURCE if source is None else source, split)
-    total = len(items)
+    images = _open(DEFAULT_SOURCE if source is None else source, split)
+    total, label = len(images), images.label
     if total == 0:
         raise CalibrationDataError(f"No calibration images found in {label}.")
-    chosen = [items[i] for i in sample_indices(total, size, seed)]
+    chosen = images.sample(size, seed)
     if size is not None and size > total:
         warnings.warn(
             f"Asked for {size} calibration images, {label} has only {total}: using all of them.",
@@ -290,99 +267,68 @@ def calibration_data(source=None, size=DEFAULT_SIZE, seed=0, input_name=INPUT_NA
             FewImagesWarning,
             stacklevel=2,
         )
-    return CalibrationData(chosen, source=label, input_name=input_name, seed=seed)
+    return CalibrationData(_items(chosen), source=label, input_name=input_name, seed=seed)
 
 
-def _items(source, split):
-    """`(items, label)` for any supported source; items are `(name, loader)`."""
+def _open(source, split):
+    """The `edgedet.sources.ImageSource` of any supported calibration source."""
     from edgedet.data import DetectionDataset
+    from edgedet.images import ImageError
 
-    if isinstance(source, DetectionDataset):
-        return _dataset_items(source), repr(source)
-    if isinstance(source, (list, tuple)):
-        return [(f"array[{i}]", (lambda a=a: a)) for i, a in enumerate(source)], "arrays"
-    if isinstance(source, np.ndarray):
-        if source.ndim != 4:
-            raise CalibrationDataError(
-                f"Expected calibration arrays of shape [N, H, W, 3], received {source.shape}."
-            )
-        return [(f"array[{i}]", (lambda a=a: a)) for i, a in enumerate(source)], "arrays"
-    if not isinstance(source, (str, os.PathLike)):
+    if isinstance(source, np.ndarray) and source.ndim != 4:
+        raise CalibrationDataError(
+            f"Expected calibration arrays of shape [N, H, W, 3], received {source.shape}."
+        )
+    if isinstance(source, np.ndarray) or (
+            isinstance(source, (list, tuple)) and not _is_path_list(source)):
+        # Named by position, as calibration cache keys always have been.
+        source = [(f"array[{i}]", a) for i, a in enumerate(source)]
+    elif not isinstance(source, (str, os.PathLike, DetectionDataset, list, tuple)):
         raise CalibrationDataError(
             f"Unsupported calibration source {type(source).__name__}: expected a folder, a "
             "dataset path, 'synthetic:shapes?...', or a list of uint8 arrays."
         )
-    text = os.fspath(source)
-    if text.startswith("synthetic:"):
-        return _dataset_items(_load_dataset(text, split)), text
-    path = Path(text)
-    if not path.exists():
+    path = Path(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else None
+    if path is not None and not str(path).startswith("synthetic:") and not path.exists():
         raise CalibrationDataError(
             f"Calibration data not found: '{path}'. Expected a folder of images, a COCO JSON, "
             "a YOLO data.yaml, a VOC root, or 'synthetic:shapes?n=300'."
         )
-    if path.is_dir():
-        files = _image_files(path, recursive=False)
-        if files:
-            return _file_items(files), f"folder '{path}'"
-        try:
-            return _dataset_items(_load_dataset(text, split)), f"dataset '{path}'"
-        except ValueError:
-            pass
-        files = _image_files(path, recursive=True)
-        if not files:
-            raise CalibrationDataError(
-                f"Calibration folder '{path}' is empty: no image files in it or its "
-                "sub-folders, and it is not a COCO / YOLO / VOC dataset."
-            )
-        return _file_items(files), f"folder '{path}' (recursive)"
     try:
-        return _dataset_items(_load_dataset(text, split)), f"dataset '{path}'"
+        return sources.ImageSource(source, split=split, datasets=True)
+    except (ImageError, sources.SourceError) as error:
+        raise CalibrationDataError(str(error)) from error
     except ValueError as error:
-        raise CalibrationDataError(
-            f"Calibration source '{path}' is a file but not a dataset edgedet reads ({error})."
-        ) from error
+        if path is not None and path.is_file():
+            raise CalibrationDataError(
+                f"Calibration source '{path}' is a file but not a dataset edgedet reads "
+                f"({error})."
+            ) from error
+        raise
 
 
-def _load_dataset(spec, split):
-    from edgedet.data import load_dataset
-
-    return load_dataset(spec, split=split)
+def _is_path_list(value):
+    return bool(value) and all(isinstance(v, (str, os.PathLike)) for v in value)
 
 
-def _image_files(folder, recursive):
-    from edgedet.images import ImageError, list_images
-
-    try:
-        return list_images(folder, recursive=recursive)
-    except ImageError:
-        return []
-
-
-def _file_items(files):
-    from edgedet.images import load_image
-
-    return [(str(f), (lambda f=f: load_image(f))) for f in files]
+def _items(images):
+    """`(name, loader)` per image; the names are what calibration cache keys hash."""
+    if images.paths is not None:
+        names = [str(path) for path in images.paths]
+    elif images.dataset is not None:
+        names = [_dataset_name(images.dataset, position) for position in images.positions]
+    else:
+        names = list(images.names)
+    return [(name, (lambda i=i: images.load(i))) for i, name in enumerate(names)]
 
 
-def _dataset_items(dataset):
-    def loader(index):
-        return lambda: dataset[index]["image"]
-
-    def name(index):
-        try:
-            item = dataset.annotation(index)
-            return item.get("file_name") or item.get("path") or f"{dataset!r}[{index}]"
-        except Exception:  # noqa: BLE001 - names are cosmetic.
-            return f"sample {index}"
-
-    names = [_dataset_name(dataset, i, name) for i in range(len(dataset))]
-    return [(names[i], loader(i)) for i in range(len(dataset))]
-
-
-def _dataset_name(dataset, index, name):
+def _dataset_name(dataset, index):
     from edgedet.data import SyntheticShapes
 
     if isinstance(dataset, SyntheticShapes):  # Generating the image just to name it is wasteful.
         return f"synthetic[{dataset.split}:{dataset.seed}:{index}]"
-    return str(name(index))
+    try:
+        item = dataset.annotation(index)
+        return str(item.get("file_name") or item.get("path") or f"{dataset!r}[{index}]")
+    except Exception:  # noqa: BLE001 - names are cosmetic.
+        return f"sample {index}"

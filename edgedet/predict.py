@@ -5,7 +5,8 @@ import pathlib
 
 from edgedet.draw import draw_detections
 from edgedet.files import atomic_output_dir, printable
-from edgedet.images import ImageError, list_images, load_image
+from edgedet.images import ImageError
+from edgedet.sources import ImageSource
 
 #: Written into the output folder when some images could not be read.
 FAILURES_NAME = "failures.json"
@@ -33,7 +34,8 @@ def predict_images(runtime, sources, out_dir, force=False, progress=None, protec
     Args:
         runtime: an entered `edgedet.runtimes` runtime (any artifact or the
             Keras reference).
-        sources: list of image files and/or folders of images.
+        sources: list of image files and/or folders of images (read by
+            `edgedet.sources.ImageSource`).
         out_dir: str or path. Output folder, written atomically.
         force: bool. Replace an existing `out_dir` (only an edgedet output
             folder, see `edgedet.files`). Defaults to False.
@@ -49,7 +51,8 @@ def predict_images(runtime, sources, out_dir, force=False, progress=None, protec
     Raises:
         ImageError: no image could be read (naming each and why).
     """
-    paths = list_images(sources)
+    images = ImageSource(sources, naming="path")
+    paths = images.paths
     metadata = runtime.metadata
     class_names = list(metadata.class_names)
     box_format = metadata.inference.bounding_box_format
@@ -59,14 +62,13 @@ def predict_images(runtime, sources, out_dir, force=False, progress=None, protec
         for index, (path, stem) in enumerate(zip(paths, _unique_stems(paths))):
             if progress:
                 progress(index, len(paths), path)
-            try:
-                image = load_image(path)
-            except ImageError as error:
-                failed.append({"image": printable(path), "reason": printable(error)})
+            image = images.read(index)
+            if image is None:
+                failed.append(images.failures[-1])
                 continue
             (detections,) = runtime.predict([image])
             result = {
-                "image": printable(path),
+                "image": images.names[index],
                 "width": int(image.shape[1]),
                 "height": int(image.shape[0]),
                 "bounding_box_format": box_format,

@@ -22,8 +22,8 @@ import time
 
 import numpy as np
 
-from edgedet.config import MAX_IMAGE_SIDE
 from edgedet.detections import batch_from_padded
+from edgedet.sources import check_batch, check_image
 
 
 class Runtime:
@@ -144,31 +144,6 @@ class Runtime:
         return f"{type(self).__name__}({where})"
 
 
-def check_image(image, what="image"):
-    """Checks one uint8 `[H, W, 3]` image; returns it as a numpy array."""
-    array = _as_array(image, what)
-    if array.ndim != 3:
-        raise ValueError(
-            f"Expected {what} of shape [H, W, 3], received shape {array.shape}."
-        )
-    _check_pixels(array, what)
-    return array
-
-
-def check_batch(batch, what="images"):
-    """Checks a uint8 `[B, H, W, 3]` batch (B >= 1); returns it as a numpy array."""
-    array = _as_array(batch, what)
-    if array.ndim != 4:
-        hint = " For one image, pass image[None] or [image]." if array.ndim == 3 else ""
-        raise ValueError(
-            f"Expected {what} of shape [B, H, W, 3], received shape {array.shape}.{hint}"
-        )
-    if array.shape[0] < 1:
-        raise ValueError(f"Expected at least one image in {what}, received shape {array.shape}.")
-    _check_pixels(array, what)
-    return array
-
-
 def group_by_size(images):
     """Validates `images` and groups them into batches of one size.
 
@@ -191,33 +166,3 @@ def group_by_size(images):
         ]
     batch = check_batch(images)
     return [(list(range(batch.shape[0])), np.ascontiguousarray(batch))]
-
-
-def _as_array(value, what):
-    if not isinstance(value, np.ndarray):
-        if hasattr(value, "numpy"):  # tf.Tensor and friends
-            value = value.numpy()
-        else:
-            raise ValueError(
-                f"Expected {what} as a numpy uint8 array, received {type(value).__name__}."
-            )
-    return value
-
-
-def _check_pixels(array, what):
-    if array.dtype != np.uint8:
-        raise ValueError(
-            f"Expected {what} with dtype uint8 (RGB pixels 0-255), received dtype "
-            f"{array.dtype}. Convert with np.clip(x, 0, 255).astype(np.uint8)."
-        )
-    height, width, channels = array.shape[-3:]
-    if channels != 3:
-        raise ValueError(
-            f"Expected {what} with 3 channels (RGB) in the last axis, received {channels} "
-            f"(shape {array.shape}). Convert grayscale or RGBA images to RGB first."
-        )
-    if not (1 <= height <= MAX_IMAGE_SIDE and 1 <= width <= MAX_IMAGE_SIDE):
-        raise ValueError(
-            f"Expected {what} with height and width between 1 and {MAX_IMAGE_SIDE}, "
-            f"received {height}x{width} (shape {array.shape})."
-        )

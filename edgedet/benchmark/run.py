@@ -74,27 +74,25 @@ def list_inputs(source, max_images=DEFAULT_MAX_IMAGES):
     """Checks an image source without decoding the images.
 
     Args:
-        source: str or path. A folder of images, one image file, or a
-            `synthetic:shapes?...` spec (see `edgedet.data.load_dataset`).
-        max_images: int. At most this many images from a folder.
+        source: str or path. A folder of images, one image file, a glob, or a
+            `synthetic:shapes?...` spec (see `edgedet.sources.ImageSource`).
+        max_images: int. At most this many images from files (the first).
 
     Returns:
-        A list of image paths, or the synthetic dataset.
+        An `edgedet.sources.ImageSource`, files named by their path.
 
     Raises:
         ValueError: an empty folder, a missing path or a malformed spec.
     """
+    from edgedet.sources import ImageSource
+
     text = os.fspath(source)
-    if text.startswith("synthetic:"):
-        from edgedet.data import load_dataset
-
-        dataset = load_dataset(text)
-        if len(dataset) < 1:
+    images = ImageSource(text, naming="path")
+    if images.dataset is not None:
+        if len(images) < 1:
             raise ValueError(f"Synthetic spec {text!r} yields no images; use n >= 1.")
-        return dataset
-    from edgedet.images import list_images
-
-    return list_images(text)[:max_images]
+        return images
+    return images.subset(range(min(len(images), max_images)))
 
 
 def load_inputs(source, max_images=DEFAULT_MAX_IMAGES, failures=None):
@@ -109,21 +107,15 @@ def load_inputs(source, max_images=DEFAULT_MAX_IMAGES, failures=None):
     Raises:
         ValueError: no image could be read.
     """
-    listed = list_inputs(source, max_images)
-    if not isinstance(listed, list):
-        return [np.asarray(listed[i]["image"], dtype=np.uint8) for i in range(len(listed))]
     from edgedet.files import printable
-    from edgedet.images import ImageError, load_image
 
-    arrays, failed = [], [] if failures is None else failures
-    for path in listed:
-        try:
-            arrays.append(load_image(path))
-        except ImageError as error:
-            failed.append({"image": printable(path), "reason": printable(error)})
+    images = list_inputs(source, max_images)
+    arrays = [image for _, image in images]
+    if failures is not None:
+        failures.extend(images.failures)
     if not arrays:
-        raise ValueError(f"None of the {len(listed)} image(s) of {printable(source)} could be "
-                         "read: " + "; ".join(f["reason"] for f in failed[:3]))
+        raise ValueError(f"None of the {len(images)} image(s) of {printable(source)} could be "
+                         "read: " + "; ".join(f["reason"] for f in images.failures[:3]))
     return arrays
 
 

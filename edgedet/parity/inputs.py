@@ -1,10 +1,10 @@
 """Inputs of a parity run: the images (a folder, files, a synthetic spec, arrays) and labels."""
 
-import os
 import pathlib
 
 import numpy as np
 
+from edgedet import sources
 from edgedet.detections import Detections
 from edgedet.files import printable
 
@@ -17,66 +17,29 @@ class ParityInputError(ValueError):
     """Bad input to a parity run: the CLI exits with code 2."""
 
 
-class ImageSource:
-    """A fixed, ordered list of named images, decoded on demand.
+class ImageSource(sources.ImageSource):
+    """The images of a parity run: `edgedet.sources.ImageSource` with parity's rules.
+
+    A synthetic spec reads the `"parity"` stream; decoded images are cached
+    (`CACHE_BYTES`); a missing path, an empty folder, a bad array or an empty
+    source is a `ParityInputError`.
 
     Args:
         images: a folder or image file (str / `os.PathLike`), a list of
-            them, a `"synthetic:shapes?..."` spec, an
+            them, a glob, a `"synthetic:shapes?..."` spec, an
             `edgedet.data.DetectionDataset`, a list of uint8 `[H, W, 3]`
             arrays (named `image_0000`, ...), or a list of `(name, array)`.
     """
 
     def __init__(self, images):
-        self.root = None
-        self.dataset = None
-        self._arrays = None
-        self._paths = None
-        self._indices = None  # Dataset indices kept by `drop_unreadable`.
-        self.dropped = set()  # Names of the images `drop_unreadable` dropped.
-        if isinstance(images, (str, os.PathLike)) and str(images).startswith("synthetic:"):
-            from edgedet.data.synthetic import from_spec
+        from edgedet.images import ImageError
 
-            images = from_spec(str(images), split="parity")
-        if hasattr(images, "get") and hasattr(images, "class_names"):  # A DetectionDataset.
-            self.dataset = images
-            self.names = _dataset_names(images)
-        elif isinstance(images, (str, os.PathLike)) or _is_path_list(images):
-            from edgedet.images import list_images
-
-            if isinstance(images, (str, os.PathLike)) and pathlib.Path(images).is_dir():
-                self.root = pathlib.Path(images)
-            try:
-                self._paths = list_images(images)
-            except ValueError as error:
-                raise ParityInputError(str(error)) from None
-            self.names = [self._name(p) for p in self._paths]
-        elif isinstance(images, (list, tuple)):
-            self._arrays, self.names = [], []
-            for i, item in enumerate(images):
-                name, array = item if isinstance(item, tuple) else (f"image_{i:04d}", item)
-                array = np.asarray(array)
-                if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
-                    raise ParityInputError(
-                        f"Image {name!r}: expected a uint8 [H, W, 3] array, received "
-                        f"{array.dtype} {array.shape}."
-                    )
-                self._arrays.append(array)
-                self.names.append(printable(name))
-        else:
-            raise ParityInputError(
-                "Expected images as a folder, image files, a 'synthetic:shapes?...' spec, a "
-                f"dataset or a list of uint8 arrays; received {type(images).__name__}."
-            )
+        try:
+            super().__init__(images, split="parity", cache_bytes=CACHE_BYTES)
+        except (ImageError, sources.SourceError) as error:
+            raise ParityInputError(str(error)) from None
         if not self.names:
             raise ParityInputError("No images to compare on: the image source is empty.")
-        self._cache = {}
-        self._cached_bytes = 0
-
-    def _name(self, path):
-        if self.root is not None:
-            return printable(path.relative_to(self.root).as_posix())
-        return printable(path.name)
 
     def drop_unreadable(self):
         """Decodes every image once; drops those that cannot be read.
@@ -87,72 +50,10 @@ class ImageSource:
         Raises:
             ParityInputError: no image can be read.
         """
-        if self._arrays is not None:
-            return []
-        keep, failures = [], []
-        for index in range(len(self)):
-            try:
-                self.load(index)
-                keep.append(index)
-            except (ValueError, OSError) as error:
-                failures.append({"image": self.names[index], "reason": printable(error)})
-        if not keep:
-            reasons = "; ".join(f"{f['image']}: {f['reason']}" for f in failures[:5])
-            raise ParityInputError(f"None of the {len(self)} images can be read: {reasons}")
-        if failures:
-            self.dropped = {f["image"] for f in failures}
-            self.names = [self.names[i] for i in keep]
-            if self._paths is not None:
-                self._paths = [self._paths[i] for i in keep]
-            else:
-                self._indices = keep
-            self._cache = {new: self._cache[old] for new, old in enumerate(keep)
-                           if old in self._cache}
-        return failures
-
-    def __len__(self):
-        return len(self.names)
-
-    def load(self, index):
-        """Returns image `index` as a uint8 `[H, W, 3]` array."""
-        if self._arrays is not None:
-            return self._arrays[index]
-        if index in self._cache:
-            return self._cache[index]
-        if self.dataset is not None:
-            position = index if self._indices is None else self._indices[index]
-            image = np.asarray(self.dataset.get(position)["image"], np.uint8)
-        else:
-            from edgedet.images import load_image
-
-            image = load_image(self._paths[index])
-        if self._cached_bytes + image.nbytes <= CACHE_BYTES:
-            self._cache[index] = image
-            self._cached_bytes += image.nbytes
-        return image
-
-    def describe(self):
-        if self.root is not None:
-            return printable(self.root)
-        if self.dataset is not None:
-            return printable(repr(self.dataset))
-        return f"{len(self)} images"
-
-
-def _is_path_list(value):
-    return (
-        isinstance(value, (list, tuple))
-        and bool(value)
-        and all(isinstance(v, (str, os.PathLike)) for v in value)
-    )
-
-
-def _dataset_names(dataset):
-    names = []
-    for i in range(len(dataset)):
-        sample = dataset.annotation(i)
-        names.append(printable(str(sample.get("file_name") or f"image_{i:04d}")))
-    return names
+        try:
+            return super().drop_unreadable()
+        except sources.SourceError as error:
+            raise ParityInputError(str(error)) from None
 
 
 def _coco_file_names(path):
