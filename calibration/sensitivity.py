@@ -133,9 +133,9 @@ class _Evaluator:
                 return [runtime.predict([image])[0] for image in self.images]
 
     def __call__(self, model):
+        from edgedet.matching import match_detections
+        from edgedet.metrics import coco_map, summarize_matches
         from edgedet.parity import thresholds as limits
-        from edgedet.parity.matching import match_detections
-        from edgedet.parity.metrics import coco_map, summarize_matches
 
         self.count += 1
         detections = self.predict(model)
