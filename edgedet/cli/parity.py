@@ -26,7 +26,7 @@ def load_reference(spec):
 
 
 def _thresholds(config_path, overrides):
-    from edgedet.parity import thresholds as T
+    from edgedet import thresholds as T
 
     config = T.load_config(config_path) if config_path else {}
     for selector, key, value in (T.parse_override(text) for text in overrides):
@@ -42,8 +42,8 @@ def _check_selectors(overrides, artifacts, record=None):
         artifacts: the artifact paths (or, with `record`, the names in it).
         record: path of the run record the names come from, or None.
     """
+    from edgedet import thresholds as T
     from edgedet.exporters.registry import target_names
-    from edgedet.parity import thresholds as T
 
     selectors = {T.parse_override(text)[0] for text in overrides}
     known = {"*", "keras", *T.DEFAULTS, *target_names()}

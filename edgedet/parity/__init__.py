@@ -15,12 +15,12 @@ strict = compare(load_run("parity/run.json"), thresholds={"*": {"min_recall": 0.
 
 Modules: `run` (`collect`, `run_parity`), `record` (`RunRecord`,
 `save_run`, `load_run`), `compare` (`compare`: matching, metrics and
-thresholds on a record), `thresholds` (defaults per precision and
-overrides), `result` (`ParityResult`, plain data), and one module per
-report (`report_json`, `report_md`, `report_junit`, `report_html`;
-`reports.write_reports` writes them all). The matching rule and the
-metrics live in `edgedet.matching` and `edgedet.metrics` (training and
-calibration use them too) and are re-exported here.
+thresholds on a record), `result` (`ParityResult`, plain data), and one
+module per report (`report_json`, `report_md`, `report_junit`,
+`report_html`; `reports.write_reports` writes them all). The matching
+rule, the metrics and the thresholds live in `edgedet.matching`,
+`edgedet.metrics` and `edgedet.thresholds` (training and calibration use
+them too); their main names are re-exported here.
 """
 
 from edgedet.matching import ImageMatch, match_detections
@@ -31,7 +31,7 @@ from edgedet.parity.record import RunRecord, load_run, save_run
 from edgedet.parity.reports import write_reports
 from edgedet.parity.result import ArtifactResult, ParityResult
 from edgedet.parity.run import collect, run_parity
-from edgedet.parity.thresholds import DEFAULTS, Thresholds
+from edgedet.thresholds import DEFAULTS, Thresholds
 
 __all__ = [
     "DEFAULTS",

@@ -13,10 +13,10 @@ run, and a run in which nothing was compared does not pass.
 
 import numpy as np
 
+from edgedet import thresholds as _thresholds
 from edgedet.files import printable
 from edgedet.matching import DEFAULT_IOU_THRESHOLD, match_detections
 from edgedet.metrics import coco_map, summarize_matches
-from edgedet.parity import thresholds as _thresholds
 from edgedet.parity.inputs import ParityInputError
 from edgedet.parity.result import ArtifactResult, ParityResult, ReferenceRun
 
@@ -123,7 +123,7 @@ def compare(record, thresholds=None, iou_threshold=DEFAULT_IOU_THRESHOLD):
     """Compares every artifact of a run record with the reference.
 
     See `edgedet.matching` for how detections are matched,
-    `edgedet.metrics` for the numbers and `edgedet.parity.thresholds` for
+    `edgedet.metrics` for the numbers and `edgedet.thresholds` for
     the defaults and override rules.
 
     Args:

@@ -357,7 +357,7 @@ def run_parity(reference, artifacts, images, labels=None, thresholds=None,
 
     See `edgedet.matching` for how detections are matched,
     `edgedet.metrics` for the numbers and
-    `edgedet.parity.thresholds` for the defaults and override rules.
+    `edgedet.thresholds` for the defaults and override rules.
 
     Args:
         reference: a Keras YOLOv8 model (run with each artifact's inference
@@ -371,7 +371,7 @@ def run_parity(reference, artifacts, images, labels=None, thresholds=None,
             None. Defaults to None.
         thresholds: None (per-precision defaults), a `Thresholds` (used for
             every artifact as is), or `{selector: {threshold: value}}` (see
-            `edgedet.parity.thresholds`). Defaults to None.
+            `edgedet.thresholds`). Defaults to None.
         iou_threshold: float. Smallest IoU of a match. Defaults to 0.5.
         labels_split: str. Split read from YOLO / VOC labels or a COCO
             folder. Defaults to `"val"`.
