@@ -48,8 +48,7 @@ def no_runtime(monkeypatch, fakes):
     monkeypatch.setattr(parity_cli, "load_reference", refuse)
 
 
-def test_saved_record_compares_again_field_by_field(case, image_dir, fakes, tmp_path,
-                                                    monkeypatch):
+def test_saved_record_compares_again_field_by_field(case, image_dir, fakes, tmp_path, request):
     _, table = case
     made = _runtimes(fakes, table)
     record = collect(fakes.FakeRuntime(table, name="ref"), [make() for make in made.values()],
@@ -59,7 +58,7 @@ def test_saved_record_compares_again_field_by_field(case, image_dir, fakes, tmp_
     json_path, npz_path = save_run(record, tmp_path / "rec" / "run.json")
     assert npz_path.name == "run.npz" and npz_path.exists()
 
-    monkeypatch.setattr(fakes.FakeRuntime, "predict", None)  # No runtime runs from here on.
+    request.getfixturevalue("no_runtime")  # No runtime opens or runs from here on.
     loaded = load_run(json_path)
     again = compare(loaded)
     assert again.to_dict() == first.to_dict()
