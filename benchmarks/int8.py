@@ -105,7 +105,7 @@ def build_artifacts(model, config, args, out):
     data = calibration_data(args.calib_data, size=args.calib_size)
     held_out, thresholds = None, None
     if args.sensitivity_size:
-        from edgedet.parity.thresholds import DEFAULTS
+        from edgedet.thresholds import DEFAULTS
 
         source = calibration_data(args.calib_data, size=args.sensitivity_size, seed=1,
                                   split="val", min_images=1)

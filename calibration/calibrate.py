@@ -129,7 +129,7 @@ def calibrate(onnx_model, data=None, out_dir=".", method=DEFAULT_METHOD, size=DE
             worst blocks float. The search runs on the strictest flavour
             written (S8S8 when asked for, else U8S8) and its float blocks
             apply to every flavour. Defaults to None.
-        sensitivity_thresholds: `edgedet.parity.Thresholds` or None. What the
+        sensitivity_thresholds: `edgedet.thresholds.Thresholds` or None. What the
             search must reach; None: the INT8 parity defaults. Defaults to
             None.
         force: bool. Replace existing files. Defaults to False.

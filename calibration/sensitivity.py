@@ -1,7 +1,7 @@
 """Sensitivity search: keep the layers that hurt parity most in float.
 
 1. Quantize the whole body and compare with the FP32 reference on held-out
-   images (the parity rule of `edgedet.parity`: same class, IoU >= 0.5,
+   images (the parity rule of `edgedet.matching`: same class, IoU >= 0.5,
    greedy by score; mAP50-95 with the reference as ground truth). If it
    passes the INT8 thresholds, nothing is kept float.
 2. Otherwise measure each convolution block alone: quantize only that block
@@ -115,7 +115,7 @@ class _Evaluator:
     """Runs candidate ONNX models on the images and compares with the reference."""
 
     def __init__(self, images, reference, thresholds):
-        from edgedet.parity import thresholds as limits
+        from edgedet import thresholds as limits
 
         self.images = list(images)
         self.shapes = [tuple(image.shape[:2]) for image in self.images]
@@ -133,9 +133,9 @@ class _Evaluator:
                 return [runtime.predict([image])[0] for image in self.images]
 
     def __call__(self, model):
-        from edgedet.parity import thresholds as limits
-        from edgedet.parity.matching import match_detections
-        from edgedet.parity.metrics import coco_map, summarize_matches
+        from edgedet import thresholds as limits
+        from edgedet.matching import match_detections
+        from edgedet.metrics import coco_map, summarize_matches
 
         self.count += 1
         detections = self.predict(model)
@@ -162,7 +162,7 @@ def search(model, ranges, images, flavour="u8s8", thresholds=None, max_float=8,
         images: list of uint8 `[H, W, 3]` arrays (held-out, not the
             calibration images).
         flavour: str. `"u8s8"` or `"s8s8"`. Defaults to `"u8s8"`.
-        thresholds: `edgedet.parity.Thresholds` or None for the INT8
+        thresholds: `edgedet.thresholds.Thresholds` or None for the INT8
             defaults. Defaults to None.
         max_float: int. Most blocks to keep float (at most twice as many are
             tried). Defaults to 8.

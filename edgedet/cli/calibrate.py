@@ -69,7 +69,7 @@ def calibrate_command(model_spec, data, method, size, seed, out, trt_version, qu
     if sensitivity_recall is not None:
         if sensitivity_data is None:
             raise click.UsageError("--sensitivity-recall needs --sensitivity-data.")
-        from edgedet.parity.thresholds import DEFAULTS
+        from edgedet.thresholds import DEFAULTS
 
         thresholds = DEFAULTS["int8"].replace(min_recall=sensitivity_recall)
     with user_errors():

@@ -26,7 +26,7 @@ def load_reference(spec):
 
 
 def _thresholds(config_path, overrides):
-    from edgedet.parity import thresholds as T
+    from edgedet import thresholds as T
 
     config = T.load_config(config_path) if config_path else {}
     for selector, key, value in (T.parse_override(text) for text in overrides):
@@ -34,18 +34,25 @@ def _thresholds(config_path, overrides):
     return config or None
 
 
-def _check_selectors(overrides, artifacts):
-    """Command-line selectors that can match no artifact are typos: say so before any work."""
+def _check_selectors(overrides, artifacts, record=None):
+    """Command-line selectors that can match no artifact are typos: say so before any work.
+
+    Args:
+        overrides: the --threshold texts.
+        artifacts: the artifact paths (or, with `record`, the names in it).
+        record: path of the run record the names come from, or None.
+    """
+    from edgedet import thresholds as T
     from edgedet.exporters.registry import target_names
-    from edgedet.parity import thresholds as T
 
     selectors = {T.parse_override(text)[0] for text in overrides}
     known = {"*", "keras", *T.DEFAULTS, *target_names()}
     known.update(pathlib.Path(path).name for path in artifacts)
     unused = sorted(selectors - known)
     if unused:
+        where = f" of {record}" if record is not None else ""
         raise _usage(
-            f"--threshold selector(s) {unused} match no artifact. Use an artifact name "
+            f"--threshold selector(s) {unused} match no artifact{where}. Use an artifact name "
             f"({sorted(pathlib.Path(p).name for p in artifacts)}), a target "
             f"({sorted(target_names())}) or a precision ({sorted(T.DEFAULTS)}).")
 
@@ -79,7 +86,13 @@ def _export_all(model, out_dir):
 @click.option("--labels-split", default="val", show_default=True,
               help="Split to read from YOLO / VOC labels or a COCO folder.")
 @click.option("--out", "-o", required=True, type=click.Path(),
-              help="Report folder: parity.json, parity.md, junit.xml, report.html.")
+              help="Report folder: parity.json, parity.md, junit.xml, report.html, and the run "
+                   "record run.json + run.npz (every runtime's detections, for --from-run).")
+@click.option("--from-run", "from_run", default=None, metavar="RUN_JSON",
+              type=click.Path(exists=True, dir_okay=False),
+              help="Compare a saved run record (OUT/run.json of an earlier `edgedet parity`) "
+                   "again, with these --threshold/--config/--match-iou, without running any "
+                   "model: no --model, --reference, ARTIFACTS, --images or --labels.")
 @click.option("--threshold", "-t", "overrides", multiple=True, metavar="[SEL:]KEY=VALUE",
               help="Override a threshold, e.g. 'min_recall=0.95' (all artifacts) or "
                    "'onnx:min_recall=0.95' (SEL: artifact name, target or precision). "
@@ -97,7 +110,8 @@ def _export_all(model, out_dir):
               help="Replace the report folder if it exists and is an edgedet report folder "
                    "holding only edgedet's files (never one holding the artifacts or images).")
 def parity_command(model_spec, reference_spec, artifacts, images, labels, labels_split, out,
-                   overrides, config_path, match_iou, gallery, force, skip_missing_runtimes=False):
+                   overrides, config_path, match_iou, gallery, force, skip_missing_runtimes=False,
+                   from_run=None):
     """Compare ARTIFACTS with the Keras reference, detection by detection.
 
     Every artifact and the reference (the Keras model through the same
@@ -112,6 +126,14 @@ def parity_command(model_spec, reference_spec, artifacts, images, labels, labels
     still compared. With no ARTIFACTS, every target this machine can build
     is exported to a temporary folder first.
 
+    Every run saves its record (OUT/run.json + run.npz: each runtime's
+    detections, latencies, the machine, skipped and failed artifacts).
+    --from-run OUT/run.json compares that record again with other
+    thresholds, opening no model and no artifact; an artifact that failed
+    or could not be loaded in that run still fails. The gallery redraws the
+    images from where the run read them when they are still there (not
+    when they were given in memory); otherwise report.html says why.
+
     Exit code: 0 every artifact compared and passed, 1 a parity failure (an
     artifact failed a check, to load or to run; an image could not be read;
     or nothing could be compared), 2 bad input.
@@ -124,32 +146,78 @@ def parity_command(model_spec, reference_spec, artifacts, images, labels, labels
           --threshold int8:min_recall=0.85 --out parity/
       edgedet parity --reference engines/model_parity engines/model.engine --out parity/
       edgedet parity --reference out/model.onnx out/model_int8.onnx --images val/ --out parity/
+      edgedet parity --from-run parity/run.json --threshold int8:min_recall=0.95 --out strict/
     """
     from edgedet.cli.common import USER_ERRORS
 
     try:
         from edgedet.files import check_writable_output
 
-        inputs = [*artifacts, images, labels, config_path, model_spec, reference_spec]
-        reference_spec, images = _reference_and_images(model_spec, reference_spec, artifacts,
-                                                       images)
-        inputs.append(images)
-        check_writable_output(out, force, protected=inputs)
-        config = _thresholds(config_path, overrides)
-        _check_selectors(overrides, artifacts)
-        with tempfile.TemporaryDirectory(prefix="edgedet-parity-") as scratch:
-            result = _run(reference_spec, list(artifacts), images, labels, labels_split, config,
-                          match_iou, scratch, skip_missing_runtimes)
-            from edgedet.parity import write_reports
+        if from_run is not None:
+            result, paths = _compare_again(from_run, out, overrides, config_path, match_iou,
+                                           gallery, force, given={
+                                               "--model": model_spec,
+                                               "--reference": reference_spec,
+                                               "ARTIFACTS": artifacts, "--images": images,
+                                               "--labels": labels,
+                                               "--skip-missing-runtimes": skip_missing_runtimes})
+        else:
+            inputs = [*artifacts, images, labels, config_path, model_spec, reference_spec]
+            reference_spec, images = _reference_and_images(model_spec, reference_spec,
+                                                           artifacts, images)
+            inputs.append(images)
+            check_writable_output(out, force, protected=inputs)
+            config = _thresholds(config_path, overrides)
+            _check_selectors(overrides, artifacts)
+            from edgedet.parity.compare import threshold_config
 
-            paths = write_reports(result, out, force=force, max_gallery=gallery,
-                                  protected=inputs)
+            threshold_config(config)  # Refused before anything runs.
+            with tempfile.TemporaryDirectory(prefix="edgedet-parity-") as scratch:
+                record = _run(reference_spec, list(artifacts), images, labels, labels_split,
+                              match_iou, scratch, skip_missing_runtimes)
+                from edgedet.parity import compare, write_reports
+
+                result = compare(record, thresholds=config, iou_threshold=match_iou)
+                paths = write_reports(result, out, force=force, max_gallery=gallery,
+                                      protected=inputs, record=record)
     except click.ClickException as error:
         if error.exit_code != EXIT_USAGE:
             raise _usage(error.format_message()) from error
         raise
     except USER_ERRORS as error:
         raise _usage(error) from error
+    _echo_result(result, paths)
+
+
+def _compare_again(from_run, out, overrides, config_path, match_iou, gallery, force, given):
+    """`(result, report paths)` of a saved run record compared with these thresholds."""
+    from edgedet.files import check_writable_output
+    from edgedet.parity import compare, load_run, write_reports
+    from edgedet.parity.report_html import image_loader
+
+    conflicting = [name for name, value in given.items() if value]
+    if conflicting:
+        raise _usage(f"--from-run compares a saved run again and runs nothing: drop "
+                     f"{', '.join(conflicting)}.")
+    record_path = pathlib.Path(from_run)
+    check_writable_output(out, force, protected=[record_path, record_path.with_suffix(".npz"),
+                                                 config_path])
+    record = load_run(record_path)
+    config = _thresholds(config_path, overrides)
+    _check_selectors(overrides, [a.name for a in record.artifacts], record_path)
+    result = compare(record, thresholds=config, iou_threshold=match_iou)
+    images = (None, "no image to draw")
+    if gallery and any(a.flagged_images for a in result.compared):
+        images = image_loader(result)
+        if images[0] is None:
+            click.echo(f"report.html draws no images: {images[1]}.", err=True)
+    paths = write_reports(result, out, force=force, max_gallery=gallery,
+                          protected=[record_path, record_path.with_suffix(".npz")],
+                          record=record, images=images)
+    return result, paths
+
+
+def _echo_result(result, paths):
     from edgedet.parity.report_md import summary_table
 
     click.echo(summary_table(result, markdown=False))
@@ -195,9 +263,13 @@ def _reference_and_images(model_spec, reference_spec, artifacts, images):
     return open_runtime(reference_spec), images
 
 
-def _run(model_spec, artifacts, images, labels, labels_split, config, match_iou, scratch,
+def _run(model_spec, artifacts, images, labels, labels_split, match_iou, scratch,
          skip_missing_runtimes=False):
-    from edgedet.parity import run_parity
+    """The `RunRecord` of the reference and ARTIFACTS on the images."""
+    from edgedet.parity import collect
+    from edgedet.parity.compare import check_iou_threshold
+
+    check_iou_threshold(match_iou)
 
     model = load_reference(model_spec)
     if not artifacts:
@@ -208,6 +280,5 @@ def _run(model_spec, artifacts, images, labels, labels_split, config, match_iou,
         if index == 0:
             click.echo(f"running {label} on {total} image(s)", err=True)
 
-    return run_parity(model, artifacts, images, labels=labels, thresholds=config,
-                      iou_threshold=match_iou, labels_split=labels_split, progress=progress,
-                      skip_missing_runtimes=skip_missing_runtimes)
+    return collect(model, artifacts, images, labels=labels, labels_split=labels_split,
+                   progress=progress, skip_missing_runtimes=skip_missing_runtimes)

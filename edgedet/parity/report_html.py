@@ -81,18 +81,56 @@ def _panel(image, groups, class_names):
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _gallery(result, artifact, limit):
+def image_loader(result):
+    """`(load, None)` to reload the result's images by index, or `(None, why not)`.
+
+    The images come back from `result.images` (a folder, files, a synthetic
+    spec, or arrays / a dataset kept in memory), looked up by name; `load`
+    raises `ValueError` for an image that is gone or changed size.
+    """
+    from edgedet.parity.inputs import ImageSource
+
+    if result.images is None:
+        return None, ("the images were given in memory and a saved run record does not keep "
+                      "them")
+    try:
+        source = ImageSource(result.images)
+    except (ValueError, OSError) as error:
+        return None, f"the images cannot be reloaded from {printable(result.image_source)}: {error}"
+    position = {name: i for i, name in enumerate(source.names)}
+
+    def load(index):
+        name = result.image_names[index]
+        if name not in position:
+            raise ValueError(f"{name} is no longer in {source.describe()}")
+        image = source.load(position[name])
+        shape = tuple(result.image_shapes[index]) if result.image_shapes else None
+        if shape is not None and tuple(image.shape[:2]) != shape:
+            raise ValueError(f"{name} is now {image.shape[1]}x{image.shape[0]}, the run saw "
+                             f"{shape[1]}x{shape[0]}")
+        return image
+
+    return load, None
+
+
+def _gallery(result, artifact, limit, images):
     flagged = artifact.flagged_images[:limit]
     if not flagged:
         return "<p>No image disagrees with the reference.</p>"
-    if result.load_image is None:
-        return "<p>Images are not available to draw (result loaded without them).</p>"
+    load, why_not = images
+    if load is None:
+        return f"<p>Images are not drawn: {_e(why_not)}.</p>"
     run = result.reference_runs[artifact.reference_run]
     parts = [f"<p>The {len(flagged)} worst of {len(artifact.flagged_images)} flagged images "
              "(missing or extra detections first, then the largest box shift).</p>"]
     for record in flagged:
         index = record["index"]
-        image = result.load_image(index)
+        try:
+            image = load(index)
+        except (ValueError, OSError) as error:
+            parts.append(f'<h4 class="image-name">{_e(record["image"])}</h4>'
+                         f"<p>Not drawn: {_e(error)}.</p>")
+            continue
         match = artifact.matches[index]
         ref, art = run.detections[index], artifact.detections[index]
         left = _panel(image, [(_subset(ref, match.pairs[:, 1]), MATCHED_COLOR),
@@ -162,14 +200,20 @@ def _checks_table(artifact):
     return "<table>" + "".join(rows) + "</table>"
 
 
-def render_html(result, max_gallery=DEFAULT_GALLERY_SIZE):
+def render_html(result, max_gallery=DEFAULT_GALLERY_SIZE, images=None):
     """Returns the self-contained HTML text of a `ParityResult`.
 
     Args:
-        result: `ParityResult` (with its `load_image` to draw the gallery).
+        result: `ParityResult`.
         max_gallery: int. Images drawn per artifact, worst first.
             Defaults to 8.
+        images: `(load, why_not)` from `image_loader`, or None to build it
+            from `result.images` (only when there is a gallery to draw).
+            Without images the page says why and draws none.
     """
+    if images is None:
+        wanted = any(a.summary is not None and a.flagged_images for a in result.artifacts)
+        images = image_loader(result) if wanted and max_gallery else (None, "not needed")
     verdict = ('<span class="pass">PASSED</span>' if result
                else '<span class="fail">FAILED</span>')
     legend = (
@@ -209,7 +253,7 @@ def render_html(result, max_gallery=DEFAULT_GALLERY_SIZE):
         for note in a.notes:
             body.append(f"<p><b>Note:</b> {_e(note)}</p>")
         body.append(_checks_table(a))
-        body.append(_gallery(result, a, max_gallery))
+        body.append(_gallery(result, a, max_gallery, images))
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"

@@ -1,4 +1,8 @@
-"""Result objects of a parity run: `bool(result)` is pass/fail, `to_dict()` is the JSON."""
+"""Result objects of a parity run: `bool(result)` is pass/fail, `to_dict()` is the JSON.
+
+Plain data: no runtime, no image loader, no rendering (the `report_*`
+modules render a result; `edgedet.parity.compare` builds one).
+"""
 
 import dataclasses
 import datetime
@@ -55,7 +59,7 @@ class ArtifactResult:
         status: str. `"passed"`, `"failed"` or `"skipped"`.
         reason: str or None. Why it was skipped.
         thresholds: `Thresholds` applied, or None when skipped.
-        summary: dict of metrics (see `edgedet.parity.metrics`).
+        summary: dict of metrics (see `edgedet.metrics`).
         checks: list of threshold checks (see `thresholds.evaluate`).
         images: list of per-image dicts.
         latency_ms: dict `{"median", "p90", "images"}` or None.
@@ -127,6 +131,8 @@ class ParityResult:
     fail, but a run in which all were skipped verified nothing and does not
     pass) and every image could be read (`unreadable_images`, each
     `{"image", "reason"}`, fail the run; the other images are compared).
+    `images` is where the images can be reloaded from to draw them (see
+    `edgedet.parity.record.RunRecord.images`), or None.
     """
 
     reference_name: str
@@ -139,7 +145,7 @@ class ParityResult:
     reference_runs: list
     artifacts: list
     machine: dict
-    load_image: object = None
+    images: object = None
     unreadable_images: list = dataclasses.field(default_factory=list)
     created: str = dataclasses.field(
         default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat(
@@ -178,10 +184,21 @@ class ParityResult:
                 f"{machine.get('cpu_class', 'unknown')}; flags: {flags}).")
 
     def summary_text(self):
-        """The summary table (Markdown, readable in a terminal)."""
-        from edgedet.parity.report_md import summary_table
-
-        return summary_table(self)
+        """A few plain lines: the verdict, then each artifact's status and why."""
+        lines = [f"parity {'passed' if self.passed else 'failed'}: "
+                 f"{len(self.compared) - len(self.failed)} passed, {len(self.failed)} failed, "
+                 f"{len(self.skipped)} skipped"]
+        for a in self.artifacts:
+            line = f"{a.name} ({a.target}, {a.precision}): {a.status}"
+            if a.reason:
+                line += f": {a.reason}"
+            elif a.failed_checks:
+                line += ": " + ", ".join(
+                    f"{c['metric']} {c['value']} (limit {c['op']} {c['limit']})"
+                    for c in a.failed_checks)
+            lines.append(line)
+        lines += [f"unreadable image {u['image']}: {u['reason']}" for u in self.unreadable_images]
+        return "\n".join(lines)
 
     def to_dict(self):
         """The `parity.json` document (see `parity.schema.json`)."""

@@ -1,4 +1,4 @@
-"""`run_parity`: run the reference and every artifact on the same images and compare.
+"""`collect` runs the reference and every artifact on the same images; `run_parity` compares too.
 
 Example (in a pytest suite):
 
@@ -34,11 +34,10 @@ import time
 import numpy as np
 
 from edgedet.files import printable
-from edgedet.parity import thresholds as _thresholds
+from edgedet.matching import DEFAULT_IOU_THRESHOLD
+from edgedet.parity.compare import check_iou_threshold, compare, threshold_config
 from edgedet.parity.inputs import ImageSource, ParityInputError, load_labels
-from edgedet.parity.matching import DEFAULT_IOU_THRESHOLD, match_detections
-from edgedet.parity.metrics import coco_map, summarize_matches
-from edgedet.parity.result import ArtifactResult, ParityResult, ReferenceRun
+from edgedet.parity.record import RecordedArtifact, RecordedRun, RunRecord, image_spec
 
 
 def _is_runtime(obj):
@@ -243,65 +242,16 @@ def _notes(artifact, reference):
     return []
 
 
-def _threshold_config(thresholds):
-    if thresholds is None:
-        return None, {}
-    if isinstance(thresholds, _thresholds.Thresholds):
-        return thresholds, {}
-    if isinstance(thresholds, dict):
-        config = {}
-        for selector, value in thresholds.items():
-            if isinstance(value, _thresholds.Thresholds):
-                value = {k: v for k, v in value.to_dict().items()}
-            config[selector] = value
-        return None, _thresholds.normalize_config(config, "thresholds")
-    raise ParityInputError(
-        "Expected thresholds as None, a Thresholds, or a dict {selector: {threshold: value}}, "
-        f"received {type(thresholds).__name__}."
-    )
+def _metadata_dict(metadata):
+    try:
+        return metadata.to_dict()
+    except Exception:  # A runtime object without a serializable metadata: record nothing.
+        return None
 
 
-def _image_record(index, name, match, reference, artifact, limits, class_names):
-    worst = lambda a, f: float(f(a)) if a.size else None  # noqa: E731
-    record = {
-        "index": index,
-        "image": name,
-        "reference": match.num_reference,
-        "artifact": match.num_artifact,
-        "matched": match.num_matched,
-        "missing": len(match.missing),
-        "extra": len(match.extra),
-        "worst_iou": worst(match.ious, np.min),
-        "worst_corner_shift_px": worst(match.corner_shifts, np.max),
-        "worst_score_delta": worst(np.abs(match.score_deltas), np.max),
-    }
-    moved = (
-        limits.max_corner_shift_px is not None
-        and record["worst_corner_shift_px"] is not None
-        and record["worst_corner_shift_px"] > limits.max_corner_shift_px
-    )
-    rescored = (
-        limits.max_score_delta is not None
-        and record["worst_score_delta"] is not None
-        and record["worst_score_delta"] > limits.max_score_delta
-    )
-    record["flagged"] = bool(match.disagrees or moved or rescored)
-    if record["flagged"]:
-        names = class_names if class_names else None
-        ref_rows, art_rows = reference.to_dict(names), artifact.to_dict(names)
-        record["missing_detections"] = [ref_rows[i] for i in match.missing]
-        record["extra_detections"] = [art_rows[i] for i in match.extra]
-    return record
-
-
-def run_parity(reference, artifacts, images, labels=None, thresholds=None,
-               iou_threshold=DEFAULT_IOU_THRESHOLD, labels_split="val", progress=None,
-               skip_missing_runtimes=False):
-    """Compares every artifact's detections with the reference's.
-
-    See `edgedet.parity.matching` for how detections are matched,
-    `edgedet.parity.metrics` for the numbers and
-    `edgedet.parity.thresholds` for the defaults and override rules.
+def collect(reference, artifacts, images, labels=None, labels_split="val", progress=None,
+            skip_missing_runtimes=False):
+    """Runs the reference and every artifact on the images; applies no threshold.
 
     Args:
         reference: a Keras YOLOv8 model (run with each artifact's inference
@@ -311,12 +261,7 @@ def run_parity(reference, artifacts, images, labels=None, thresholds=None,
         images: a folder, image files, a `"synthetic:shapes?..."` spec, a
             dataset, or a list of uint8 `[H, W, 3]` arrays.
         labels: real labels (COCO JSON / YOLO `data.yaml` / VOC folder, or a
-            dataset) for COCO mAP of the reference and of each artifact, or
-            None. Defaults to None.
-        thresholds: None (per-precision defaults), a `Thresholds` (used for
-            every artifact as is), or `{selector: {threshold: value}}` (see
-            `edgedet.parity.thresholds`). Defaults to None.
-        iou_threshold: float. Smallest IoU of a match. Defaults to 0.5.
+            dataset), or None. Defaults to None.
         labels_split: str. Split read from YOLO / VOC labels or a COCO
             folder. Defaults to `"val"`.
         progress: callable `(label, index, total)` or None. Defaults to None.
@@ -324,25 +269,17 @@ def run_parity(reference, artifacts, images, labels=None, thresholds=None,
             whose runtime is not installed here. Defaults to False.
 
     Returns:
-        A `ParityResult`: true when every artifact was compared and passed
-        (skipped ones aside, at least one was compared) and every image
-        could be read.
+        A `RunRecord` (`edgedet.parity.record`): save it with `save_run`,
+        compare it with `edgedet.parity.compare.compare`.
 
     Raises:
-        ParityInputError: empty images, missing artifact paths, unreadable
-            labels, or an artifact whose class names (or, with a runtime
-            reference, box format / letterbox / NMS settings) differ.
+        ParityInputError: see `run_parity`.
     """
-    if not isinstance(iou_threshold, (int, float)) or not 0.0 < iou_threshold <= 1.0:
-        raise ParityInputError(
-            f"Invalid iou_threshold: {iou_threshold!r}. Expected a float in (0, 1]."
-        )
     if isinstance(artifacts, (str, os.PathLike)) or not hasattr(artifacts, "__iter__"):
         artifacts = [artifacts]
     artifacts = list(artifacts)
     if not artifacts:
         raise ParityInputError("No artifacts to compare.")
-    fixed_thresholds, config = _threshold_config(thresholds)
     source = ImageSource(images)
     unreadable = source.drop_unreadable()
     with contextlib.ExitStack() as stack:
@@ -370,10 +307,10 @@ def run_parity(reference, artifacts, images, labels=None, thresholds=None,
 
         shapes = []
         runs, run_of = [], {}
-        results = []
+        recorded = []
         for artifact in opened:
             if artifact.runtime is None:
-                results.append(ArtifactResult(
+                recorded.append(RecordedArtifact(
                     name=artifact.name, path=artifact.path, target=artifact.target,
                     precision=artifact.precision, status=artifact.status, reason=artifact.reason))
                 continue
@@ -386,59 +323,74 @@ def run_parity(reference, artifacts, images, labels=None, thresholds=None,
                     shapes = [tuple(int(v) for v in source.load(i).shape[:2])
                               for i in range(len(source))]
                 ref_meta = ref_runtime.metadata
-                run = ReferenceRun(
-                    inference=ref_meta.inference.to_dict(), target=ref_meta.target,
-                    precision=ref_meta.precision,
-                    detections=detections, latency_ms=_percentiles(times))
-                if truth is not None:
-                    run.labels_map = coco_map(truth, detections, shapes)
                 run_of[key] = len(runs)
-                runs.append(run)
-            run_index = run_of[key]
-            run = runs[run_index]
-            limits = fixed_thresholds or _thresholds.resolve(
-                artifact.name, artifact.target, artifact.precision, config)
+                runs.append(RecordedRun(
+                    inference=ref_meta.inference.to_dict(), target=ref_meta.target,
+                    precision=ref_meta.precision, detections=detections,
+                    latency_ms=_percentiles(times)))
+            entry = RecordedArtifact(
+                name=artifact.name, path=artifact.path, target=artifact.target,
+                precision=artifact.precision, status="ran", reference_run=run_of[key],
+                metadata=_metadata_dict(metadata))
             try:
                 detections, times = _predict_all(artifact.runtime, source, progress,
                                                  artifact.name)
             except Exception as error:  # A broken artifact fails; the others still run.
-                results.append(ArtifactResult(
-                    name=artifact.name, path=artifact.path, target=artifact.target,
-                    precision=artifact.precision, status="failed", thresholds=limits,
-                    reason=printable(f"predict failed: {type(error).__name__}: {error}"),
-                    reference_run=run_index))
+                entry.status = "failed"
+                entry.reason = printable(f"predict failed: {type(error).__name__}: {error}")
+                recorded.append(entry)
                 continue
-            matches = [
-                match_detections(art, refd, iou_threshold, shape)
-                for art, refd, shape in zip(detections, run.detections, shapes)
-            ]
-            summary = summarize_matches(matches)
-            summary["disagreeing_fraction"] = summary["disagreeing_images"] / len(source)
-            vs_ref = coco_map(run.detections, detections, shapes)
-            summary["map50_95_vs_reference"] = vs_ref["map50_95"]
-            summary["map50_vs_reference"] = vs_ref["map50"]
-            if truth is not None:
-                own = coco_map(truth, detections, shapes)
-                summary["labels_map50_95"] = own["map50_95"]
-                summary["labels_map50"] = own["map50"]
-                summary["map50_95_drop"] = run.labels_map["map50_95"] - own["map50_95"]
-                summary["map50_drop"] = run.labels_map["map50"] - own["map50"]
-            notes = _notes(metadata, ref.runtime_for(metadata.inference).metadata)
-            checks = _thresholds.evaluate(summary, limits)
-            failed = any(c["passed"] is False for c in checks)
-            images_out = [
-                _image_record(i, source.names[i], m, run.detections[i], detections[i], limits,
-                              class_names)
-                for i, m in enumerate(matches)
-            ]
-            results.append(ArtifactResult(
-                name=artifact.name, path=artifact.path, target=artifact.target,
-                precision=artifact.precision, status="failed" if failed else "passed",
-                thresholds=limits, summary=summary, checks=checks, images=images_out,
-                latency_ms=_percentiles(times), reference_run=run_index, notes=notes,
-                detections=detections, matches=matches))
-    return ParityResult(
-        reference_name=ref.name, class_names=list(class_names or ()), image_names=source.names,
-        image_shapes=shapes, image_source=source.describe(), labels=labels_name,
-        iou_threshold=float(iou_threshold), reference_runs=runs, artifacts=results,
-        machine=machine_info(), load_image=source.load, unreadable_images=unreadable)
+            entry.detections, entry.latency_ms = detections, _percentiles(times)
+            entry.notes = _notes(metadata, ref.runtime_for(metadata.inference).metadata)
+            recorded.append(entry)
+    return RunRecord(
+        reference_name=ref.name, class_names=list(class_names or ()),
+        image_names=list(source.names), image_shapes=shapes, image_source=source.describe(),
+        images=image_spec(images), labels=labels_name, truth=truth, reference_runs=runs,
+        artifacts=recorded, machine=machine_info(), unreadable_images=unreadable)
+
+
+def run_parity(reference, artifacts, images, labels=None, thresholds=None,
+               iou_threshold=DEFAULT_IOU_THRESHOLD, labels_split="val", progress=None,
+               skip_missing_runtimes=False):
+    """Compares every artifact's detections with the reference's: `compare(collect(...))`.
+
+    See `edgedet.matching` for how detections are matched,
+    `edgedet.metrics` for the numbers and
+    `edgedet.thresholds` for the defaults and override rules.
+
+    Args:
+        reference: a Keras YOLOv8 model (run with each artifact's inference
+            settings) or an edgedet runtime (e.g. `KerasRuntime`).
+        artifacts: list of artifact paths (opened with
+            `edgedet.runtimes.registry.open_runtime`) and/or runtime objects.
+        images: a folder, image files, a `"synthetic:shapes?..."` spec, a
+            dataset, or a list of uint8 `[H, W, 3]` arrays.
+        labels: real labels (COCO JSON / YOLO `data.yaml` / VOC folder, or a
+            dataset) for COCO mAP of the reference and of each artifact, or
+            None. Defaults to None.
+        thresholds: None (per-precision defaults), a `Thresholds` (used for
+            every artifact as is), or `{selector: {threshold: value}}` (see
+            `edgedet.thresholds`). Defaults to None.
+        iou_threshold: float. Smallest IoU of a match. Defaults to 0.5.
+        labels_split: str. Split read from YOLO / VOC labels or a COCO
+            folder. Defaults to `"val"`.
+        progress: callable `(label, index, total)` or None. Defaults to None.
+        skip_missing_runtimes: bool. Skip (rather than fail) an artifact
+            whose runtime is not installed here. Defaults to False.
+
+    Returns:
+        A `ParityResult`: true when every artifact was compared and passed
+        (skipped ones aside, at least one was compared) and every image
+        could be read.
+
+    Raises:
+        ParityInputError: empty images, missing artifact paths, unreadable
+            labels, or an artifact whose class names (or, with a runtime
+            reference, box format / letterbox / NMS settings) differ.
+    """
+    check_iou_threshold(iou_threshold)
+    threshold_config(thresholds)  # Bad thresholds are refused before anything runs.
+    record = collect(reference, artifacts, images, labels=labels, labels_split=labels_split,
+                     progress=progress, skip_missing_runtimes=skip_missing_runtimes)
+    return compare(record, thresholds=thresholds, iou_threshold=iou_threshold)

@@ -3,7 +3,7 @@
 Predictions come from `edgedet.runtimes.keras_model.KerasRuntime` (the same
 letterbox, decode and NMS the exported artifacts run) with mAP-style NMS
 settings (confidence 0.001, up to 300 detections), and are scored by
-pycocotools through `edgedet.parity.metrics.coco_map`.
+pycocotools through `edgedet.metrics.coco_map`.
 """
 
 import numpy as np
@@ -72,7 +72,7 @@ class Evaluator:
 
     def __call__(self):
         """Returns `{"map50_95", "map50"}`."""
-        from edgedet.parity.metrics import coco_map
+        from edgedet.metrics import coco_map
 
         return coco_map(self.truth, self.predict())
 

@@ -102,7 +102,7 @@ def test_onnx_without_metadata_is_refused(fp32_onnx, calib_data, tmp_path):
 @pytest.mark.parametrize("flavours, searched", [(("u8s8", "s8s8"), "s8s8"), (("u8s8",), "u8s8")])
 def test_sensitivity_searches_the_strictest_flavour(fp32_onnx, calib_data, eval_images,
                                                     tmp_path, flavours, searched):
-    from edgedet.parity import Thresholds
+    from edgedet.thresholds import Thresholds
 
     lenient = Thresholds(min_recall=0.0, min_precision=0.0, min_mean_iou=0.0,
                          min_map_vs_reference=0.0, max_score_delta=1.0)

@@ -12,7 +12,7 @@ import pytest
 
 from edgedet.calibration.body import find_body
 from edgedet.calibration.sensitivity import conv_blocks, search
-from edgedet.parity import Thresholds
+from edgedet.thresholds import Thresholds
 
 BROKEN = "stack2_c2f_output"
 

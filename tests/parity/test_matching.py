@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from edgedet.detections import Detections
-from edgedet.parity.matching import corner_shift, match_detections
+from edgedet.matching import corner_shift, match_detections
 
 
 def det(rows, fmt="xyxy"):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from edgedet.detections import Detections
-from edgedet.parity.matching import match_detections
-from edgedet.parity.metrics import coco_map, summarize_matches
+from edgedet.matching import match_detections
+from edgedet.metrics import coco_map, summarize_matches
 
 
 def det(rows, fmt="xyxy"):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from edgedet.parity import thresholds as T
+from edgedet import thresholds as T
 
 
 def test_defaults_tighten_with_precision():

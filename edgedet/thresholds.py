@@ -1,4 +1,4 @@
-"""Pass/fail thresholds of a parity run, per precision, overridable per artifact.
+"""Pass/fail thresholds of detection agreement (parity, the INT8 sensitivity search).
 
 Defaults (`DEFAULTS`), chosen so that a correct export passes and a broken
 one (wrong letterbox, wrong box format, a lost class, a bad quantization)

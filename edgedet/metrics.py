@@ -1,4 +1,4 @@
-"""Parity metrics: agreement summaries over images, and COCO mAP via pycocotools.
+"""Detection agreement metrics (parity, INT8 sensitivity) and COCO mAP via pycocotools (all).
 
 `summarize_matches` turns the per-image `ImageMatch`es of one artifact into
 the numbers the thresholds check:
@@ -30,7 +30,7 @@ def summarize_matches(matches):
     """Aggregates the `ImageMatch`es of one artifact over all images.
 
     Args:
-        matches: sequence of `edgedet.parity.matching.ImageMatch`.
+        matches: sequence of `edgedet.matching.ImageMatch`.
 
     Returns:
         A dict with `num_images`, `reference_detections`,
