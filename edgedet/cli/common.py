@@ -56,8 +56,8 @@ def resolve_model(spec):
 
     A preset builds the architecture with random weights (a warning says so).
     """
-    from edgedet.config import closest
     from edgedet.models.weights import TRAINED_MODELS, load_trained
+    from edgedet.suggest import closest
 
     path = pathlib.Path(spec)
     if path.exists() or path.suffix:

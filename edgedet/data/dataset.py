@@ -51,7 +51,7 @@ class AnnotationWarning(UserWarning):
 
 def check_on_invalid(on_invalid):
     """Checks an `on_invalid` policy name and returns it."""
-    from edgedet.config import closest
+    from edgedet.suggest import closest
 
     if on_invalid not in ON_INVALID:
         raise ValueError(

@@ -20,7 +20,7 @@ IMAGE_FORMATS = {"png": (".png",), "jpg": (".jpg", ".jpeg")}
 
 def write_dataset(dataset, out_dir, format="coco", split="train", force=False, image_format="png"):
     """Writes `dataset` in `format`; see `DetectionDataset.write`."""
-    from edgedet.config import closest
+    from edgedet.suggest import closest
 
     if format not in WRITE_FORMATS:
         raise ValueError(
