@@ -35,6 +35,8 @@ class ModelFamily:
         registered_names: tuple of str. The names Keras serializes the
             model and its custom objects under (`"edgedet>YOLOV8Detector"`).
         preset_names: callable returning the list of preset names.
+        get_preset: callable `(name) -> dict`, a preset's constructor
+            arguments (its `letterbox` among them).
         head_output_layers: tuple of str. Keras layers whose outputs are the
             raw head (kept float by default when quantizing; the exported
             graphs keep Keras layer names, see `edgedet.calibration.body`).
@@ -47,6 +49,7 @@ class ModelFamily:
     model_class_path: str
     registered_names: tuple
     preset_names: object
+    get_preset: object
     head_output_layers: tuple
     input_layers: tuple = ()
 
@@ -73,6 +76,7 @@ _FAMILIES = {
         model_class_path="edgedet.models.yolo_v8_detector:YOLOV8Detector",
         registered_names=("edgedet>YOLOV8Detector",),
         preset_names=yolo_v8_presets.preset_names,
+        get_preset=yolo_v8_presets.get_preset,
         head_output_layers=_yolo_v8_head_outputs(),
         input_layers=("rescaling",),
     ),
