@@ -122,23 +122,6 @@ def family_of_preset(preset):
     )
 
 
-def family_of(model):
-    """Returns the `ModelFamily` of a built Keras model, or None.
-
-    Args:
-        model: a Keras model (compared by class; only families whose class
-            module is already imported can match, so this imports nothing).
-    """
-    import sys
-
-    for family in families():
-        module, _, name = family.model_class_path.partition(":")
-        cls = getattr(sys.modules.get(module), name, None)
-        if cls is not None and isinstance(model, cls):
-            return family
-    return None
-
-
 def head_output_layers():
     """Returns the head output layer names of every family (a set)."""
     return {name for family in families() for name in family.head_output_layers}
