@@ -39,9 +39,14 @@ class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
         if fullname != "keras":
             return None
-        others = [f for f in sys.meta_path if f is not self and hasattr(f, "find_spec")]
-        spec = next((s for f in others if (s := f.find_spec(fullname, path, target))), None)
-        if spec is None or not hasattr(spec.loader, "exec_module"):
+        for finder in sys.meta_path:
+            if finder is not self and hasattr(finder, "find_spec"):
+                spec = finder.find_spec(fullname, path, target)
+                if spec is not None:
+                    break
+        else:
+            return None
+        if not hasattr(spec.loader, "exec_module"):
             return spec
         loader, finder = spec.loader, self
 
