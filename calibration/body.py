@@ -6,11 +6,12 @@ keeps the Keras name scope in node names: every node of the network is named
 `<scope>/<layer>_N/...` where `<scope>` is the model's call scope (e.g.
 `yolov8_detector_1`). The body is found from that scope, then cleaned:
 
-- the head's output convolutions (`*_box_3_conv`, `*_class_3_conv`) and
+- the head's output convolutions (the model family's `head_output_layers`,
+  `edgedet.models.families`: `yolo_v8_head_<level>_{box,class}_3_conv`) and
   everything after them (reshape, concat, the `boxes`/`classes` identity)
   stay float by default, so the raw head that the DFL decode reads is float;
-- the input `rescaling` stays float (it is a constant multiply of the
-  letterboxed pixels);
+- the family's `input_layers` (`rescaling`) stay float (a constant multiply
+  of the letterboxed pixels);
 - unnamed nodes tf2onnx inserted inside the body (layout `Transpose`s) join
   it when every input comes from the body and every consumer is in it.
 
@@ -30,9 +31,15 @@ import collections
 import dataclasses
 import re
 
-HEAD_OUTPUT_PATTERN = re.compile(r"_(box|class)_3_conv(_\d+)?$")
-# Layers kept float at the body's input.
-INPUT_LAYERS = ("rescaling",)
+from edgedet.models import families
+
+# Layers kept float at the body's input, for every model family.
+INPUT_LAYERS = tuple(sorted(families.input_layers()))
+# The head output layers of every family as one pattern, for code that
+# matches names with `.search` (`tflite_int8.py`); prefer `is_head_output`.
+HEAD_OUTPUT_PATTERN = re.compile(
+    "^(" + "|".join(map(re.escape, sorted(families.head_output_layers()))) + r")(_\d+)*$"
+)
 # Op types that carry no arithmetic worth quantizing on their own.
 _SHAPE_OPS = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Cast", "Constant", "Range"}
 
@@ -64,6 +71,16 @@ class Body:
     float_nodes: tuple
     input_tensors: tuple
     output_tensors: tuple
+
+
+def is_head_output(layer):
+    """True when Keras layer name `layer` is a head output of a known model family.
+
+    Args:
+        layer: str or None. A layer name as `_layer` returns it (tf2onnx's
+            `_N` suffixes are ignored).
+    """
+    return bool(layer) and re.sub(r"(_\d+)+$", "", layer) in families.head_output_layers()
 
 
 def _layer(name, scope):
@@ -136,11 +153,12 @@ def find_body(model, quantize_head=False, exclude=()):
                 changed = True
 
     head = [n.name for n in nodes if n.name in named and n.op_type == "Conv"
-            and HEAD_OUTPUT_PATTERN.search(_layer(n.name, scope) or "")]
+            and is_head_output(_layer(n.name, scope))]
     if not head:
+        known = ", ".join(f"{f.title} {list(f.head_output_layers)}" for f in families.families())
         raise BodyNotFoundError(
-            f"Found the network scope '{scope}' but no head output convolutions "
-            "('*_box_3_conv', '*_class_3_conv'): not a YOLOv8 head edgedet knows."
+            f"Found the network scope '{scope}' but no head output convolutions of a model "
+            f"family edgedet knows ({known})."
         )
     after_head = _downstream(head, producer, consumers, named)
     exclude = set(exclude)

@@ -125,7 +125,7 @@ def _method(name):
         "percentile": CalibrationMethod.Percentile,
     }
     if key not in table:
-        from edgedet.config import closest
+        from edgedet.suggest import closest
 
         raise ValueError(
             f"Unknown calibration method '{name}'. Expected one of {list(METHODS)}."

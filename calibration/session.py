@@ -43,7 +43,7 @@ class ExportCalibration:
         from edgedet.cpu import resolve_cpu_class
 
         if method not in METHODS:
-            from edgedet.config import closest
+            from edgedet.suggest import closest
 
             raise ValueError(
                 f"Unknown calibration method '{method}'. Expected one of {list(METHODS)}."

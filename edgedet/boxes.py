@@ -30,7 +30,7 @@ import sys
 
 import numpy as np
 
-from edgedet.config import closest
+from edgedet.suggest import closest
 
 FORMATS = (
     "xyxy",

@@ -8,19 +8,14 @@ artifact's metadata.
 """
 
 import dataclasses
-import difflib
+
+from edgedet.suggest import closest
 
 PAD_POSITIONS = ("bottom_right", "center")
 
 # Largest image side the end-to-end graph accepts (pixels). The letterbox
 # arithmetic is done in int32: 2 * MAX_IMAGE_SIDE * max model size must fit.
 MAX_IMAGE_SIDE = 16384
-
-
-def closest(value, choices):
-    """Returns a ' Did you mean ...?' hint for a mistyped choice, or ''."""
-    match = difflib.get_close_matches(str(value), list(choices), n=1, cutoff=0.5)
-    return f" Did you mean '{match[0]}'?" if match else ""
 
 
 def _check_choice(name, value, choices):

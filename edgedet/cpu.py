@@ -96,7 +96,7 @@ def resolve_cpu_class(name):
     if key == "auto":
         return host_cpu_class()
     if key not in CPU_CLASSES:
-        from edgedet.config import closest
+        from edgedet.suggest import closest
 
         raise ValueError(
             f"Unknown INT8 CPU class '{name}'. Expected one of {list(CPU_CHOICES)}."

@@ -208,3 +208,19 @@ def save_image(array, path, quality=95):
     options = {"quality": quality} if image_format in ("JPEG", "WEBP") else {}
     Image.fromarray(np.ascontiguousarray(array)).save(buffer, format=image_format, **options)
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def image_size(path):
+    """Returns `(width, height)` of an image file as displayed, reading its header only.
+
+    EXIF orientations 5-8 swap the sides, as `load_image` (which applies the
+    orientation) does.
+
+    Args:
+        path: str or `os.PathLike`. An image file.
+    """
+    with Image.open(path) as image:
+        width, height = image.size
+        if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+            width, height = height, width
+    return width, height

@@ -44,7 +44,7 @@ import dataclasses
 import json
 import pathlib
 
-from edgedet.config import closest
+from edgedet.suggest import closest
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,7 @@ import dataclasses
 import importlib
 import importlib.util
 
-from edgedet.config import closest
+from edgedet.suggest import closest
 
 
 @dataclasses.dataclass(frozen=True)

@@ -45,9 +45,9 @@ def missing_workstation_message(package, command=None):
 
 
 def preset_names():
-    from edgedet.models.yolo_v8_presets import PRESETS
+    from edgedet.models import families
 
-    return sorted(PRESETS)
+    return sorted(families.preset_names())
 
 
 def resolve_model(spec):
@@ -56,8 +56,8 @@ def resolve_model(spec):
 
     A preset builds the architecture with random weights (a warning says so).
     """
-    from edgedet.config import closest
     from edgedet.models.weights import TRAINED_MODELS, load_trained
+    from edgedet.suggest import closest
 
     path = pathlib.Path(spec)
     if path.exists() or path.suffix:
@@ -68,10 +68,10 @@ def resolve_model(spec):
         return load_trained(spec)
     names = sorted(TRAINED_MODELS) + preset_names()
     if spec in names:
-        from edgedet.models import YOLOV8Detector
+        from edgedet.models import families
 
         click.echo(f"note: '{spec}' is a preset: random weights, for trying the pipeline.", err=True)
-        return YOLOV8Detector.from_preset(spec)
+        return families.family_of_preset(spec).model_class().from_preset(spec)
     raise click.ClickException(
         f"Model '{spec}' is neither an existing file, a built-in model nor a preset. "
         f"Built-in models and presets: {names}."

@@ -43,17 +43,31 @@ def read_class_names(path):
 
 
 def _classes(value):
-    """`--classes`: an int (the class count) or a names file -> (num_classes, names)."""
+    """`--classes`: an int (the class count), a names file or a comma list -> (num_classes, names).
+
+    An existing file wins over a comma list (a file name may hold a comma).
+    """
     if value is None:
         return None, None
     path = pathlib.Path(value)
     if path.is_file():
         return None, read_class_names(path)
+    if "," in value:
+        names = [name.strip() for name in value.split(",")]
+        empty = [i + 1 for i, name in enumerate(names) if not name]
+        if empty:
+            raise click.BadParameter(
+                f"'{value}' has an empty class name (position {empty[0]} of {len(names)}); "
+                "expected names separated by single commas, e.g. 'cat,dog,bird'.",
+                param_hint="--classes",
+            )
+        return None, names
     try:
         count = int(value)
     except ValueError:
         raise click.BadParameter(
-            f"'{value}' is neither a class count nor an existing names file.",
+            f"'{value}' is neither a class count nor an existing names file (nor a comma "
+            "list of names such as 'cat,dog').",
             param_hint="--classes",
         ) from None
     if count < 1:
@@ -78,9 +92,10 @@ def _missing_packages():
 @click.option("--size", type=click.Choice(["n", "s", "m", "l", "x"]), default=None,
               help="Check that the weights are this scale of yolov8.yaml (e.g. for a plain "
                    "state_dict). Default: any layout, read from the tensor shapes.")
-@click.option("--classes", default=None, metavar="N|FILE",
-              help="The class count, or a file of class names (one per line, or a data.yaml "
-                   "with 'names'). Default: the checkpoint's names, else class_0, class_1, ...")
+@click.option("--classes", default=None, metavar="N|FILE|A,B,...",
+              help="The class count, a file of class names (one per line, or a data.yaml "
+                   "with 'names'), or a comma list of names (cat,dog,bird). Default: the "
+                   "checkpoint's names, else class_0, class_1, ...")
 @click.option("--imgsz", type=int, default=None,
               help="Model input size (multiple of 32). Default: the checkpoint's training "
                    "imgsz, else 640.")

@@ -12,6 +12,10 @@ dataset = load_dataset("synthetic:shapes?n=200&seed=0&size=320")
 dataset.write("/tmp/shapes", format="coco")
 calibration = sample(load_dataset("/tmp/shapes"), 64, seed=0)
 ```
+
+The formats are rows of one table (`edgedet.data.formats`); each format module
+registers its row, and importing it here is what makes it known. A new format
+is one module and one import line below.
 """
 
 from edgedet.data.coco import read_coco, write_coco
@@ -24,10 +28,11 @@ from edgedet.data.dataset import (
     Record,
     RecordDataset,
     Subset,
-    load_dataset,
     sample,
     to_keras_cv,
 )
+from edgedet.data.formats import DatasetFormat, get_format, register_format
+from edgedet.data.loading import load_dataset
 from edgedet.data.synthetic import CLASSES, SyntheticShapes
 from edgedet.data.voc import read_voc, write_voc
 from edgedet.data.writing import write_dataset
@@ -39,15 +44,18 @@ __all__ = [
     "ON_INVALID",
     "AnnotationWarning",
     "DatasetError",
+    "DatasetFormat",
     "DetectionDataset",
     "Record",
     "RecordDataset",
     "Subset",
     "SyntheticShapes",
+    "get_format",
     "load_dataset",
     "read_coco",
     "read_voc",
     "read_yolo",
+    "register_format",
     "sample",
     "to_keras_cv",
     "write_coco",

@@ -17,10 +17,11 @@ from edgedet.data.dataset import (
     Record,
     RecordDataset,
     Validator,
-    image_size,
 )
+from edgedet.data.formats import DatasetFormat, register_format
 from edgedet.data.writing import claim, export_items
 from edgedet.files import atomic_write_text
+from edgedet.images import image_size
 
 
 def find_annotation_file(folder, split="train"):
@@ -305,3 +306,22 @@ def write_coco(dataset, out_dir, split="train", force=False, image_format="png")
     }
     atomic_write_text(json_path, json.dumps(document))
     return json_path
+
+
+def _detect(path, split):
+    if os.path.isfile(path):
+        return path if path.lower().endswith(".json") else None
+    return find_annotation_file(path, split)
+
+
+register_format(
+    DatasetFormat(
+        name="coco",
+        title="COCO",
+        describe="a COCO JSON file (or a folder with one)",
+        detect=_detect,
+        read=lambda path, split, on_invalid: read_coco(path, on_invalid=on_invalid),
+        write=write_coco,
+        priority=30,
+    )
+)

@@ -1,5 +1,8 @@
 """Common dataset types: samples, records, validation of annotations, sampling.
 
+Opening a dataset by path or spec is `edgedet.data.loading.load_dataset`;
+the formats it knows are the rows of `edgedet.data.formats`.
+
 A sample is a plain dict:
 
 ```python
@@ -30,7 +33,9 @@ import warnings
 
 import numpy as np
 
-BOUNDING_BOX_FORMAT = "xyxy"
+from edgedet.data.formats import BOUNDING_BOX_FORMAT
+from edgedet.suggest import closest
+
 ON_INVALID = ("skip", "clip", "error")
 
 # Boxes that stick out of the image by at most this many pixels (rounding in
@@ -51,8 +56,6 @@ class AnnotationWarning(UserWarning):
 
 def check_on_invalid(on_invalid):
     """Checks an `on_invalid` policy name and returns it."""
-    from edgedet.config import closest
-
     if on_invalid not in ON_INVALID:
         raise ValueError(
             f"Invalid on_invalid: {on_invalid!r}. Expected one of {list(ON_INVALID)}."
@@ -184,21 +187,6 @@ class Record:
             raise ValueError(
                 f"{self.file_name}: {len(self.boxes)} boxes but {len(self.classes)} classes."
             )
-
-
-def image_size(path):
-    """Returns `(width, height)` of an image file as displayed, reading its header only.
-
-    EXIF orientations 5-8 swap the sides, as `edgedet.images.load_image`
-    (which applies the orientation) does.
-    """
-    from PIL import Image
-
-    with Image.open(path) as image:
-        width, height = image.size
-        if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
-            width, height = height, width
-    return width, height
 
 
 class DetectionDataset:
@@ -405,96 +393,3 @@ def to_keras_cv(item, bounding_box_format=None):
             "classes": np.asarray(item["classes"], dtype=np.int32).reshape(-1),
         },
     }
-
-
-# --------------------------------------------------------------------------
-# Loading by spec.
-
-_SPEC_HELP = (
-    "Expected a COCO JSON file (or a folder with one), a YOLO data.yaml (or its folder), "
-    "a Pascal VOC root (with Annotations/), or 'synthetic:shapes[?n=100&seed=0&size=320]'."
-)
-
-
-def load_dataset(spec, split="train", on_invalid="skip", class_names=None):
-    """Opens a dataset from a path or a `synthetic:` spec.
-
-    Example:
-
-    ```python
-    load_dataset("synthetic:shapes?n=500&seed=1&size=320")
-    load_dataset("coco/annotations/instances_val2017.json")
-    load_dataset("data.yaml", split="val")
-    load_dataset("VOCdevkit/VOC2007", split="test")
-    ```
-
-    Args:
-        spec: str, path or `DetectionDataset` (returned as is). A COCO JSON
-            file or a folder holding `annotations/instances_<split>.json`,
-            `instances_<split>.json` or a single `*.json`; a YOLO `data.yaml`
-            or a folder holding one; a VOC root (a folder with
-            `Annotations/`); or `synthetic:shapes?...` (see
-            `edgedet.data.synthetic.from_spec` for the options).
-        split: str. Which split to read (YOLO and VOC split lists, COCO file
-            name, synthetic stream). Defaults to `"train"`.
-        on_invalid: str. What to do with a bad box, class id or missing
-            image: `"skip"`, `"clip"` or `"error"`. Defaults to `"skip"`.
-        class_names: sequence of str. Class list for VOC (otherwise read from
-            `labels.txt` or collected from the data). Defaults to None.
-
-    Returns:
-        A `DetectionDataset`.
-    """
-    if isinstance(spec, DetectionDataset):
-        return spec
-    check_on_invalid(on_invalid)
-    text = os.fspath(spec)
-    if text.startswith("synthetic:"):
-        from edgedet.data.synthetic import from_spec
-
-        return from_spec(text, split=split)
-    if not os.path.exists(text):
-        raise DatasetError(f"Dataset not found: {text!r}. {_SPEC_HELP}")
-    kind, path = _detect(text, split)
-    if class_names is not None and kind != "voc":
-        raise ValueError(
-            f"class_names is only used for Pascal VOC; {text!r} is a {kind} dataset, "
-            "which names its classes itself."
-        )
-    if kind == "coco":
-        from edgedet.data.coco import read_coco
-
-        return read_coco(path, on_invalid=on_invalid)
-    if kind == "yolo":
-        from edgedet.data.yolo import read_yolo
-
-        return read_yolo(path, split=split, on_invalid=on_invalid)
-    from edgedet.data.voc import read_voc
-
-    return read_voc(path, split=split, class_names=class_names, on_invalid=on_invalid)
-
-
-def _detect(path, split):
-    """Returns `(kind, path)` for an existing file or folder."""
-    if os.path.isfile(path):
-        suffix = os.path.splitext(path)[1].lower()
-        if suffix == ".json":
-            return "coco", path
-        if suffix in (".yaml", ".yml"):
-            return "yolo", path
-        raise DatasetError(f"Unrecognised dataset file {path!r}. {_SPEC_HELP}")
-    names = sorted(os.listdir(path))
-    if "data.yaml" in names:
-        return "yolo", os.path.join(path, "data.yaml")
-    if os.path.isdir(os.path.join(path, "Annotations")):
-        return "voc", path
-    from edgedet.data.coco import find_annotation_file
-
-    found = find_annotation_file(path, split)
-    if found:
-        return "coco", found
-    yamls = [n for n in names if n.lower().endswith((".yaml", ".yml"))]
-    if len(yamls) == 1:
-        return "yolo", os.path.join(path, yamls[0])
-    raise DatasetError(f"No dataset recognised in folder {path!r}. {_SPEC_HELP}")
-

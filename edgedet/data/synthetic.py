@@ -382,7 +382,7 @@ def from_spec(spec, split="train"):
         spec: str. The spec.
         split: str. Passed to `SyntheticShapes`. Defaults to `"train"`.
     """
-    from edgedet.config import closest
+    from edgedet.suggest import closest
 
     head, _, query = spec.partition("?")
     if head != "synthetic:shapes":

@@ -21,11 +21,11 @@ from edgedet.data.dataset import (
     Record,
     RecordDataset,
     Validator,
-    image_size,
 )
+from edgedet.data.formats import DatasetFormat, register_format
 from edgedet.data.writing import claim, export_items
 from edgedet.files import atomic_write_text
-from edgedet.images import IMAGE_SUFFIXES
+from edgedet.images import IMAGE_SUFFIXES, image_size
 
 
 class _Node:
@@ -291,3 +291,21 @@ def write_voc(dataset, out_dir, split="train", force=False, image_format="png"):
     atomic_write_text(os.path.join(out_dir, "labels.txt"), "".join(f"{n}\n" for n in names))
     atomic_write_text(split_file, "".join(f"{i}\n" for i in ids))
     return out_dir
+
+
+def _detect(path, split):
+    return path if os.path.isdir(os.path.join(path, "Annotations")) else None
+
+
+register_format(
+    DatasetFormat(
+        name="voc",
+        title="Pascal VOC",
+        describe="a Pascal VOC root (with Annotations/)",
+        detect=_detect,
+        read=read_voc,
+        write=write_voc,
+        options=("class_names",),
+        priority=20,
+    )
+)

@@ -1,8 +1,7 @@
 """Writing helpers shared by the COCO, YOLO and VOC writers.
 
-`write_dataset` checks the options and hands the dataset to
-`edgedet.data.coco.write_coco`, `edgedet.data.yolo.write_yolo` or
-`edgedet.data.voc.write_voc`; those use `export_items` (one `ExportItem` per
+`write_dataset` checks the options and hands the dataset to the writer of
+its format's row in `edgedet.data.formats`; the writers use `export_items` (one `ExportItem` per
 sample: its image, as an array or a file to copy, and its boxes) and `claim`
 (refuse to overwrite unless `force`). Nothing here imports TensorFlow.
 """
@@ -12,21 +11,15 @@ import os
 
 import numpy as np
 
-from edgedet.data.dataset import BOUNDING_BOX_FORMAT, image_size
+from edgedet.data.formats import BOUNDING_BOX_FORMAT, get_format
+from edgedet.images import image_size
 
-WRITE_FORMATS = ("coco", "yolo", "voc")
 IMAGE_FORMATS = {"png": (".png",), "jpg": (".jpg", ".jpeg")}
 
 
 def write_dataset(dataset, out_dir, format="coco", split="train", force=False, image_format="png"):
     """Writes `dataset` in `format`; see `DetectionDataset.write`."""
-    from edgedet.config import closest
-
-    if format not in WRITE_FORMATS:
-        raise ValueError(
-            f"Invalid format: {format!r}. Expected one of {list(WRITE_FORMATS)}."
-            + closest(format, WRITE_FORMATS)
-        )
+    writer = get_format(format, writable=True).write
     if image_format not in IMAGE_FORMATS:
         raise ValueError(
             f"Invalid image_format: {image_format!r}. Expected one of {list(IMAGE_FORMATS)}."
@@ -44,12 +37,6 @@ def write_dataset(dataset, out_dir, format="coco", split="train", force=False, i
             f"{BOUNDING_BOX_FORMAT!r} pixels."
         )
     os.makedirs(out_dir, exist_ok=True)
-    if format == "coco":
-        from edgedet.data.coco import write_coco as writer
-    elif format == "yolo":
-        from edgedet.data.yolo import write_yolo as writer
-    else:
-        from edgedet.data.voc import write_voc as writer
     return writer(dataset, out_dir, split=split, force=force, image_format=image_format)
 
 

@@ -19,11 +19,11 @@ from edgedet.data.dataset import (
     Record,
     RecordDataset,
     Validator,
-    image_size,
 )
+from edgedet.data.formats import DatasetFormat, register_format
 from edgedet.data.writing import claim, export_items
 from edgedet.files import atomic_write_text
-from edgedet.images import IMAGE_SUFFIXES
+from edgedet.images import IMAGE_SUFFIXES, image_size
 
 SPLITS = ("train", "val", "test")
 
@@ -266,3 +266,32 @@ def write_yolo(dataset, out_dir, split="train", force=False, image_format="png")
     document = {**splits, **data, "nc": len(names), "names": names}
     atomic_write_text(yaml_path, yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
     return yaml_path
+
+
+def _detect(path, split):
+    if os.path.isfile(path):
+        return path if path.lower().endswith((".yaml", ".yml")) else None
+    found = os.path.join(path, "data.yaml")
+    return found if os.path.isfile(found) else None
+
+
+def _guess(path, split):
+    """Any single `*.yaml` in the folder (after COCO and VOC found nothing)."""
+    if not os.path.isdir(path):
+        return None
+    yamls = [n for n in sorted(os.listdir(path)) if n.lower().endswith((".yaml", ".yml"))]
+    return os.path.join(path, yamls[0]) if len(yamls) == 1 else None
+
+
+register_format(
+    DatasetFormat(
+        name="yolo",
+        title="YOLO",
+        describe="a YOLO data.yaml (or its folder)",
+        detect=_detect,
+        guess=_guess,
+        read=read_yolo,
+        write=write_yolo,
+        priority=10,
+    )
+)

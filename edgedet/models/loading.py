@@ -12,7 +12,6 @@ import zipfile
 
 from edgedet.backend import keras as _keras
 
-EDGEDET_CLASS = "edgedet>YOLOV8Detector"
 KERASCV_CLASS = "keras_cv>YOLOV8Detector"
 
 
@@ -96,7 +95,7 @@ def load_model(path, compile=False):
             is not a YOLOv8 detector.
     """
     keras = _keras()
-    from edgedet.models.yolo_v8_detector import YOLOV8Detector
+    from edgedet.models import families
 
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -134,7 +133,7 @@ def load_model(path, compile=False):
         if "safe_mode" in str(e):
             raise _refuse_unsafe(path, "code that Keras' safe mode refuses") from e
         raise ModelLoadError(f"Could not load '{path}': {type(e).__name__}: {e}") from e
-    if not isinstance(model, YOLOV8Detector):
+    if not isinstance(model, tuple(f.model_class() for f in families.families())):
         raise ModelLoadError(
             f"'{path}' holds a {type(model).__name__} ('{model.name}'), not an edgedet "
             f"YOLOV8Detector: its head is not YOLOv8-shaped (outputs "

@@ -16,7 +16,7 @@ shipped at a 320 px input (`edgedet.models.weights`).
 
 import copy
 
-from edgedet.config import closest
+from edgedet.suggest import closest
 
 # name: (depth_multiple, width_multiple, max_channels)
 _ULTRALYTICS_SCALES = {

@@ -32,14 +32,14 @@ class TrainResult:
 
 
 def _build_model(model, class_names, imgsz, pad_position, pad_value):
-    from edgedet.models import YOLOV8Detector
+    from edgedet.models import families
 
     letterbox = LetterboxConfig(size=imgsz, pad_position=pad_position, pad_value=pad_value)
     if isinstance(model, str) and not model.endswith(".keras"):
         from edgedet.train.trainer import init_head_biases
 
-        detector = YOLOV8Detector.from_preset(model, class_names=list(class_names),
-                                              letterbox=letterbox)
+        detector = families.family_of_preset(model).model_class().from_preset(
+            model, class_names=list(class_names), letterbox=letterbox)
         init_head_biases(detector)
         return detector
     if isinstance(model, str):
@@ -61,9 +61,9 @@ def _build_model(model, class_names, imgsz, pad_position, pad_value):
 
 def _default_size(model):
     if isinstance(model, str) and not model.endswith(".keras"):
-        from edgedet.models.yolo_v8_presets import get_preset
+        from edgedet.models import families
 
-        return get_preset(model)["letterbox"]["size"]
+        return families.family_of_preset(model).get_preset(model)["letterbox"]["size"]
     if isinstance(model, str):
         from edgedet.models import load_model
 

@@ -519,3 +519,20 @@ def test_exported_artifacts_pass_parity(tmp_path):
     assert result, result.summary_text()
     assert {a.target for a in result.artifacts} == {"onnx", "tflite"}
     assert sum(len(d) for d in result.reference_runs[0].detections) >= 5
+
+
+def test_cli_import_takes_a_comma_list_of_classes(tmp_path):
+    from edgedet.models import load_model
+
+    _, state, _ = golden("n_w8")
+    weights = tmp_path / "weights.npz"
+    np.savez(weights, **state)
+    out = tmp_path / "model.keras"
+    result = _invoke(weights, "--out", out, "--classes", " cat , dog,bird ", "--imgsz", 96)
+    assert result.exit_code == 0, result.output
+    assert load_model(out).class_names == ("cat", "dog", "bird")
+    for bad, position in (("cat,,dog", 2), ("cat,dog,", 3), (" ,cat", 1)):
+        result = _invoke(weights, "--out", tmp_path / "other.keras", "--classes", bad)
+        assert result.exit_code == 2, result.output
+        assert "empty class name" in result.output and f"position {position} of" in result.output
+    assert not (tmp_path / "other.keras").exists()

@@ -45,7 +45,7 @@ def trained_model_path(name=DEFAULT_MODEL):
     Raises:
         ValueError: an unknown name, or a package installed without the file.
     """
-    from edgedet.config import closest
+    from edgedet.suggest import closest
 
     if name not in TRAINED_MODELS:
         raise ValueError(
