@@ -13,6 +13,9 @@ from edgedet.exporters.registry import get_target, buildable_targets
 get_target("tf").name                  # "savedmodel"
 [t.name for t in buildable_targets()]  # ["savedmodel", "onnx", "tflite"] on a CPU box
 ```
+
+A plugin (or a test) adds a row with `register_target` and removes it with
+`unregister_target`.
 """
 
 import dataclasses
@@ -181,6 +184,7 @@ TARGETS = (
 )
 
 _BY_NAME = {name: t for t in TARGETS for name in (t.name, *t.aliases)}
+_BUILT_IN = TARGETS
 
 
 def _has_nvidia_gpu():
@@ -269,3 +273,46 @@ def resolve_targets(names, allow_fallback=False):
             targets = [target]
         resolved.extend(t for t in targets if t not in resolved)
     return resolved
+
+
+def register_target(target):
+    """Adds an export target to the table (a plugin's or a test's).
+
+    Its artifact also needs a row in `edgedet.runtimes.kinds` (`register_kind`)
+    for `info`, `predict`, `parity` and `benchmark` to run it.
+
+    Args:
+        target: `Target`. Its name and aliases must be new.
+
+    Returns:
+        `target`.
+
+    Raises:
+        ValueError: not a `Target`, or a name or alias already taken.
+    """
+    global TARGETS, _BY_NAME
+    if not isinstance(target, Target):
+        raise ValueError(f"register_target expects a Target, received {type(target).__name__}.")
+    names = [n.lower() for n in (target.name, *target.aliases)]
+    taken = [n for n in names if n in _BY_NAME or n == "all"]
+    if taken:
+        raise ValueError(f"Cannot register target '{target.name}': {taken} already name a "
+                         "target (or 'all').")
+    TARGETS = (*TARGETS, target)
+    _BY_NAME = {name: t for t in TARGETS for name in (t.name, *t.aliases)}
+    return target
+
+
+def unregister_target(name):
+    """Removes the target called `name` that `register_target` added.
+
+    Raises:
+        ValueError: no registered target is called `name`.
+    """
+    global TARGETS, _BY_NAME
+    target = get_target(name)
+    if target in _BUILT_IN:
+        raise ValueError(f"Target '{target.name}' is built in; only registered targets can "
+                         "be removed.")
+    TARGETS = tuple(t for t in TARGETS if t is not target)
+    _BY_NAME = {name: t for t in TARGETS for name in (t.name, *t.aliases)}

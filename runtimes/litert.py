@@ -40,6 +40,11 @@ def read_flatbuffer_metadata(content):
     return entries
 
 
+def thread_options(threads):
+    """`LiteRTRuntime` options for `threads` interpreter threads (`--threads`)."""
+    return {"num_threads": int(threads)}
+
+
 def read_metadata(path):
     """Reads the edgedet metadata of a `.tflite` file.
 

@@ -25,6 +25,15 @@ def default_providers():
     return [p for p in PREFERRED_PROVIDERS if p in available]
 
 
+def thread_options(threads):
+    """`OnnxRuntime` options for `threads` intra-op threads (`--threads`)."""
+    import onnxruntime as ort
+
+    session_options = ort.SessionOptions()
+    session_options.intra_op_num_threads = int(threads)
+    return {"session_options": session_options}
+
+
 def read_metadata(path):
     """Reads `metadata_props["edgedet"]` of an `.onnx` file (weights are not loaded).
 

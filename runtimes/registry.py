@@ -1,14 +1,8 @@
-"""Which runtime runs an artifact, picked from the artifact itself.
+"""Which runtime runs an artifact, looked up in the table of artifact kinds.
 
-| artifact                          | runtime                             |
-| --------------------------------- | ----------------------------------- |
-| folder with `saved_model.pb`      | `tf_saved_model.SavedModelRuntime`  |
-| Triton repository (`<m>/1/model.onnx`) | `onnxrt.OnnxRuntime` on that ONNX |
-| `.onnx`                           | `onnxrt.OnnxRuntime`                |
-| `.tflite`                         | `litert.LiteRTRuntime`              |
-| `.keras`                          | `keras_model.KerasRuntime`          |
-| `.engine` (+ `.engine.json`)      | `trt.TensorRTRuntime`               |
-| folder with `reference.json`      | `bundle.BundleRuntime` (parity bundle: saved reference detections) |
+The rows (suffixes, folder rules, runtime class, metadata reader) live in
+`edgedet.runtimes.kinds`; this module answers questions about a path with
+them.
 
 Example:
 
@@ -21,33 +15,59 @@ with open_runtime("out/model.tflite") as runtime:
 ```
 """
 
-import importlib
 from pathlib import Path
 
 from edgedet.metadata import MetadataError
+from edgedet.runtimes.kinds import (
+    kinds,
+    load,
+    triton_onnx,  # noqa: F401 - part of this module's API.
+)
 
-# suffix -> (kind, "module:class", "module:read_metadata" or None)
-_BY_SUFFIX = {
-    ".onnx": ("onnxrt", "edgedet.runtimes.onnxrt:OnnxRuntime", "edgedet.runtimes.onnxrt"),
-    ".tflite": ("litert", "edgedet.runtimes.litert:LiteRTRuntime", "edgedet.runtimes.litert"),
-    ".keras": ("keras", "edgedet.runtimes.keras_model:KerasRuntime", None),
-    ".engine": ("trt", "edgedet.runtimes.trt:TensorRTRuntime", "edgedet.runtimes.trt"),
-}
-_SAVED_MODEL = (
-    "tf_saved_model",
-    "edgedet.runtimes.tf_saved_model:SavedModelRuntime",
-    "edgedet.runtimes.tf_saved_model",
-)
-_BUNDLE = ("bundle", "edgedet.runtimes.bundle:BundleRuntime", "edgedet.runtimes.bundle")
-SUPPORTED = (
-    "a SavedModel folder (with saved_model.pb)",
-    "a Triton repository written by edgedet (<model>/1/model.onnx)",
-    "a parity bundle folder (with reference.json)",
-    ".onnx",
-    ".tflite",
-    ".keras",
-    ".engine (TensorRT)",
-)
+
+class RuntimeNotInstalledError(ImportError):
+    """The Python packages an artifact kind's runtime needs are not installed here."""
+
+
+def supported():
+    """Every kind's description, in table order (for "Supported artifacts" messages)."""
+    return [kind.description for kind in kinds()]
+
+
+def find_kind(path):
+    """The `ArtifactKind` of `path`, or None when no row recognises it.
+
+    A folder is recognised by the rows' folder rules (it must exist); a file
+    by its suffix (it need not exist yet).
+    """
+    for kind in kinds():
+        if kind.matches(path):
+            return kind
+    return None
+
+
+def artifact_kind(path):
+    """The `ArtifactKind` of an existing `path`.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ValueError: not an artifact edgedet can run (listing supported kinds).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"Artifact '{path}' does not exist.")
+    kind = find_kind(path)
+    if kind is not None:
+        return kind
+    if path.is_dir():
+        raise ValueError(
+            f"Folder '{path}' is not a SavedModel (no saved_model.pb inside) nor another folder "
+            f"artifact. Supported artifacts: {', '.join(supported())}."
+        )
+    raise ValueError(
+        f"Cannot tell which runtime runs '{path}' (suffix '{path.suffix}'). "
+        f"Supported artifacts: {', '.join(supported())}."
+    )
 
 
 def runtime_kind(path):
@@ -57,64 +77,32 @@ def runtime_kind(path):
         FileNotFoundError: `path` does not exist.
         ValueError: not an artifact edgedet can run (listing supported kinds).
     """
-    return _entry(path)[0]
-
-
-def _entry(path):
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"Artifact '{path}' does not exist.")
-    if path.is_dir():
-        if (path / "saved_model.pb").is_file():
-            return _SAVED_MODEL
-        if triton_onnx(path) is not None:
-            return _BY_SUFFIX[".onnx"]
-        if (path / "reference.json").is_file():
-            return _BUNDLE
-        raise ValueError(
-            f"Folder '{path}' is not a SavedModel (no saved_model.pb inside). "
-            f"Supported artifacts: {', '.join(SUPPORTED)}."
-        )
-    entry = _BY_SUFFIX.get(path.suffix.lower())
-    if entry is None:
-        raise ValueError(
-            f"Cannot tell which runtime runs '{path}' (suffix '{path.suffix}'). "
-            f"Supported artifacts: {', '.join(SUPPORTED)}."
-        )
-    if entry[1] is None:
-        raise ValueError(
-            f"TensorRT runtime not available: edgedet cannot run '{path}' in this version. "
-            "Run the .onnx artifact with ONNX Runtime's TensorRT provider instead."
-        )
-    return entry
+    return artifact_kind(path).name
 
 
 def is_artifact_folder(path):
-    """Whether `path` is a folder artifact: a SavedModel, a Triton repository or a parity bundle."""
-    try:
-        return Path(path).is_dir() and _entry(Path(path)) is not None
-    except ValueError:
-        return False
+    """Whether `path` is a folder some artifact kind recognises (SavedModel, Triton, bundle...)."""
+    path = Path(path)
+    return path.is_dir() and find_kind(path) is not None
 
 
-def triton_onnx(path):
-    """The one `<model>/1/model.onnx` of a Triton repository folder, else None."""
-    found = sorted(Path(path).glob("*/1/model.onnx"))
-    found = [f for f in found if (f.parent.parent / "config.pbtxt").is_file()]
-    return found[0] if len(found) == 1 else None
+def check_installed(path):
+    """Raises `RuntimeNotInstalledError` when the runtime for `path` cannot run here.
 
-
-def _artifact_file(path):
-    """`path`, or the ONNX inside it when it is a Triton repository."""
-    if Path(path).is_dir() and not (Path(path) / "saved_model.pb").is_file():
-        return triton_onnx(path) or path
-    return path
-
-
-def _import(spec):
-    module_name, _, attribute = spec.partition(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, attribute) if attribute else module
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ValueError: unsupported artifact kind.
+        RuntimeNotInstalledError: packages its kind `requires` are missing
+            (naming them and how to install them).
+    """
+    kind = artifact_kind(path)
+    missing = kind.missing_packages()
+    if missing:
+        hint = f" ({kind.install})" if kind.install else ""
+        raise RuntimeNotInstalledError(
+            f"Running '{path}' ({kind.name}) needs the Python package(s) {missing}, not "
+            f"installed here{hint}."
+        )
 
 
 def open_runtime(path, **options):
@@ -123,7 +111,8 @@ def open_runtime(path, **options):
     Use it as a context manager: `with open_runtime(path) as runtime: ...`.
 
     Args:
-        path: str or path. SavedModel folder, `.onnx`, `.tflite` or `.keras`.
+        path: str or path. An artifact of a kind in `edgedet.runtimes.kinds`
+            (SavedModel folder, `.onnx`, `.tflite`, `.keras`, ...).
         **options: passed to the runtime class (e.g. `providers=` for ONNX
             Runtime, `num_threads=` for LiteRT).
 
@@ -132,8 +121,8 @@ def open_runtime(path, **options):
         ValueError: unsupported artifact kind (listing the supported kinds).
         MetadataError: the artifact is corrupt or has no edgedet metadata.
     """
-    _, class_spec, _ = _entry(path)
-    runtime = _import(class_spec)(_artifact_file(path), **options)
+    kind = artifact_kind(path)
+    runtime = load(kind.runtime)(kind.opened_path(path), **options)
     runtime.metadata  # noqa: B018 - a corrupt artifact fails here, not mid-predict.
     return runtime
 
@@ -146,10 +135,21 @@ def read_metadata(path):
         ValueError: unsupported artifact kind.
         MetadataError: the artifact is corrupt or has no edgedet metadata.
     """
-    kind, _, reader = _entry(path)
-    if reader is None:
+    kind = artifact_kind(path)
+    if kind.metadata is None:
         raise MetadataError(
-            f"'{path}' is a {kind} model, not an exported artifact: it carries no "
+            f"'{path}' is a {kind.name} model, not an exported artifact: it carries no "
             "edgedet artifact metadata. Use `edgedet info` on the model instead."
         )
-    return _import(reader).read_metadata(_artifact_file(path))
+    return load(kind.metadata)(kind.opened_path(path))
+
+
+def thread_options(kind, threads):
+    """Runtime keyword options that make `kind`'s runtime use `threads` threads.
+
+    Raises:
+        ValueError: the kind has no thread setting.
+    """
+    if kind.threads is None:
+        raise ValueError(f"--threads is not supported for runtime kind '{kind.name}'.")
+    return load(kind.threads)(int(threads))

@@ -15,6 +15,18 @@ def is_saved_model(path):
     return (Path(path) / "saved_model.pb").is_file()
 
 
+def thread_options(threads):
+    """Sets TensorFlow's intra- and inter-op threads to `threads` (`--threads`); returns `{}`.
+
+    Must run before TensorFlow creates its thread pools (its first op).
+    """
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+    tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+    return {}
+
+
 def read_metadata(path):
     """Reads `assets/edgedet.json` of a SavedModel folder (no TensorFlow needed).
 

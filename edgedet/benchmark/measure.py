@@ -4,7 +4,9 @@
 RESULT` once per artifact, so the runtime library, its memory and its
 thread pools never leak into the next artifact's numbers. REQUEST is a JSON
 file (`artifact`, `name`, `inputs` (an `.npz` of uint8 `[H, W, 3]` images),
-`batch_sizes`, `runs`, `warmup`, `threads`); RESULT receives one `results`
+`batch_sizes`, `runs`, `warmup`, `threads`, and `kinds`: the artifact-kind
+rows registered in the parent, `ArtifactKind.to_dict()`, registered here
+before the artifact is looked up); RESULT receives one `results`
 entry of `benchmark.json` (see `edgedet.benchmark.schema`).
 
 Protocol per batch size: one first call (its latency is `first_call_ms`),
@@ -20,22 +22,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-#: How `--threads` reaches each runtime kind.
-THREAD_SETTINGS = {
-    "onnxrt": "SessionOptions.intra_op_num_threads",
-    "litert": "Interpreter(num_threads=...)",
-    "tf_saved_model": "tf.config.threading intra-op and inter-op parallelism threads",
-    "keras": "tf.config.threading intra-op and inter-op parallelism threads",
-}
-
-#: The library each runtime kind imports (timed as `runtime_import_seconds`).
-_RUNTIME_MODULES = {
-    "onnxrt": ("onnxruntime",),
-    "litert": ("ai_edge_litert.interpreter",),
-    "tf_saved_model": ("tensorflow",),
-    "keras": ("tensorflow", "edgedet.models"),
-}
 
 
 def empty_result(name, artifact):
@@ -143,27 +129,10 @@ def artifact_size(path):
 
 
 def _open(path, kind, threads):
-    """The runtime for `path`, with `threads` passed the way its kind accepts."""
-    from edgedet.runtimes.registry import open_runtime
+    """The runtime for `path`, with `threads` passed the way its kind accepts (see its row)."""
+    from edgedet.runtimes.registry import open_runtime, thread_options
 
-    options = {}
-    if threads is not None:
-        if kind == "onnxrt":
-            import onnxruntime as ort
-
-            session_options = ort.SessionOptions()
-            session_options.intra_op_num_threads = int(threads)
-            options["session_options"] = session_options
-        elif kind == "litert":
-            options["num_threads"] = int(threads)
-        elif kind in ("tf_saved_model", "keras"):
-            import tensorflow as tf
-
-            # Must run before TensorFlow creates its thread pools (first op).
-            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-            tf.config.threading.set_inter_op_parallelism_threads(int(threads))
-        else:
-            raise ValueError(f"--threads is not supported for runtime kind '{kind}'.")
+    options = {} if threads is None else thread_options(kind, threads)
     return open_runtime(path, **options)
 
 
@@ -200,7 +169,8 @@ def measure(request):
     Args:
         request: dict with `artifact` (path), `name` (label), `inputs` (path
             of an `.npz` of uint8 `[H, W, 3]` images), `batch_sizes` (list of
-            int), `runs` (int), `warmup` (int), `threads` (int or None).
+            int), `runs` (int), `warmup` (int), `threads` (int or None),
+            optionally `kinds` (list of `ArtifactKind.to_dict()` to register).
 
     Returns:
         One `results` entry of `benchmark.json`. Errors are recorded in its
@@ -217,16 +187,20 @@ def measure(request):
 
 
 def _measure(request, result, threads):
-    from edgedet.runtimes.registry import read_metadata, runtime_kind
+    from edgedet.runtimes.kinds import ArtifactKind, register_kind
+    from edgedet.runtimes.registry import artifact_kind, check_installed, read_metadata
 
+    for row in request.get("kinds", ()):  # Rows registered in the parent process.
+        register_kind(ArtifactKind.from_dict(row))
     path = Path(request["artifact"])
-    kind = runtime_kind(path)
-    result["runtime"] = kind
+    kind = artifact_kind(path)
+    result["runtime"] = kind.name
     result["size_bytes"] = artifact_size(path)
     if threads is not None:
-        result["threads"]["applied_via"] = THREAD_SETTINGS.get(kind)
-    if kind != "keras":  # A .keras model carries no artifact metadata until loaded.
+        result["threads"]["applied_via"] = kind.threads_via
+    if kind.metadata is not None:  # A .keras model carries no artifact metadata until loaded.
         _fill_metadata(result, read_metadata(path))
+    check_installed(path)
 
     with np.load(request["inputs"]) as archive:
         images = [archive[key] for key in sorted(archive.files, key=lambda k: int(k.split("_")[1]))]
@@ -235,7 +209,7 @@ def _measure(request, result, threads):
     memory = {"rss_before_load_mb": round(rss_mb(), 1)}
 
     started = time.perf_counter()
-    for module in _RUNTIME_MODULES.get(kind, ()):
+    for module in kind.imports:
         __import__(module)
     result["runtime_import_seconds"] = round(time.perf_counter() - started, 4)
 
@@ -245,7 +219,7 @@ def _measure(request, result, threads):
         result["load_seconds"] = round(time.perf_counter() - started, 4)
         memory["rss_after_load_mb"] = round(rss_mb(), 1)
         _fill_metadata(result, runtime.metadata)
-        providers = _session_providers(runtime)
+        providers = _session_providers(runtime) if kind.providers else None
         if providers is not None:
             result["execution_providers"] = providers
             result["execution_provider"] = providers[0] if providers else None
@@ -255,7 +229,7 @@ def _measure(request, result, threads):
                 _time_predict(runtime, batches, request["runs"], request["warmup"])
             )
 
-        if kind == "keras":
+        if kind.stages:
             from edgedet.benchmark.stages import stage_functions, time_stages
 
             functions = stage_functions(runtime.end_to_end)
@@ -265,7 +239,7 @@ def _measure(request, result, threads):
                 )
         else:
             result["stages_reason"] = (
-                f"the {kind} runtime runs the end-to-end graph as one call; per-stage timing "
+                f"the {kind.name} runtime runs the end-to-end graph as one call; per-stage timing "
                 "needs the Keras model (benchmark a .keras file)"
             )
     peak = peak_rss_mb()
@@ -274,7 +248,7 @@ def _measure(request, result, threads):
 
 
 def _session_providers(runtime):
-    """ONNX Runtime: the providers the session really uses (None for other runtimes)."""
+    """The providers an ONNX Runtime session really uses (None without a session)."""
     session = getattr(runtime, "session", None)
     if session is not None and hasattr(session, "get_providers"):
         return list(session.get_providers())

@@ -183,12 +183,12 @@ def check_batch_memory(shapes, batch_sizes, model_size=0, available=None):
 
 def _model_size(artifacts):
     """The largest model input side among the artifacts' metadata (0 if none is readable)."""
-    from edgedet.runtimes.registry import read_metadata, runtime_kind
+    from edgedet.runtimes.registry import artifact_kind, read_metadata
 
     sizes = [0]
     for path in artifacts:
         try:
-            if runtime_kind(path) != "keras":
+            if artifact_kind(path).metadata is not None:  # A .keras model has none.
                 sizes.append(int(read_metadata(path).inference.letterbox.size))
         except Exception:  # noqa: BLE001 - the estimate is a lower bound either way.
             continue
@@ -225,7 +225,7 @@ def run_benchmark(artifacts, images=DEFAULT_IMAGES, batch_sizes=(1,), runs=20, w
         warmup: int >= 0. Untimed calls per batch size before the timed
             ones (after one first call). Defaults to 3.
         threads: int >= 1 or None. Intra-op threads of each runtime (see
-            `edgedet.benchmark.measure.THREAD_SETTINGS`). Defaults to None
+            each kind's `threads_via` in `edgedet.runtimes.kinds`). Defaults to None
             (each runtime's default).
         max_images: int. Images read from a folder at most. Defaults to 16.
         timeout: float or None. Seconds each artifact may take before its
@@ -288,6 +288,8 @@ def run_benchmark(artifacts, images=DEFAULT_IMAGES, batch_sizes=(1,), runs=20, w
         "machine": machine_info(),
         "results": [],
     }
+    from edgedet.runtimes.kinds import added_kinds
+
     with tempfile.TemporaryDirectory(prefix="edgedet-benchmark-") as work:
         work = Path(work)
         inputs = work / "inputs.npz"
@@ -300,6 +302,7 @@ def run_benchmark(artifacts, images=DEFAULT_IMAGES, batch_sizes=(1,), runs=20, w
                 "artifact": str(path), "name": name, "inputs": str(inputs),
                 "batch_sizes": batch_sizes, "runs": int(runs), "warmup": int(warmup),
                 "threads": document["settings"]["threads"],
+                "kinds": [kind.to_dict() for kind in added_kinds()],
             }
             result = _run_child(request, work / f"result_{index}.json", timeout)
             if result["error"]:

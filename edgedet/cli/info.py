@@ -7,15 +7,17 @@ import click
 
 from edgedet.cli.common import resolve_model, user_errors
 
-ARTIFACT_SUFFIXES = (".onnx", ".tflite", ".engine")
-
 
 def is_artifact(spec):
-    """True for exported artifacts (as opposed to `.keras` models and presets)."""
-    from edgedet.runtimes.registry import is_artifact_folder
+    """True for exported artifacts (as opposed to `.keras` models and presets).
 
-    path = pathlib.Path(spec)
-    return path.suffix.lower() in ARTIFACT_SUFFIXES or is_artifact_folder(path)
+    Asks the table of artifact kinds (`edgedet.runtimes.kinds`): a file by
+    its suffix (it need not exist), a folder by the kinds' folder rules.
+    """
+    from edgedet.runtimes.registry import find_kind
+
+    kind = find_kind(pathlib.Path(spec))
+    return kind is not None and kind.artifact
 
 
 def _print_dict(data, indent=0):

@@ -136,15 +136,16 @@ def _open_artifacts(items, stack, skip_missing_runtimes=False):
             if not path.exists():
                 raise ParityInputError(f"Artifact not found: {printable(path)}")
             artifact = _Artifact(name=_unique(printable(path.name), taken), path=printable(path))
-            from edgedet.runtimes.registry import open_runtime, runtime_kind
+            from edgedet.runtimes.registry import check_installed, open_runtime, runtime_kind
 
             try:
                 runtime_kind(path)
             except ValueError as error:
-                if path.suffix.lower() != ".engine":  # A runtime that may be missing here.
-                    raise ParityInputError(str(error)) from None
+                raise ParityInputError(str(error)) from None
             try:
-                artifact.runtime = _enter(open_runtime(str(path)), stack)
+                runtime = open_runtime(str(path))  # A corrupt artifact fails here...
+                check_installed(path)  # ...one whose runtime is missing (its kind says) here.
+                artifact.runtime = _enter(runtime, stack)
             except Exception as error:  # Reported in every report; the others still run.
                 missing_runtime = isinstance(error, ImportError)
                 kind = "runtime not installed" if missing_runtime else "cannot load"

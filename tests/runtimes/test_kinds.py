@@ -1,0 +1,83 @@
+"""The table of artifact kinds: every row resolves, lookups, and "runtime not installed"."""
+
+import pytest
+
+from edgedet.config import InferenceConfig
+from edgedet.metadata import ArtifactMetadata
+from edgedet.runtimes.kinds import (
+    KINDS,
+    ArtifactKind,
+    get_kind,
+    load,
+    register_kind,
+    unregister_kind,
+)
+from edgedet.runtimes.registry import (
+    RuntimeNotInstalledError,
+    check_installed,
+    find_kind,
+    open_runtime,
+    read_metadata,
+    thread_options,
+)
+from edgedet.runtimes.trt import sidecar_path
+
+MISSING = "edgedet_no_such_package_x"
+
+
+def test_every_row_names_importable_code():
+    names = [kind.name for kind in KINDS]
+    assert names == ["tf_saved_model", "bundle", "onnxrt", "litert", "keras", "trt"]
+    for kind in KINDS:
+        for spec in (kind.runtime, kind.metadata, kind.folder, kind.opens, kind.threads):
+            if spec is not None:
+                assert callable(load(spec)), (kind.name, spec)
+        assert (kind.threads is None) == (kind.threads_via is None), kind.name
+
+
+def test_find_kind_by_suffix_and_folder(tmp_path):
+    assert find_kind(tmp_path / "m.ONNX").name == "onnxrt"  # Files need not exist.
+    assert find_kind(tmp_path / "m.engine.json") is None
+    assert find_kind(tmp_path) is None
+    (tmp_path / "saved_model.pb").write_bytes(b"")
+    assert find_kind(tmp_path).name == "tf_saved_model"
+    assert not get_kind("keras").artifact and get_kind("onnxrt").providers
+    with pytest.raises(ValueError, match="Unknown artifact kind 'onnx'.*'onnxrt'"):
+        get_kind("onnx")
+
+
+def test_threads_reach_the_runtime_as_its_row_says():
+    assert thread_options(get_kind("litert"), 3) == {"num_threads": 3}
+    options = thread_options(get_kind("onnxrt"), 2)["session_options"]
+    assert options.intra_op_num_threads == 2
+    with pytest.raises(ValueError, match="--threads is not supported for runtime kind 'trt'"):
+        thread_options(get_kind("trt"), 2)
+
+
+@pytest.fixture
+def unrunnable(tmp_path):
+    """A registered kind whose runtime needs a package that is not installed; one artifact."""
+    kind = register_kind(ArtifactKind(
+        name="unrunnable", description=".unrunnable", suffixes=(".unrunnable",),
+        runtime="edgedet.runtimes.trt:TensorRTRuntime",
+        metadata="edgedet.runtimes.trt:read_metadata", requires=(MISSING,),
+        install="pip install it"))
+    path = tmp_path / "model.unrunnable"
+    path.write_bytes(b"\0")
+    metadata = ArtifactMetadata(class_names=("circle", "square", "triangle"),
+                                inference=InferenceConfig(), target="fake")
+    sidecar_path(path).write_text(metadata.to_json())
+    yield kind, path, metadata
+    unregister_kind("unrunnable")
+
+
+def test_a_missing_runtime_is_reported_from_the_table(unrunnable):
+    kind, path, metadata = unrunnable
+    assert kind.missing_packages() == [MISSING]
+    assert read_metadata(path) == metadata  # Its metadata still reads (for `info`).
+    assert open_runtime(path).metadata == metadata
+    with pytest.raises(RuntimeNotInstalledError, match=rf"\['{MISSING}'\].*pip install it"):
+        check_installed(path)
+    keras_file = path.with_name("model.keras")
+    keras_file.write_bytes(b"")
+    check_installed(keras_file)  # TensorFlow and Keras are installed: no error.
