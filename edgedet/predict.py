@@ -1,6 +1,7 @@
 """`edgedet predict` as a library function: images in, JSON + annotated images out."""
 
 import json
+import os
 import pathlib
 
 from edgedet.draw import draw_detections
@@ -34,7 +35,7 @@ def predict_images(runtime, sources, out_dir, force=False, progress=None, protec
     Args:
         runtime: an entered `edgedet.runtimes` runtime (any artifact or the
             Keras reference).
-        sources: list of image files and/or folders of images (read by
+        sources: an image file or folder, or a list of them (read by
             `edgedet.sources.ImageSource`).
         out_dir: str or path. Output folder, written atomically.
         force: bool. Replace an existing `out_dir` (only an edgedet output
@@ -51,6 +52,8 @@ def predict_images(runtime, sources, out_dir, force=False, progress=None, protec
     Raises:
         ImageError: no image could be read (naming each and why).
     """
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
     images = ImageSource(sources, naming="path")
     paths = images.paths
     metadata = runtime.metadata

@@ -18,11 +18,7 @@ with open_runtime("out/model.tflite") as runtime:
 from pathlib import Path
 
 from edgedet.metadata import MetadataError
-from edgedet.runtimes.kinds import (
-    kinds,
-    load,
-    triton_onnx,  # noqa: F401 - part of this module's API.
-)
+from edgedet.runtimes.kinds import kinds, load
 
 
 class RuntimeNotInstalledError(ImportError):
@@ -78,12 +74,6 @@ def runtime_kind(path):
         ValueError: not an artifact edgedet can run (listing supported kinds).
     """
     return artifact_kind(path).name
-
-
-def is_artifact_folder(path):
-    """Whether `path` is a folder some artifact kind recognises (SavedModel, Triton, bundle...)."""
-    path = Path(path)
-    return path.is_dir() and find_kind(path) is not None
 
 
 def check_installed(path):
