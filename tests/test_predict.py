@@ -1,12 +1,15 @@
 """`edgedet.predict.predict_images` with a stand-in runtime (no model needed)."""
 
 import json
+import re
 import types
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from edgedet.detections import Detections
+from edgedet.files import UnsafeOutputError
 from edgedet.predict import predict_images
 
 
@@ -42,3 +45,12 @@ def test_one_path_or_a_list(tmp_path):
     assert (written["width"], written["height"]) == (40, 20)
     assert written["detections"] == as_list[0]["detections"]
     assert sorted(p.name for p in folder.iterdir()) == ["a.png", "b.png"]  # Inputs untouched.
+
+
+def test_one_path_is_protected_as_an_input(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    _write(folder / "a.png", (20, 40))
+    with pytest.raises(UnsafeOutputError, match=f"it is .{re.escape(str(folder))}., an input"):
+        predict_images(_Runtime(), str(folder), folder, force=True)
+    assert sorted(p.name for p in folder.iterdir()) == ["a.png"]
