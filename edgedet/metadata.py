@@ -113,3 +113,29 @@ def weights_sha256(model):
         digest.update(str(value.shape).encode())
         digest.update(value.tobytes())
     return digest.hexdigest()
+
+
+def artifact_metadata(model, config, target, precision="fp32", extra=None):
+    """The `ArtifactMetadata` of an artifact exported from `model`.
+
+    Args:
+        model: the Keras YOLOv8 (`edgedet.models.YOLOV8Detector`).
+        config: `InferenceConfig` baked into the graph.
+        target: str. Target name (`"keras"` for the reference runtime).
+        precision: str. Defaults to `"fp32"`.
+        extra: dict or None. Target-specific facts. Defaults to None.
+    """
+    class_names = getattr(model, "class_names", None)
+    if not class_names:
+        raise ValueError(
+            f"Model '{getattr(model, 'name', model)}' has no class_names; edgedet needs "
+            "them to write artifact metadata."
+        )
+    return ArtifactMetadata(
+        class_names=tuple(class_names),
+        inference=config,
+        target=target,
+        precision=precision,
+        source_sha256=weights_sha256(model),
+        extra=dict(extra or {}),
+    )
