@@ -3,7 +3,9 @@
 Exporters write `ArtifactMetadata.to_json()` into the artifact (ONNX
 `metadata_props["edgedet"]`, a SavedModel asset, a TFLite associated file, a
 sidecar JSON for engines); runtimes read it back with `from_json`, so a user
-never re-types class names or thresholds.
+never re-types class names or thresholds. `artifact_metadata` makes it from a
+Keras model (the export and the Keras reference runtime); nothing here imports
+TensorFlow.
 """
 
 import dataclasses
