@@ -87,7 +87,7 @@ def main(argv=None):
     from edgedet.backend import keras as _keras
     from edgedet.data import load_dataset
     from edgedet.train.pipeline import AugmentConfig, make_dataset
-    from edgedet.train.run import _build_model
+    from edgedet.train.run import build_model
     from edgedet.train.trainer import DetectorTrainer, make_optimizer
 
     if args.no_malloc_tuning:
@@ -97,7 +97,7 @@ def main(argv=None):
     keras = _keras()
     keras.utils.set_random_seed(0)
     data = load_dataset(f"synthetic:shapes?n={args.images}&size={args.imgsz}", split="train")
-    detector = _build_model(args.model, data.class_names, args.imgsz, "bottom_right", 0)
+    detector = build_model(args.model, data.class_names, args.imgsz, "bottom_right", 0)
     pipeline = make_dataset(data, args.batch, detector.letterbox, 64, AugmentConfig(),
                             shuffle=True, repeat=True, drop_remainder=True)
     images, labels = next(iter(pipeline))

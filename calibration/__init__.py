@@ -13,9 +13,14 @@ Modules:
 - `trt_cache`: TensorRT calibration caches in TensorRT's text format, keyed
   by model, preprocessing, method and data.
 - `sensitivity`: keeps the blocks that hurt parity most in float.
-- `tflite_int8`: full-integer TFLite body with float pre/post-processing.
 - `calibrate`: `edgedet calibrate` as a function (all of the above, one pass).
 - `session`: the calibration shared by the targets of one INT8 export.
+
+The INT8 exporters of `edgedet export` live in `edgedet.exporters`
+(`onnx_int8`, `tflite_int8`, `tensorrt`) and ask an `ExportCalibration` for
+data, ranges, Q/DQ models and caches; nothing here converts a TensorFlow
+graph or calls a TFLite / TensorRT converter (`calibrate` works on an
+existing FP32 ONNX).
 
 Nothing here imports TensorFlow, ONNX Runtime or TensorRT at import time.
 """

@@ -35,11 +35,6 @@ from edgedet.models import families
 
 # Layers kept float at the body's input, for every model family.
 INPUT_LAYERS = tuple(sorted(families.input_layers()))
-# The head output layers of every family as one pattern, for code that
-# matches names with `.search` (`tflite_int8.py`); prefer `is_head_output`.
-HEAD_OUTPUT_PATTERN = re.compile(
-    "^(" + "|".join(map(re.escape, sorted(families.head_output_layers()))) + r")(_\d+)*$"
-)
 # Op types that carry no arithmetic worth quantizing on their own.
 _SHAPE_OPS = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Cast", "Constant", "Range"}
 

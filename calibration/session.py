@@ -6,11 +6,13 @@ collected once, then reused by the ONNX INT8 artifact (U8S8), the TensorRT
 engine or its fallback files (S8S8 Q/DQ, calibration cache). TFLite INT8
 calibrates inside the TFLite converter, on the same images.
 
-`export_onnx_int8` and `export_tflite_int8` are the INT8 exporters the
-target registry points to; they have the exporter signature plus `session`.
+The exporters (`edgedet.exporters.onnx_int8`, `tflite_int8`, `tensorrt`)
+receive it as `session` and ask it for data, models and caches; it writes
+no artifact. From `edgedet.exporters` it takes only public functions, to
+make the FP32 ONNX: `onnx_export.convert` / `check` / `set_metadata` and
+`base.serving_function` / `stage`.
 """
 
-from pathlib import Path
 
 from edgedet.calibration.data import DEFAULT_SIZE
 from edgedet.calibration.qdq import DEFAULT_METHOD
@@ -155,69 +157,3 @@ class ExportCalibration:
         from edgedet.calibration.calibrate import make_record
 
         return make_record(metadata, self.ranges(end_to_end), self.data(), self.body(end_to_end))
-
-
-def export_onnx_int8(end_to_end, metadata, path, force=False, precision="int8", session=None,
-                     opset=None):
-    """ONNX INT8 exporter: the U8S8 Q/DQ model for ONNX Runtime on CPU.
-
-    Calibration and quantization work on the session's opset-17 ONNX; another
-    `opset` is reached with ONNX's own version converter, then checked.
-
-    Args:
-        end_to_end: `tf.Module` from `edgedet.end_to_end.build_end_to_end`.
-        metadata: `ArtifactMetadata` (target `"onnx"`).
-        path: str or path. The `.onnx` file.
-        force: bool. Replace an existing file. Defaults to False.
-        session: `ExportCalibration` or None (default calibration set).
-        precision: str. Must be `"int8"`.
-        opset: int or None. ONNX opset, at least 17. Defaults to None (17).
-
-    Returns:
-        `path` as a `pathlib.Path`.
-    """
-    from edgedet.exporters.base import stage
-    from edgedet.exporters.onnx_export import OPSET, check_opset
-    from edgedet.files import atomic_write_bytes, check_writable_output
-
-    _require_int8(precision)
-    if opset is not None:
-        check_opset(opset)
-    path = check_writable_output(path, force)
-    session = session or ExportCalibration()
-    with stage("onnx", "quantize"):
-        model = session.qdq(end_to_end, metadata, "u8s8")
-    if opset is not None and opset != OPSET:
-        with stage("onnx", f"convert to opset {opset}"):
-            model = _to_opset(model, opset)
-    with stage("onnx", "write"):
-        atomic_write_bytes(path, model.SerializeToString())
-    return Path(path)
-
-
-def _to_opset(model, opset):
-    """`model` converted to `opset` by `onnx.version_converter`, checked."""
-    import onnx
-    from onnx import version_converter
-
-    converted = version_converter.convert_version(model, opset)
-    del converted.metadata_props[:]
-    converted.metadata_props.extend(model.metadata_props)
-    onnx.checker.check_model(converted)
-    return converted
-
-
-def export_tflite_int8(end_to_end, metadata, path, force=False, precision="int8", session=None):
-    """TFLite INT8 exporter (see `edgedet.calibration.tflite_int8`)."""
-    from edgedet.calibration.tflite_int8 import export_int8
-
-    _require_int8(precision)
-    session = session or ExportCalibration()
-    return export_int8(end_to_end, metadata, path, session.data(), force=force,
-                       quantize_head=session.quantize_head, float_blocks=session.float_blocks)
-
-
-def _require_int8(precision):
-    if precision != "int8":
-        raise ValueError(f"This exporter writes INT8 artifacts; received precision '{precision}'.")
-

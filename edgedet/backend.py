@@ -10,7 +10,7 @@ class BackendError(RuntimeError):
 
 
 @contextlib.contextmanager
-def _stderr_silenced():
+def stderr_silenced():
     """Silences file descriptor 2 (C++ logging) for the duration of the block.
 
     TensorFlow 2.21 logs oneDNN / CUDA notices through absl before its log
@@ -31,7 +31,7 @@ def _stderr_silenced():
 def tensorflow():
     """Returns the `tensorflow` module, imported without start-up log noise."""
     if "tensorflow" not in sys.modules and not os.environ.get("EDGEDET_VERBOSE_TF"):
-        with _stderr_silenced():
+        with stderr_silenced():
             import tensorflow as tf
 
             # Device discovery logs a CUDA error on machines without a GPU

@@ -87,9 +87,10 @@ def export(model, targets, out_dir, config=None, force=False, progress=None, ste
         ExportError: a target failed; the other targets were still exported
             and the error lists what was written.
     """
-    from edgedet.exporters.base import ExportError, artifact_metadata
+    from edgedet.exporters.base import ExportError
     from edgedet.exporters.registry import get_target, resolve_targets, skipped_targets
     from edgedet.files import check_writable_output
+    from edgedet.metadata import artifact_metadata
 
     notify = progress or (lambda message: None)
     requested = [targets] if isinstance(targets, str) else list(targets)
@@ -135,8 +136,6 @@ def export(model, targets, out_dir, config=None, force=False, progress=None, ste
 
             session = ExportCalibration(progress=notify, **(calibration or {}))
         kwargs = {"precision": precision, "session": session, **options.get(target.name, {})}
-        if fallback:
-            kwargs["reason"] = f"this machine {target.unavailable_reason()}"
         try:
             exporter = target.load_exporter(precision, fallback=fallback)
             exporter(end_to_end, metadata, path, force=force, **kwargs)

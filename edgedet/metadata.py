@@ -3,7 +3,9 @@
 Exporters write `ArtifactMetadata.to_json()` into the artifact (ONNX
 `metadata_props["edgedet"]`, a SavedModel asset, a TFLite associated file, a
 sidecar JSON for engines); runtimes read it back with `from_json`, so a user
-never re-types class names or thresholds.
+never re-types class names or thresholds. `artifact_metadata` makes it from a
+Keras model (the export and the Keras reference runtime); nothing here imports
+TensorFlow.
 """
 
 import dataclasses
@@ -113,3 +115,29 @@ def weights_sha256(model):
         digest.update(str(value.shape).encode())
         digest.update(value.tobytes())
     return digest.hexdigest()
+
+
+def artifact_metadata(model, config, target, precision="fp32", extra=None):
+    """The `ArtifactMetadata` of an artifact exported from `model`.
+
+    Args:
+        model: the Keras YOLOv8 (`edgedet.models.YOLOV8Detector`).
+        config: `InferenceConfig` baked into the graph.
+        target: str. Target name (`"keras"` for the reference runtime).
+        precision: str. Defaults to `"fp32"`.
+        extra: dict or None. Target-specific facts. Defaults to None.
+    """
+    class_names = getattr(model, "class_names", None)
+    if not class_names:
+        raise ValueError(
+            f"Model '{getattr(model, 'name', model)}' has no class_names; edgedet needs "
+            "them to write artifact metadata."
+        )
+    return ArtifactMetadata(
+        class_names=tuple(class_names),
+        inference=config,
+        target=target,
+        precision=precision,
+        source_sha256=weights_sha256(model),
+        extra=dict(extra or {}),
+    )

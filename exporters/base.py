@@ -16,7 +16,6 @@ import logging
 import re
 
 from edgedet import backend
-from edgedet.metadata import ArtifactMetadata, weights_sha256
 
 INPUT_NAME = "images"
 # Output name -> (dtype name, rank), the contract of DESIGN.md.
@@ -160,32 +159,6 @@ def check_outputs(found, where="end-to-end module"):
             f"The {where} does not follow the output contract "
             f"{ {k: v[0] for k, v in OUTPUTS.items()} }: " + "; ".join(problems) + "."
         )
-
-
-def artifact_metadata(model, config, target, precision="fp32", extra=None):
-    """The `ArtifactMetadata` of an artifact exported from `model`.
-
-    Args:
-        model: the Keras YOLOv8 (`edgedet.models.YOLOV8Detector`).
-        config: `InferenceConfig` baked into the graph.
-        target: str. Target name (`"keras"` for the reference runtime).
-        precision: str. Defaults to `"fp32"`.
-        extra: dict or None. Target-specific facts. Defaults to None.
-    """
-    class_names = getattr(model, "class_names", None)
-    if not class_names:
-        raise ValueError(
-            f"Model '{getattr(model, 'name', model)}' has no class_names; edgedet needs "
-            "them to write artifact metadata."
-        )
-    return ArtifactMetadata(
-        class_names=tuple(class_names),
-        inference=config,
-        target=target,
-        precision=precision,
-        source_sha256=weights_sha256(model),
-        extra=dict(extra or {}),
-    )
 
 
 def with_target(metadata, target, **extra):

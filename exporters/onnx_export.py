@@ -50,7 +50,7 @@ def export(end_to_end, metadata, path, force=False, precision="fp32", session=No
         path: str or path. The `.onnx` file to write.
         force: bool. Replace an existing `path`. Defaults to False.
         precision: str. Must be `"fp32"` (INT8:
-            `edgedet.calibration.session.export_onnx_int8`).
+            `edgedet.exporters.onnx_int8`).
         session: unused (the exporter signature's INT8 calibration).
         opset: int. ONNX opset, at least 17. Defaults to 17.
 

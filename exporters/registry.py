@@ -22,6 +22,7 @@ import dataclasses
 import importlib
 import importlib.util
 
+from edgedet import cuda
 from edgedet.suggest import closest
 
 
@@ -76,7 +77,7 @@ class Target:
     def unavailable_reason(self):
         """Why this machine cannot build the target, or None if it can."""
         reasons = []
-        if self.needs_gpu and not _has_nvidia_gpu():
+        if self.needs_gpu and not cuda.has_nvidia_gpu():
             reasons.append("needs an NVIDIA GPU, and none was found")
         missing = [name for name in self.requires if importlib.util.find_spec(name) is None]
         if missing:
@@ -140,7 +141,7 @@ TARGETS = (
         precisions=("fp32", "int8"),
         requires=("tensorflow", "tf2onnx", "onnx"),
         description="ONNX model (opset 17), dynamic batch and image size.",
-        int8_exporter="edgedet.calibration.session:export_onnx_int8",
+        int8_exporter="edgedet.exporters.onnx_int8:export",
         options=("opset",),
     ),
     Target(
@@ -152,7 +153,7 @@ TARGETS = (
         precisions=("fp32", "int8"),
         requires=("tensorflow",),
         description="TFLite / LiteRT flatbuffer, builtin ops only, resizable input.",
-        int8_exporter="edgedet.calibration.session:export_tflite_int8",
+        int8_exporter="edgedet.exporters.tflite_int8:export",
     ),
     Target(
         name="trt",
@@ -185,16 +186,6 @@ TARGETS = (
 
 _BY_NAME = {name: t for t in TARGETS for name in (t.name, *t.aliases)}
 _BUILT_IN = TARGETS
-
-
-def _has_nvidia_gpu():
-    import shutil
-
-    if shutil.which("nvidia-smi") is not None:
-        return True
-    from edgedet.runtimes.trt import cuda_device  # Jetson has no nvidia-smi.
-
-    return cuda_device() is not None
 
 
 def target_names():

@@ -51,10 +51,10 @@ def _sha256(data):
 
 def build_and_describe(onnx_bytes, options, cache_text, **facts):
     """`build_engine`, then the facts the sidecar records about the build and the GPU."""
-    from edgedet.runtimes.trt import cuda_device
+    from edgedet import cuda
 
     engine, built = build_engine(onnx_bytes, options, cache_text)
-    device = cuda_device() or {}
+    device = cuda.cuda_device() or {}
     built.update(
         gpu=device.get("name"), compute_capability=device.get("compute_capability"),
         precision=options.precision,
@@ -337,8 +337,8 @@ def _calibration_cache(end_to_end, metadata, session, options, version):
 
 
 def export_without_tensorrt(end_to_end, metadata, path, force=False, precision="fp32",
-                            session=None, reason="TensorRT is not installed",
-                            trt_version=None, model_spec=None, calib_data=None, **options):
+                            session=None, trt_version=None, model_spec=None, calib_data=None,
+                            reason=None, **options):
     """Writes the TensorRT-ready files and raises `TensorRTUnavailableError` explaining
     how to build the engine on the device.
 
@@ -355,12 +355,17 @@ def export_without_tensorrt(end_to_end, metadata, path, force=False, precision="
         model_spec: str or None. How the user named the model (for the
             printed `edgedet` line). Defaults to `"MODEL"`.
         calib_data: str or None. Calibration source, for the printed line.
-        reason: str. Why TensorRT cannot run here.
+        reason: str or None. Why TensorRT cannot run here. Defaults to what
+            the target registry finds this machine lacks.
         Other args: as `export`.
     """
     from edgedet.calibration.session import ExportCalibration
     from edgedet.calibration.trt_cache import DEFAULT_TRT_VERSION
+    from edgedet.exporters.registry import get_target
 
+    if reason is None:
+        lacks = get_target(TARGET).unavailable_reason()
+        reason = f"this machine {lacks}" if lacks else "TensorRT is not installed"
     options = _options(precision, options)
     version = trt_version or DEFAULT_TRT_VERSION
     build_plan(options, version)  # Fails early on an impossible combination.

@@ -133,7 +133,7 @@ def convert(module):
         )
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         try:
-            with _converter_logs_silenced():
+            with converter_logs_silenced():
                 return converter.convert()
         except Exception as error:  # noqa: BLE001 - re-raised with the blamed ops.
             ops = _blamed_ops(error)
@@ -217,15 +217,16 @@ def _schema():
     return schema_py_generated
 
 
-def _converter_logs_silenced():
-    """The converter's C++ logs (MLIR dumps, NodeDef notes) are noise; its errors
-    reach Python in the exception. EDGEDET_VERBOSE_TF=1 shows them."""
+def converter_logs_silenced():
+    """A context manager hiding the TFLite converter's C++ logs (MLIR dumps, NodeDef
+    notes): noise, since its errors reach Python in the exception. Used by the FP32
+    and INT8 TFLite exporters; `EDGEDET_VERBOSE_TF=1` shows the logs."""
     import contextlib
     import os
 
     if os.environ.get("EDGEDET_VERBOSE_TF"):
         return contextlib.nullcontext()
-    return backend._stderr_silenced()
+    return backend.stderr_silenced()
 
 
 def _first_line(error, limit=500):

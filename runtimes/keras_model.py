@@ -48,7 +48,7 @@ class KerasRuntime(Runtime):
         return self.config
 
     def _read_metadata(self):
-        from edgedet.exporters.base import artifact_metadata
+        from edgedet.metadata import artifact_metadata
 
         return artifact_metadata(self._get_model(), self._get_config(), target=TARGET)
 

@@ -22,20 +22,17 @@ with TensorRTRuntime("out/model.engine") as runtime:
 ```
 """
 
-import ctypes
-import ctypes.util
 import json
 from pathlib import Path
 
 import numpy as np
 
+from edgedet import cuda
 from edgedet.metadata import ArtifactMetadata, MetadataError
 from edgedet.runtimes.base import Runtime
 
 SIDECAR_SUFFIX = ".json"
 INPUT_NAME = "images"
-# cuDeviceGetAttribute ids (CUDA driver API, stable since CUDA 6).
-_CC_MAJOR, _CC_MINOR = 75, 76
 
 
 class TensorRTVersionError(ValueError):
@@ -72,38 +69,13 @@ def read_metadata(path):
     return ArtifactMetadata.from_dict(read_sidecar(path), source=str(sidecar_path(path)))
 
 
-def cuda_device(index=0):
-    """`{"name", "compute_capability"}` of CUDA device `index`, or None without a driver/GPU.
-
-    Uses the CUDA driver library (`libcuda`), present wherever the NVIDIA
-    driver is (Jetson included), without importing any Python CUDA package.
-    """
-    name = ctypes.util.find_library("cuda") or "libcuda.so.1"
-    try:
-        cuda = ctypes.CDLL(name)
-    except OSError:
-        return None
-    device, major, minor = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
-    label = ctypes.create_string_buffer(256)
-    count = ctypes.c_int()
-    if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
-        return None
-    if index >= count.value or cuda.cuDeviceGet(ctypes.byref(device), index) != 0:
-        return None
-    cuda.cuDeviceGetName(label, len(label), device)
-    cuda.cuDeviceGetAttribute(ctypes.byref(major), _CC_MAJOR, device)
-    cuda.cuDeviceGetAttribute(ctypes.byref(minor), _CC_MINOR, device)
-    return {"name": label.value.decode(errors="replace"),
-            "compute_capability": f"{major.value}.{minor.value}"}
-
-
 def check_compatible(facts, installed_version, device, path="engine"):
     """Raises `TensorRTVersionError` when an engine cannot run here.
 
     Args:
         facts: dict. The sidecar's `extra["tensorrt"]`.
         installed_version: str. `tensorrt.__version__` here.
-        device: dict or None. `cuda_device()` here.
+        device: dict or None. `edgedet.cuda.cuda_device()` here.
         path: str. The engine, for the message.
     """
     built = facts.get("version")
@@ -159,7 +131,7 @@ class TensorRTRuntime(Runtime):
                 f"(pip install 'edgedet[gpu]'): {error}"
             ) from error
         facts = self.metadata.extra.get("tensorrt", {})
-        check_compatible(facts, trt.__version__, cuda_device(), self.path)
+        check_compatible(facts, trt.__version__, cuda.cuda_device(), self.path)
         logger = trt.Logger(trt.Logger.WARNING)
         engine = trt.Runtime(logger).deserialize_cuda_engine(self.path.read_bytes())
         if engine is None:

@@ -86,8 +86,8 @@ def artifacts(tmp_path_factory):
     path, of a tiny detector; plus the detector as a .keras file."""
     import keras
 
+    from edgedet import cuda
     from edgedet.export import export
-    from edgedet.exporters import registry
     from edgedet.exporters.base import ExportError
     from edgedet.models import YOLOV8Detector
 
@@ -95,14 +95,14 @@ def artifacts(tmp_path_factory):
     keras.utils.set_random_seed(11)
     model = YOLOV8Detector.from_preset("tiny", class_names=["a", "b"])
     model.save(out / "model.keras")
-    has_gpu = registry._has_nvidia_gpu
-    registry._has_nvidia_gpu = lambda: False  # The device path, on every machine.
+    has_gpu = cuda.has_nvidia_gpu
+    cuda.has_nvidia_gpu = lambda: False  # The device path, on every machine.
     try:
         with pytest.raises(ExportError, match="cannot build a TensorRT engine here"):
             export(model, ["onnx", "trt"], out, stem="m",
                    target_options={"trt": {"trt_version": "10.3.0"}})
     finally:
-        registry._has_nvidia_gpu = has_gpu
+        cuda.has_nvidia_gpu = has_gpu
     return out
 
 

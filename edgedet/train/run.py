@@ -31,7 +31,18 @@ class TrainResult:
     epochs: int
 
 
-def _build_model(model, class_names, imgsz, pad_position, pad_value):
+def build_model(model, class_names, imgsz, pad_position, pad_value):
+    """The detector `train` fits: a preset (head biases initialised) or a model / `.keras`
+    file with these classes, rebuilt at `imgsz` when its size differs.
+
+    Args:
+        model: str or `YOLOV8Detector`. A preset name, a `.keras` path or a model.
+        class_names: list of str. The dataset's classes.
+        imgsz: int. Training image size.
+        pad_position: str. Letterbox pad position of a preset, or of a model
+            rebuilt at `imgsz`.
+        pad_value: int. Letterbox pad value, likewise.
+    """
     from edgedet.models import families
 
     letterbox = LetterboxConfig(size=imgsz, pad_position=pad_position, pad_value=pad_value)
@@ -223,7 +234,7 @@ def train(
     steps = max(1, len(train_set) // batch)
     lr = (0.002 if optimizer == "adamw" else 0.01) if lr is None else float(lr)
     with strategy.scope():
-        detector = _build_model(model if not resume else os.path.join(out, "last.keras"),
+        detector = build_model(model if not resume else os.path.join(out, "last.keras"),
                                 train_set.class_names, imgsz, "bottom_right", 0)
         trainer = DetectorTrainer(detector, ema_decay=ema_decay, ema_tau=ema_tau)
         schedule = WarmupDecay(lr, epochs * steps, int(warmup_epochs * steps),

@@ -98,8 +98,8 @@ def end_to_end(detector, config):
 @pytest.fixture(scope="session")
 def fp32_onnx(detector, config, end_to_end, tmp_path_factory):
     """Path of the FP32 end-to-end ONNX of `detector`."""
-    from edgedet.exporters.base import artifact_metadata
     from edgedet.exporters.onnx_export import export
+    from edgedet.metadata import artifact_metadata
 
     path = tmp_path_factory.mktemp("fp32") / "model.onnx"
     return export(end_to_end, artifact_metadata(detector, config, "onnx"), path)

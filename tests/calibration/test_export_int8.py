@@ -51,7 +51,7 @@ def test_onnx_int8_records_its_cpu_class_and_info_shows_it(exported):
 
 
 def test_tflite_int8_quantizes_the_body_only(exported):
-    from edgedet.calibration.tflite_int8 import int8_summary
+    from edgedet.exporters.tflite_int8 import int8_summary
 
     summary = int8_summary(exported[0]["tflite"].read_bytes())
     assert summary["body_int8_ops"] > 100
@@ -131,8 +131,8 @@ KEPT = ["stem_2", "stack2_c2f_output"]
 def test_kept_blocks_stay_float_in_onnx_and_tflite(detector, config, tmp_path):
     import onnx
 
-    from edgedet.calibration.tflite_int8 import int8_summary
     from edgedet.export import export
+    from edgedet.exporters.tflite_int8 import int8_summary
     from edgedet.runtimes.registry import read_metadata
 
     with pytest.warns(UserWarning, match="recommended"):

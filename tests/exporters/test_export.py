@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from edgedet.exporters import onnx_export, tflite
-from edgedet.exporters.base import ExportError, artifact_metadata, input_signature
+from edgedet.exporters.base import ExportError, input_signature
 from edgedet.files import OutputExistsError
+from edgedet.metadata import artifact_metadata
 
 CONTRACT = ["boxes", "classes", "confidence", "num_detections"]
 

@@ -2,7 +2,6 @@
 
 import pytest
 
-from edgedet.exporters import registry
 from edgedet.exporters.registry import (
     buildable_targets,
     get_target,
@@ -37,7 +36,7 @@ def test_typo_suggests_the_closest_target(typo, suggestion):
 
 
 def test_trt_is_listed_but_not_buildable_without_a_gpu(monkeypatch):
-    monkeypatch.setattr(registry, "_has_nvidia_gpu", lambda: False)
+    monkeypatch.setattr("edgedet.cuda.has_nvidia_gpu", lambda: False)
     trt = get_target("trt")
     assert trt.needs_gpu and "tensorrt" in trt.requires
     assert [t.name for t in buildable_targets()] == ["savedmodel", "onnx", "tflite"]
@@ -48,13 +47,13 @@ def test_trt_is_listed_but_not_buildable_without_a_gpu(monkeypatch):
 
 
 def test_gpu_requirement_is_reported(monkeypatch):
-    monkeypatch.setattr(registry, "_has_nvidia_gpu", lambda: False)
+    monkeypatch.setattr("edgedet.cuda.has_nvidia_gpu", lambda: False)
     assert "needs an NVIDIA GPU" in get_target("trt").unavailable_reason()
     assert get_target("onnx").unavailable_reason() is None
 
 
 def test_resolve_targets(monkeypatch):
-    monkeypatch.setattr(registry, "_has_nvidia_gpu", lambda: False)
+    monkeypatch.setattr("edgedet.cuda.has_nvidia_gpu", lambda: False)
     names = [t.name for t in resolve_targets(["tflite", "all", "litert"])]
     assert names == ["tflite", "savedmodel", "onnx"]
     assert [t.name for t in resolve_targets("onnx")] == ["onnx"]

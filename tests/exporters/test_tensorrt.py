@@ -154,10 +154,9 @@ def test_missing_tensorrt_writes_the_files_and_says_how_to_continue(detector, tm
     from edgedet.calibration import trt_cache
     from edgedet.calibration.qdq import qdq_summary
     from edgedet.export import export
-    from edgedet.exporters import registry
     from edgedet.exporters.base import ExportError
 
-    monkeypatch.setattr(registry, "_has_nvidia_gpu", lambda: False)
+    monkeypatch.setattr("edgedet.cuda.has_nvidia_gpu", lambda: False)
     options = {"trt_version": "8.6.1", "model_spec": "model.keras", "calib_data": CALIB_SPEC}
     with pytest.raises(ExportError) as caught, pytest.warns(UserWarning):
         export(detector, ["trt"], tmp_path, stem="model", precision="int8",
@@ -192,10 +191,9 @@ def test_missing_tensorrt_writes_the_files_and_says_how_to_continue(detector, tm
 
 def test_missing_tensorrt_fp16(detector, tmp_path, monkeypatch):
     from edgedet.export import export
-    from edgedet.exporters import registry
     from edgedet.exporters.base import ExportError
 
-    monkeypatch.setattr(registry, "_has_nvidia_gpu", lambda: False)
+    monkeypatch.setattr("edgedet.cuda.has_nvidia_gpu", lambda: False)
     with pytest.raises(ExportError, match="--fp16"):
         export(detector, ["tensorrt"], tmp_path, stem="m", precision="fp16",
                target_options={"trt": {"trt_version": "10.3.0"}})
@@ -215,10 +213,9 @@ def test_missing_tensorrt_fp16(detector, tmp_path, monkeypatch):
 def test_an_unsafe_tensorrt_onnx_is_refused(detector, tmp_path, monkeypatch):
     """Without the TensorRT preparation (UINT8 input on 8.x), the lint stops the export."""
     from edgedet.export import export
-    from edgedet.exporters import registry
     from edgedet.exporters.base import ExportError
 
-    monkeypatch.setattr(registry, "_has_nvidia_gpu", lambda: False)
+    monkeypatch.setattr("edgedet.cuda.has_nvidia_gpu", lambda: False)
     monkeypatch.setattr(trt_export, "prepare_onnx", lambda model, version: model)
     with pytest.raises(ExportError, match=r"(?s)stage 'lint'.*\[uint8\].*has no UINT8"):
         export(detector, ["trt"], tmp_path, stem="m",
@@ -234,7 +231,7 @@ def test_a_given_calibration_cache_is_checked_and_moved_to_this_version(detector
     from edgedet.calibration.calibrate import key_record
     from edgedet.calibration.session import ExportCalibration
     from edgedet.calibration.trt_cache import StaleCacheError, format_cache
-    from edgedet.exporters.base import artifact_metadata
+    from edgedet.metadata import artifact_metadata
 
     metadata = artifact_metadata(detector, detector.default_inference_config(), "trt")
     cache = tmp_path / "m.calib.cache"
@@ -262,7 +259,7 @@ def test_a_given_calibration_cache_is_checked_and_moved_to_this_version(detector
 def gpu():
     pytest.importorskip("tensorrt", reason="TensorRT is not installed (pip install edgedet[gpu])")
     pytest.importorskip("polygraphy", reason="Polygraphy is not installed")
-    from edgedet.runtimes.trt import cuda_device
+    from edgedet.cuda import cuda_device
 
     device = cuda_device()
     if device is None:
@@ -319,12 +316,11 @@ def test_device_flow_engine_from_the_tensorrt_ready_onnx(gpu, detector, tmp_path
     import tensorrt as trt
 
     from edgedet.export import export
-    from edgedet.exporters import registry
     from edgedet.exporters.base import ExportError
     from edgedet.parity import run_parity
     from edgedet.runtimes.bundle import BundleRuntime
 
-    monkeypatch.setattr(registry, "_has_nvidia_gpu", lambda: False)
+    monkeypatch.setattr("edgedet.cuda.has_nvidia_gpu", lambda: False)
     with pytest.raises(ExportError, match="edgedet engine"):
         export(detector, ["trt"], tmp_path, stem="m", precision=precision,
                calibration={"data": CALIB_SPEC, "size": 8},

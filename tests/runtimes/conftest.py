@@ -121,8 +121,8 @@ def reference(detector, config):
 def debug_artifacts(detector, config, tmp_path_factory):
     """target -> path of a debug export (with pre-NMS outputs) of `detector`."""
     from edgedet.end_to_end import build_end_to_end
-    from edgedet.exporters.base import artifact_metadata
     from edgedet.exporters.registry import get_target
+    from edgedet.metadata import artifact_metadata
 
     folder = tmp_path_factory.mktemp("artifacts")
     end_to_end = build_end_to_end(detector, config, debug=True)

@@ -4,8 +4,7 @@ import shutil
 
 import pytest
 
-from edgedet.exporters.base import artifact_metadata
-from edgedet.metadata import MetadataError
+from edgedet.metadata import MetadataError, artifact_metadata
 from edgedet.runtimes.registry import open_runtime, read_metadata, runtime_kind
 
 

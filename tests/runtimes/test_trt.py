@@ -10,13 +10,13 @@ import subprocess
 import pytest
 
 from edgedet.config import InferenceConfig
+from edgedet.cuda import cuda_device
 from edgedet.metadata import ArtifactMetadata, MetadataError
 from edgedet.runtimes.trt import (
     TensorRTRuntime,
     TensorRTVersionError,
     check_compatible,
     check_profile,
-    cuda_device,
     read_metadata,
     sidecar_path,
 )

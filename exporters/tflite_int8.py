@@ -1,13 +1,13 @@
-"""TFLite INT8: the body in full-integer int8, letterbox / decode / NMS in float.
+"""TFLite INT8 exporter: the body in full-integer int8, letterbox / decode / NMS in float.
 
 The end-to-end graph is frozen and converted like the FP32 TFLite export
 (`edgedet.exporters.tflite`), then quantized in two steps, the way
 TensorFlow's own `QuantizationDebugger` does selective quantization:
 
 1. calibrate: the converter runs the representative dataset (raw uint8
-   images from `edgedet.calibration.data`) through the float model and
-   stores each tensor's range in the flatbuffer
-   (`_experimental_calibrate_only`);
+   images of the export's `ExportCalibration`, `edgedet.calibration`)
+   through the float model and stores each tensor's range in the
+   flatbuffer (`_experimental_calibrate_only`);
 2. quantize (`mlir_quantize`) with the ops outside the body denylisted.
    Their recorded ranges are also removed first: without them the
    quantizer cannot slip a Quantize/Dequantize pair onto a float op's output
@@ -19,49 +19,62 @@ input rescaling, the head's output convolutions and what follows them
 (unless `quantize_head`). The body's convolutions run int8 with per-channel
 weights; the input stays uint8 and the outputs float32/int32, so the model
 runs on the plain LiteRT interpreter through the same runtime.
+
+The flatbuffer analysis (`float_ops`, `int8_summary`) lives here because
+only this exporter (and its tests) read TFLite graphs; calibration owns the
+data, the ONNX body and the conv-block names it reuses.
 """
 
 import collections
+import dataclasses
 import re
 import tempfile
 from pathlib import Path
 
-from edgedet.calibration.body import HEAD_OUTPUT_PATTERN, INPUT_LAYERS
+from edgedet.calibration.body import INPUT_LAYERS, is_head_output
+from edgedet.exporters.base import require_precision, serving_function, stage
+from edgedet.exporters.tflite import (
+    SIGNATURE_KEY,
+    add_metadata,
+    check,
+    converter_logs_silenced,
+    freeze,
+)
+from edgedet.files import atomic_write_bytes, check_writable_output
+from edgedet.metadata import METADATA_KEY
 
 TARGET = "tflite"
 
 
-def export_int8(end_to_end, metadata, path, data, force=False, quantize_head=False,
-                float_blocks=()):
+def export(end_to_end, metadata, path, force=False, precision="int8", session=None):
     """Converts `end_to_end` to an INT8 `.tflite` at `path`.
+
+    The representative dataset, `quantize_head` and the conv blocks to keep
+    float (as found by the sensitivity search) come from `session`.
 
     Args:
         end_to_end: `tf.Module` from `edgedet.end_to_end.build_end_to_end`.
         metadata: `ArtifactMetadata`; written with `precision="int8"`.
         path: str or path. The `.tflite` file.
-        data: `edgedet.calibration.data.CalibrationData`. The representative
-            dataset.
         force: bool. Replace an existing `path`. Defaults to False.
-        quantize_head: bool. Also quantize the head's output convolutions.
-            Defaults to False.
-        float_blocks: iterable of str. Conv blocks (Keras layer names without
-            `_conv`/`_bn`/`_pad`, e.g. `stack2_c2f_pre`) to keep float, as
-            found by the sensitivity search. Defaults to `()`.
+        precision: str. Must be `"int8"`. Defaults to `"int8"`.
+        session: `edgedet.calibration.session.ExportCalibration` or None (the
+            default calibration set). Defaults to None.
 
     Returns:
         `path` as a `pathlib.Path`.
 
     Raises:
         ExportError: naming the stage.
+        OutputExistsError: `path` exists and `force` is False.
     """
-    import dataclasses
+    from edgedet.calibration.session import ExportCalibration
 
-    from edgedet.exporters.base import serving_function, stage
-    from edgedet.exporters.tflite import add_metadata, check, freeze
-    from edgedet.files import atomic_write_bytes, check_writable_output
-    from edgedet.metadata import METADATA_KEY
-
+    require_precision(TARGET, precision, "int8")
+    session = session or ExportCalibration()
+    data = session.data()
     path = check_writable_output(path, force)
+    float_blocks = session.float_blocks
     with stage(TARGET, "trace"):
         function = serving_function(end_to_end)
     with stage(TARGET, "freeze variables"):
@@ -69,7 +82,7 @@ def export_int8(end_to_end, metadata, path, data, force=False, quantize_head=Fal
     with stage(TARGET, "calibrate"):
         calibrated = calibrate(frozen, data)
     with stage(TARGET, "quantize"):
-        content, floats = quantize(calibrated, quantize_head=quantize_head,
+        content, floats = quantize(calibrated, quantize_head=session.quantize_head,
                                    float_blocks=float_blocks)
     with stage(TARGET, "check"):
         check(content)
@@ -97,7 +110,6 @@ def export_int8(end_to_end, metadata, path, data, force=False, quantize_head=Fal
 def calibrate(frozen, data):
     """Float flatbuffer of `frozen.serve` with the ranges of `data` recorded in it."""
     from edgedet import backend
-    from edgedet.exporters.tflite import SIGNATURE_KEY, _converter_logs_silenced
 
     tf = backend.tensorflow()
 
@@ -119,7 +131,7 @@ def calibrate(frozen, data):
         # quantization: calibrate now, quantize later with a denylist.
         converter.experimental_mlir_quantizer = True
         converter._experimental_calibrate_only = True
-        with _converter_logs_silenced():
+        with converter_logs_silenced():
             calibrated = converter.convert()
     data.check_degenerate()
     return calibrated
@@ -163,7 +175,7 @@ def float_ops(ops, names, quantize_head=False, float_blocks=()):
 
     body = {op["index"] for op in ops if layer(op) is not None}
     head = {op["index"] for op in ops if op["index"] in body and op["op_name"] == "CONV_2D"
-            and HEAD_OUTPUT_PATTERN.search(layer(op) or "")}
+            and is_head_output(layer(op))}
     if not head:
         raise ValueError(f"No head output convolutions under '{scope}' in the TFLite model.")
     consumers = collections.defaultdict(list)
@@ -198,7 +210,6 @@ def float_ops(ops, names, quantize_head=False, float_blocks=()):
 def quantize(calibrated, quantize_head=False, float_blocks=()):
     """Quantizes the body of a calibrated flatbuffer; returns `(bytes, float op indices)`."""
     from edgedet import backend
-    from edgedet.exporters.tflite import _converter_logs_silenced
 
     backend.tensorflow()  # Imported quietly before its submodules.
     from tensorflow.lite.python import convert
@@ -222,7 +233,7 @@ def quantize(calibrated, quantize_head=False, float_blocks=()):
         for tensor in ops[index]["outputs"]:
             tensors[tensor].quantization = None  # No range: cannot be quantized.
     stripped = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-    with _converter_logs_silenced():
+    with converter_logs_silenced():
         content = convert.mlir_quantize(
             stripped,
             fully_quantize=False,
