@@ -237,8 +237,9 @@ def run_ultralytics(args, data_yaml, folder):
     wall = time.perf_counter() - start
     figures = throughput(clock, args.batch, args.warmup_steps, wall)
     trainer = model.trainer
+    # `last.pt` is a full (pickled) checkpoint this process has just written itself.
     converted = from_ultralytics(str(trainer.last), class_names=list(CLASSES),
-                                 image_size=args.imgsz)
+                                 image_size=args.imgsz, trust_pickle=True)
     figures.update(evaluate(converted, val_dataset(data_yaml)))
     own = getattr(trainer, "metrics", None) or {}
     figures["own_map50_95"] = own.get("metrics/mAP50-95(B)")
