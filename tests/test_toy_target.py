@@ -138,22 +138,9 @@ def toy(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def decisive_model_file(tmp_path_factory):
-    """A tiny YOLOv8 with decisive scores (see tests/parity/test_end_to_end.py), saved."""
-    keras = pytest.importorskip("keras")
-    from edgedet.models import YOLOV8Detector
-
-    model = YOLOV8Detector.from_preset("tiny", class_names=["circle", "square", "triangle"])
-    rng = np.random.default_rng(0)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.gamma.assign(rng.uniform(0.5, 1.5, n))
-            layer.beta.assign(rng.normal(0.0, 0.2, n))
-    for level in (1, 2, 3):
-        layer = model.get_layer(f"yolo_v8_head_{level}_class_3_conv")
-        kernel, bias = layer.get_weights()
-        layer.set_weights([kernel * 15.0, bias - 2.0])
+def decisive_model_file(tmp_path_factory, make_decisive_tiny_model):
+    """A tiny YOLOv8 with decisive scores (see `make_decisive_tiny_model`), saved."""
+    model = make_decisive_tiny_model(class_names=["circle", "square", "triangle"])
     path = tmp_path_factory.mktemp("toy_model") / "tiny.keras"
     model.save(path)
     return path

@@ -20,22 +20,10 @@ IMAGES = "synthetic:shapes?n=5&size=64-128&seed=3"
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    keras = pytest.importorskip("keras")
+def exported(tmp_path_factory, make_decisive_tiny_model):
     from edgedet.export import export
-    from edgedet.models import YOLOV8Detector
 
-    model = YOLOV8Detector.from_preset("tiny", num_classes=3)
-    rng = np.random.default_rng(0)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.gamma.assign(rng.uniform(0.5, 1.5, n))
-            layer.beta.assign(rng.normal(0.0, 0.2, n))
-    for level in (1, 2, 3):
-        layer = model.get_layer(f"yolo_v8_head_{level}_class_3_conv")
-        kernel, bias = layer.get_weights()
-        layer.set_weights([kernel * 15.0, bias - 2.0])
+    model = make_decisive_tiny_model(num_classes=3)
     folder = tmp_path_factory.mktemp("e2e")
     model_path = folder / "tiny.keras"
     model.save(model_path)
