@@ -10,6 +10,9 @@ alone and then the whole `fit` step:
   gradients, and the optimizer update;
 - assigner+loss: the task-aligned assigner and the YOLOv8 loss on fixed head
   outputs, forward and gradient with respect to the head;
+- optimizer+ema: the AdamW update of every trainable variable (fixed
+  gradients) and the EMA update of every float weight, one traced function:
+  the per-variable updates a fused optimizer would save;
 - train_step: `DetectorTrainer.fit` on one batch held in memory (model,
   assigner, loss, optimizer, EMA, Keras' loop; no input pipeline);
 - fit: `DetectorTrainer.fit` on the real pipeline (what `edgedet train` runs,
@@ -32,7 +35,8 @@ import os
 import statistics
 import time
 
-PARTS = ("pipeline", "forward", "forward+backward", "assigner+loss", "train_step", "fit")
+PARTS = ("pipeline", "forward", "forward+backward", "assigner+loss", "optimizer+ema",
+         "train_step", "fit")
 
 
 def _usage():
@@ -144,6 +148,20 @@ def main(argv=None):
 
         results["assigner+loss"] = _timed(lambda: loss_step(outputs, labels)[0].numpy(),
                                           args.steps, args.warmup)
+    if "optimizer+ema" in parts:
+        trainer = DetectorTrainer(detector)
+        trainer.compile(optimizer=make_optimizer("adamw", 1e-5))
+        variables = detector.trainable_variables
+        gradients = [tf.random.normal(v.shape, stddev=1e-3, seed=i)
+                     for i, v in enumerate(variables)]
+
+        @tf.function(jit_compile=args.jit_compile)
+        def update():
+            trainer.optimizer.apply(gradients, variables)
+            trainer.update_ema()
+            return trainer.ema_updates
+
+        results["optimizer+ema"] = _timed(lambda: update().numpy(), args.steps, args.warmup)
     for name in ("train_step", "fit"):
         if name not in parts:
             continue

@@ -189,13 +189,14 @@ class DetectorTrainer(keras.Model):
         variables = self.detector.trainable_variables
         gradients = tape.gradient(scaled, variables)
         self.optimizer.apply(gradients, variables)
-        self._update_ema()
+        self.update_ema()
         self.trackers["loss"].update_state(loss)
         for name, value in parts.items():
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
-    def _update_ema(self):
+    def update_ema(self):
+        """One EMA step of every float weight (run by `train_step` after the optimizer)."""
         import tensorflow as tf
 
         self.ema_updates.assign_add(1.0)
