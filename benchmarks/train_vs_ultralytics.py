@@ -33,6 +33,11 @@ a CUDA build of several GB):
     pip install torch --index-url https://download.pytorch.org/whl/cpu
     pip install -e ".[benchmark]"
 
+If pip then replaces the CPU torch by a CUDA build (the torchvision it
+resolves pins its own torch), reinstall the CPU build with `--no-deps
+--force-reinstall`: torchvision's compiled ops will not load against it, and
+this script stands in for them (see `torchvision_stand_in`).
+
 Usage:
 
     python benchmarks/train_vs_ultralytics.py [--images 320] [--val-images 64]
