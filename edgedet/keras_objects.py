@@ -58,7 +58,15 @@ class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
                 loader.exec_module(module)
                 if finder in sys.meta_path:
                     sys.meta_path.remove(finder)
-                register()
+                try:
+                    register()
+                except Exception as error:  # noqa: BLE001 - never break the user's `import keras`.
+                    import warnings
+
+                    warnings.warn(f"edgedet could not register its Keras objects "
+                                  f"({type(error).__name__}: {error}); load_model will not "
+                                  "find YOLOV8Detector until `import edgedet.models` works.",
+                                  stacklevel=2)
 
         spec.loader = Loader()
         return spec

@@ -42,3 +42,28 @@ def test_without_edgedet_keras_cannot_find_the_class(model_file):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode != 0 and "YOLOV8Detector" in result.stderr
+
+
+def test_a_failing_registration_does_not_break_import_keras():
+    # The hook runs inside the user's `import keras`: an error there must not become theirs.
+    code = """
+import warnings
+import edgedet
+from edgedet import keras_objects
+
+def broken():
+    raise RuntimeError("models do not import")
+
+keras_objects.register = broken
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import keras
+print(int(keras.ops.add(1, 2)))
+print([str(w.message) for w in caught if "could not register" in str(w.message)])
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.split("\n")
+    assert lines[0] == "3"
+    assert "RuntimeError: models do not import" in lines[1]
