@@ -280,7 +280,7 @@ def _open(source, split):
             f"Expected calibration arrays of shape [N, H, W, 3], received {source.shape}."
         )
     if isinstance(source, np.ndarray) or (
-            isinstance(source, (list, tuple)) and not _is_path_list(source)):
+            isinstance(source, (list, tuple)) and not sources.is_path_list(source)):
         # Named by position, as calibration cache keys always have been.
         source = [(f"array[{i}]", a) for i, a in enumerate(source)]
     elif not isinstance(source, (str, os.PathLike, DetectionDataset, list, tuple)):
@@ -305,10 +305,6 @@ def _open(source, split):
                 f"({error})."
             ) from error
         raise
-
-
-def _is_path_list(value):
-    return bool(value) and all(isinstance(v, (str, os.PathLike)) for v in value)
 
 
 def _items(images):

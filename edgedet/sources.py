@@ -207,7 +207,7 @@ class ImageSource:
             self._open_path(os.fspath(images), split, datasets)
         elif isinstance(images, DetectionDataset):
             self._open_dataset(images, repr(images))
-        elif _is_path_list(images):
+        elif is_path_list(images):
             self._open_files(_list_images(images), None)
         elif isinstance(images, (list, tuple)):
             self._open_arrays(images)
@@ -401,7 +401,8 @@ class ImageSource:
         return failures
 
 
-def _is_path_list(value):
+def is_path_list(value):
+    """Whether `value` is a non-empty list or tuple of paths (not of arrays)."""
     return (
         isinstance(value, (list, tuple))
         and bool(value)

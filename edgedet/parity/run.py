@@ -126,6 +126,13 @@ class _Artifact:
     status: str = None  # "failed" or "skipped" when it could not be opened.
 
 
+def _open_failure(error):
+    """`(missing_runtime, reason)` for an artifact that could not be opened."""
+    missing_runtime = isinstance(error, ImportError)
+    kind = "runtime not installed" if missing_runtime else "cannot load"
+    return missing_runtime, printable(f"{kind}: {type(error).__name__}: {error}")
+
+
 def _open_artifacts(items, stack, skip_missing_runtimes=False):
     """Opens every artifact; one that cannot be opened gets a status and its reason."""
     taken, artifacts = set(), []
@@ -147,18 +154,14 @@ def _open_artifacts(items, stack, skip_missing_runtimes=False):
                 check_installed(path)  # ...one whose runtime is missing (its kind says) here.
                 artifact.runtime = _enter(runtime, stack)
             except Exception as error:  # Reported in every report; the others still run.
-                missing_runtime = isinstance(error, ImportError)
-                kind = "runtime not installed" if missing_runtime else "cannot load"
-                artifact.reason = printable(f"{kind}: {type(error).__name__}: {error}")
+                missing_runtime, artifact.reason = _open_failure(error)
         else:
             name = printable(_runtime_name(item))
             artifact = _Artifact(name=_unique(name, taken), path=name)
             try:
                 artifact.runtime = _enter(item, stack)
-            except Exception as error:
-                missing_runtime = isinstance(error, ImportError)
-                kind = "runtime not installed" if missing_runtime else "cannot load"
-                artifact.reason = printable(f"{kind}: {type(error).__name__}: {error}")
+            except Exception as error:  # Reported in every report; the others still run.
+                missing_runtime, artifact.reason = _open_failure(error)
         if artifact.runtime is not None:
             try:
                 metadata = artifact.runtime.metadata
