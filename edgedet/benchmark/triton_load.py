@@ -38,6 +38,32 @@ def server_counts(runtime):
     return {key: int(entry.get(key, 0)) for key in ("inference_count", "execution_count")}
 
 
+def settled_counts(runtime, at_least=0, timeout=10.0, quiet=0.1):
+    """`server_counts` once Triton has counted every request it answered.
+
+    Triton counts a request when it releases it, which can be after the
+    client already has the response; read at once, the counts can miss the
+    last execution. This polls until `inference_count >= at_least` and two
+    reads `quiet` seconds apart agree, or until `timeout` seconds passed
+    (then it returns the last counts, which the caller sees as short).
+
+    Args:
+        runtime: an open `TritonRuntime` of the model.
+        at_least: int. Images the server must have counted. Defaults to 0.
+        timeout: float. Seconds to wait at most. Defaults to 10.
+        quiet: float. Seconds the counts must stay unchanged. Defaults to 0.1.
+    """
+    deadline = time.monotonic() + timeout
+    counts = server_counts(runtime)
+    while True:
+        time.sleep(quiet)
+        latest = server_counts(runtime)
+        if (latest == counts and latest["inference_count"] >= at_least) \
+                or time.monotonic() > deadline:
+            return latest
+        counts = latest
+
+
 def load_test(url, model, images, protocol="http", clients=4, requests=20, batch_size=1,
               warmup=2, keep_detections=False, timeout=60.0):
     """Runs `clients` concurrent clients against a Triton model.
@@ -108,22 +134,29 @@ def load_test(url, model, images, protocol="http", clients=4, requests=20, batch
         finally:
             runtime.__exit__(None, None, None)
 
+    def images_sent(steps):
+        return sum(len(batches[(index + step) % len(batches)])
+                   for index in range(clients) for step in range(steps))
+
     monitor = TritonRuntime(url, model, protocol=protocol, timeout=timeout)
     with monitor:
+        initial = settled_counts(monitor)
         threads = [threading.Thread(target=client, args=(i, r), daemon=True)
                    for i, r in enumerate(runtimes)]
         for thread in threads:
             thread.start()
         try:
             warmed.wait()
-            before = server_counts(monitor)
+            before = settled_counts(
+                monitor, 0 if errors else initial["inference_count"] + images_sent(warmup))
             started = time.perf_counter()
         finally:
             go.set()  # Never leave a client waiting.
         for thread in threads:
             thread.join()
         wall = time.perf_counter() - started
-        after = server_counts(monitor)
+        after = settled_counts(
+            monitor, 0 if errors else before["inference_count"] + images_sent(requests))
     if errors:
         raise errors[0]
     seconds = [value for values in latencies for value in values]

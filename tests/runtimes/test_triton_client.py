@@ -48,3 +48,41 @@ def test_server_needs_a_repository_folder(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="is not a folder"):
         TritonServer(tmp_path / "missing")
+
+
+def _lagging_server(monkeypatch, counts):
+    """Makes `server_counts` return `counts` one read at a time (then the last)."""
+    from edgedet.benchmark import triton_load
+
+    reads = iter(counts)
+    last = {}
+
+    def server_counts(runtime):
+        last["value"] = next(reads, last.get("value"))
+        return {"inference_count": last["value"], "execution_count": last["value"] // 4}
+
+    monkeypatch.setattr(triton_load, "server_counts", server_counts)
+
+
+def test_counts_wait_for_the_server_to_count_the_last_execution(monkeypatch):
+    # Triton counts a request when it releases it, which can be after the
+    # client has its answer: the first reads miss the last batch of 4.
+    from edgedet.benchmark.triton_load import settled_counts
+
+    _lagging_server(monkeypatch, [12, 12, 12, 16])
+    assert settled_counts(None, at_least=16, quiet=0.001)["inference_count"] == 16
+
+
+def test_counts_wait_until_they_stop_changing(monkeypatch):
+    from edgedet.benchmark.triton_load import settled_counts
+
+    _lagging_server(monkeypatch, [4, 8, 12, 12])
+    assert settled_counts(None, quiet=0.001)["inference_count"] == 12
+
+
+def test_counts_that_never_arrive_are_returned_short(monkeypatch):
+    # The caller sees the short count (a failing check), never a made-up one.
+    from edgedet.benchmark.triton_load import settled_counts
+
+    _lagging_server(monkeypatch, [12])
+    assert settled_counts(None, at_least=16, timeout=0.05, quiet=0.001)["inference_count"] == 12
