@@ -48,6 +48,7 @@ import numpy as np
 
 from edgedet.config import MAX_IMAGE_SIDE
 from edgedet.files import printable
+from edgedet.sampling import draw_indices
 
 _GLOB_CHARACTERS = frozenset("*?[")
 
@@ -134,8 +135,8 @@ def _check_pixels(array, what, error):
 def sample_indices(total, size, seed=0):
     """`size` distinct indices of `range(total)`, sorted, fixed by `seed`.
 
-    Drawn without replacement with numpy's PCG64 generator (the rule of
-    `edgedet.data.sample` too). Every index, in order, when `size` is None
+    Drawn by `edgedet.sampling.draw_indices`, the rule of
+    `edgedet.data.sample` too. Every index, in order, when `size` is None
     or >= `total`.
 
     Raises:
@@ -145,8 +146,7 @@ def sample_indices(total, size, seed=0):
         return list(range(total))
     if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
         raise ValueError(f"Invalid sample size: {size!r}. Expected an int >= 1.")
-    rng = np.random.default_rng(seed)
-    return sorted(int(i) for i in rng.choice(total, size=size, replace=False))
+    return draw_indices(total, size, seed)
 
 
 class ImageSource:

@@ -340,9 +340,9 @@ class Subset(DetectionDataset):
 def sample(dataset, n, seed=0):
     """Picks `n` distinct samples of `dataset`, the same ones for the same seed.
 
-    The indices are drawn without replacement with numpy's PCG64 generator
-    and returned in increasing order, so the result does not depend on the
-    platform or on how many samples are read.
+    The indices are drawn by `edgedet.sampling.draw_indices` (numpy's PCG64
+    generator, without replacement, in increasing order), the rule image
+    sources and calibration use too.
 
     Args:
         dataset: `DetectionDataset`.
@@ -357,9 +357,9 @@ def sample(dataset, n, seed=0):
         raise ValueError(f"Invalid n: {n!r}. Expected a non-negative int.")
     if n > size:
         raise ValueError(f"Cannot sample {n} images from a dataset of {size}.")
-    rng = np.random.default_rng(seed)
-    indices = np.sort(rng.choice(size, size=n, replace=False)) if n else []
-    return Subset(dataset, indices)
+    from edgedet.sampling import draw_indices
+
+    return Subset(dataset, draw_indices(size, n, seed))
 
 
 def to_keras_cv(item, bounding_box_format=None):
