@@ -26,6 +26,18 @@ def user_errors():
         raise click.ClickException(str(e) or repr(e)) from e
 
 
+def artifact_kinds_text():
+    """The built-in exported-artifact kinds (`edgedet.runtimes.kinds.KINDS`), for `--help`.
+
+    The table is plain Python (no numpy, no runtime), so reading it when the
+    command is defined keeps `edgedet --help` instant. Built-in rows only:
+    the help must not depend on what was registered before the CLI was imported.
+    """
+    from edgedet.runtimes.kinds import KINDS
+
+    return "; ".join(kind.description for kind in KINDS if kind.artifact)
+
+
 # Packages of the workstation install (not in the device install).
 WORKSTATION_PACKAGES = ("tensorflow", "keras", "tf2onnx", "keras_cv")
 

@@ -5,7 +5,7 @@ import pathlib
 
 import click
 
-from edgedet.cli.common import resolve_model, user_errors
+from edgedet.cli.common import artifact_kinds_text, resolve_model, user_errors
 
 
 def is_artifact(spec):
@@ -31,19 +31,24 @@ def _print_dict(data, indent=0):
             click.echo(f"{' ' * indent}{key}: {value}")
 
 
-@click.command("info")
+INFO_HELP = f"""Print what MODEL_OR_ARTIFACT is.
+
+    For a `.keras` model or a preset: architecture, classes, input size,
+    parameter count. For an artifact: the edgedet metadata inside it (class
+    names, letterbox, NMS settings, box format, precision, version, source
+    weights hash). For an INT8 artifact also the CPU class it was built for
+    and this machine's INT8 instruction sets (`this_machine`), with a warning
+    when they do not match.
+
+    Artifacts: {artifact_kinds_text()}.
+    """
+
+
+@click.command("info", help=INFO_HELP)
 @click.argument("source", metavar="MODEL_OR_ARTIFACT")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def info_command(source, as_json):
-    """Print what MODEL_OR_ARTIFACT is.
-
-    For a `.keras` model or a preset: architecture, classes, input size,
-    parameter count. For an artifact (SavedModel folder, .onnx, .tflite,
-    .engine): the edgedet metadata inside it (class names, letterbox, NMS
-    settings, box format, precision, version, source weights hash). For an
-    INT8 artifact also the CPU class it was built for and this machine's INT8
-    instruction sets (`this_machine`), with a warning when they do not match.
-    """
+    """`edgedet info` (its help is `INFO_HELP`, which lists the artifact kinds)."""
     with user_errors():
         if is_artifact(source):
             from edgedet.cpu import isa_summary, saturation_warning

@@ -21,16 +21,19 @@ from edgedet.cli.triton import triton_group
 
 
 class EdgedetGroup(click.Group):
-    """Turns a missing TensorFlow / Keras into a sentence on a device install (no traceback)."""
+    """Turns a missing TensorFlow / Keras (device install) or artifact runtime into a sentence."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except ModuleNotFoundError as error:
+        except ImportError as error:
             from edgedet.cli.common import WORKSTATION_PACKAGES, missing_workstation_message
+            from edgedet.runtimes.registry import RuntimeNotInstalledError
 
+            if isinstance(error, RuntimeNotInstalledError):  # Names the packages and the fix.
+                raise click.ClickException(str(error)) from error
             package = (error.name or "").split(".")[0]
-            if package not in WORKSTATION_PACKAGES:
+            if not isinstance(error, ModuleNotFoundError) or package not in WORKSTATION_PACKAGES:
                 raise
             raise click.ClickException(
                 missing_workstation_message(package, ctx.invoked_subcommand)) from error
@@ -44,8 +47,9 @@ def cli():
 
     A model is a `.keras` file, a KerasCV `.keras` file, or a preset name
     (yolov8n/s/m/l/x, tiny: random weights, for trying the pipeline).
-    Artifacts (SavedModel folder, .onnx, .tflite) carry their class names and
-    settings inside; `edgedet info ARTIFACT` prints them.
+    Artifacts (SavedModel folder, .onnx, .tflite, .engine, Triton repository,
+    parity bundle) carry their class names and settings inside;
+    `edgedet info ARTIFACT` prints them.
 
     \b
     Examples:

@@ -6,6 +6,7 @@ import click
 
 from edgedet.cli.common import (
     EXIT_SOME_INPUTS_FAILED,
+    artifact_kinds_text,
     inference_config,
     inference_options,
     resolve_model,
@@ -17,8 +18,8 @@ from edgedet.cli.info import is_artifact
 @click.command("predict")
 @click.option("--model", "-m", "model_spec", default="shapes", show_default=True,
               metavar="MODEL",
-              help="A .keras file, the built-in model (shapes), a preset name, or an exported artifact "
-                   "(SavedModel folder, .onnx, .tflite).")
+              help="A .keras file, the built-in model (shapes), a preset name, or an exported artifact: "
+                   f"{artifact_kinds_text()}.")
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output folder.")
 @inference_options
@@ -53,8 +54,9 @@ def predict_command(model_spec, images, out, force, **options):
                 raise click.UsageError(
                     f"{', '.join(given)} cannot change an exported artifact: its thresholds and "
                     "box format are fixed at export time. Re-export with these options instead.")
-            from edgedet.runtimes.registry import open_runtime
+            from edgedet.runtimes.registry import check_installed, open_runtime
 
+            check_installed(model_spec)  # A missing runtime is one sentence, before any work.
             runtime = open_runtime(model_spec)
         else:
             from edgedet.runtimes.keras_model import KerasRuntime

@@ -81,3 +81,32 @@ def test_a_missing_runtime_is_reported_from_the_table(unrunnable):
     keras_file = path.with_name("model.keras")
     keras_file.write_bytes(b"")
     check_installed(keras_file)  # TensorFlow and Keras are installed: no error.
+
+
+def test_predict_names_a_missing_runtime_in_one_sentence(unrunnable, tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from edgedet.cli.main import cli
+
+    _, path, _ = unrunnable
+    image = tmp_path / "a.png"
+    Image.new("RGB", (32, 32)).save(image)
+    result = CliRunner().invoke(cli, ["predict", "-m", str(path), str(image),
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1, result.output
+    assert f"['{MISSING}'], not installed here (pip install it)" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not (tmp_path / "out").exists()  # Refused before any work.
+
+
+@pytest.mark.parametrize("command", ["predict", "info"])
+def test_help_lists_every_built_in_artifact_kind(command, unrunnable):
+    from click.testing import CliRunner
+
+    from edgedet.cli.main import cli
+
+    text = " ".join(CliRunner().invoke(cli, [command, "--help"]).output.split())
+    artifacts = [kind.description for kind in KINDS if kind.artifact]
+    assert len(artifacts) == 5 and all(d in text for d in artifacts), text
+    assert ".unrunnable" not in text  # Registered at run time: not part of the help.
