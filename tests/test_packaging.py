@@ -72,6 +72,7 @@ def test_wheel_holds_only_the_edgedet_package(tmp_path):
     for sub in MAPPED.values():
         assert sub.replace(".", "/") + "/__init__.py" in names
     assert "edgedet/cli/main.py" in names
-    # Package data: the built-in model and the parity report schema.
+    # Package data: the built-in model and the parity schemas (report and run record).
     assert any(n.startswith("edgedet/models/weights/") and n.endswith(".keras") for n in names)
     assert "edgedet/parity/parity.schema.json" in names
+    assert "edgedet/parity/run.schema.json" in names

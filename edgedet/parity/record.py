@@ -13,7 +13,8 @@ but the boxes) and `run.npz` beside it (per detections list: `boxes`
 `[N, 4]` float32, `confidence`, `classes` and per-image `counts`, so the
 boxes come back bit for bit). `load_run("out/run.json")` reads them back and
 names the file in every error. The JSON records the `.npz`'s sha256, so a
-record whose two files do not belong together is refused.
+record whose two files do not belong together is refused. The layout of
+`run.json` is the JSON Schema `run.schema.json` (`edgedet.parity.schemas`).
 
 Images given as arrays or as a dataset object are kept in memory only
 (`images` is the object itself); a loaded record then cannot reload them,

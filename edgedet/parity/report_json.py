@@ -22,10 +22,11 @@ The document is described by the JSON Schema shipped beside this module
 A new major change to this layout bumps `schema_version`.
 """
 
-import importlib.resources
 import json
 
-SCHEMA_FILE = "parity.schema.json"
+from edgedet.parity import schemas
+
+SCHEMA_FILE = schemas.REPORT_SCHEMA
 
 
 def render_json(result):
@@ -35,8 +36,7 @@ def render_json(result):
 
 def schema():
     """The JSON Schema of `parity.json`, as a dict."""
-    text = importlib.resources.files("edgedet.parity").joinpath(SCHEMA_FILE).read_text("utf-8")
-    return json.loads(text)
+    return schemas.schema(SCHEMA_FILE)
 
 
 def validate(document):
@@ -45,6 +45,4 @@ def validate(document):
     Raises:
         jsonschema.ValidationError: naming the first offending field.
     """
-    import jsonschema
-
-    jsonschema.validate(document, schema(), cls=jsonschema.Draft202012Validator)
+    schemas.validate(document, SCHEMA_FILE)

@@ -83,6 +83,46 @@ def test_saved_record_compares_again_field_by_field(case, image_dir, fakes, tmp_
     assert lax["m.engine"].status == "skipped"
 
 
+def test_saved_records_follow_the_shipped_schema(case, image_dir, fakes, tmp_path):
+    jsonschema = pytest.importorskip("jsonschema")
+    from edgedet.parity.schemas import RUN_SCHEMA, schema, validate
+
+    images, table = case
+    on_disk = collect(fakes.FakeRuntime(table, name="ref"),
+                      [make() for make in _runtimes(fakes, table).values()], image_dir,
+                      skip_missing_runtimes=True)
+    in_memory = collect(fakes.FakeRuntime(table, name="ref"),
+                        [fakes.FakeRuntime(table, target="onnx", name="a.onnx")], images)
+    documents = []
+    for name, record in (("disk", on_disk), ("memory", in_memory)):
+        path, _ = save_run(record, tmp_path / name / "run.json")
+        documents.append(json.loads(path.read_text()))
+        validate(documents[-1], RUN_SCHEMA)
+    disk, memory = documents
+    assert {a["status"] for a in disk["artifacts"]} == {"ran", "failed", "skipped"}
+    assert isinstance(disk["images"]["reload"], str) and memory["images"]["reload"] is None
+    assert schema(RUN_SCHEMA)["properties"]["version"]["const"] == 1
+
+    # The schema is strict enough to catch what load_run refuses.
+    ran = next(i for i, a in enumerate(disk["artifacts"]) if a["status"] == "ran")
+    for path, value in ((("artifacts", ran, "status"), "done"),
+                        (("artifacts", ran, "detections"), None),
+                        (("npz", "sha256"), "not-a-hash"),
+                        (("images", "shapes", 0), [10]),
+                        (("reference", "extra"), 1)):
+        broken = json.loads(json.dumps(disk))
+        *parents, last = path
+        target = broken
+        for key in parents:
+            target = target[key]
+        target[last] = value
+        with pytest.raises(jsonschema.ValidationError):
+            validate(broken, RUN_SCHEMA)
+    del disk["machine"]
+    with pytest.raises(jsonschema.ValidationError, match="'machine' is a required property"):
+        validate(disk, RUN_SCHEMA)
+
+
 def test_only_skipped_artifacts_still_do_not_pass(case, fakes, tmp_path):
     images, table = case
     skipped = fakes.FakeRuntime(table, name="m.engine", fail_on_enter=ImportError("tensorrt"))
