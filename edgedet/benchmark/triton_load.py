@@ -38,30 +38,47 @@ def server_counts(runtime):
     return {key: int(entry.get(key, 0)) for key in ("inference_count", "execution_count")}
 
 
-def settled_counts(runtime, at_least=0, timeout=10.0, quiet=0.1):
-    """`server_counts` once Triton has counted every request it answered.
+def settled_counts(runtime, at_least=None, timeout=10.0, quiet=0.1):
+    """`server_counts` once Triton has counted what it answered.
 
     Triton counts a request when it releases it, which can be after the
     client already has the response; read at once, the counts can miss the
-    last execution. This polls until `inference_count >= at_least` and two
-    reads `quiet` seconds apart agree, or until `timeout` seconds passed
-    (then it returns the last counts, which the caller sees as short).
+    last execution. With `at_least`, this polls until `inference_count`
+    reaches it (the caller knows how many it sent); without, until two reads
+    `quiet` seconds apart agree (nothing left in flight). After `timeout`
+    seconds it returns the last counts, which the caller sees as short.
 
     Args:
         runtime: an open `TritonRuntime` of the model.
-        at_least: int. Images the server must have counted. Defaults to 0.
+        at_least: int or None. Inferences the server must have counted.
         timeout: float. Seconds to wait at most. Defaults to 10.
-        quiet: float. Seconds the counts must stay unchanged. Defaults to 0.1.
+        quiet: float. Seconds between reads. Defaults to 0.1.
     """
     deadline = time.monotonic() + timeout
     counts = server_counts(runtime)
-    while True:
+    while at_least is None or counts["inference_count"] < at_least:
+        if time.monotonic() > deadline:
+            break
         time.sleep(quiet)
         latest = server_counts(runtime)
-        if (latest == counts and latest["inference_count"] >= at_least) \
-                or time.monotonic() > deadline:
-            return latest
+        if at_least is None and latest == counts:
+            break
         counts = latest
+    return counts
+
+
+def counts_images(runtime):
+    """Whether Triton counts the model's inferences per image (it batches) or per request.
+
+    A model with `max_batch_size > 0` counts every image of a request; one
+    with `max_batch_size: 0` (an explicit batch dimension) counts a request as one.
+    """
+    config = runtime.client.get_model_config(runtime.model)
+    if runtime.protocol == "grpc":
+        from google.protobuf import json_format
+
+        config = json_format.MessageToDict(config.config, preserving_proto_field_name=True)
+    return int(config.get("max_batch_size", 0)) > 0
 
 
 def load_test(url, model, images, protocol="http", clients=4, requests=20, batch_size=1,
@@ -85,8 +102,8 @@ def load_test(url, model, images, protocol="http", clients=4, requests=20, batch
         dict: `clients`, `requests` (timed, all clients), `batch_size`,
         `latency_ms` (`median`, `p90`, `p99`, `min`, `max`, `mean`),
         `throughput_images_per_s`, `wall_seconds`, `server`
-        (`inference_count`, `execution_count` during the timed part,
-        `average_batch`), `batches` (the request batches) and, with
+        (`inference_count` (images; requests for a model without batching),
+        `execution_count` during the timed part, `average_batch`), `batches` (the request batches) and, with
         `keep_detections`, `responses`: `(client, batch index, detections)`.
 
     Raises:
@@ -134,12 +151,14 @@ def load_test(url, model, images, protocol="http", clients=4, requests=20, batch
         finally:
             runtime.__exit__(None, None, None)
 
-    def images_sent(steps):
-        return sum(len(batches[(index + step) % len(batches)])
+    def inferences_sent(steps):
+        # What the clients sent in `steps` requests each, in the server's unit.
+        return sum(len(batches[(index + step) % len(batches)]) if per_image else 1
                    for index in range(clients) for step in range(steps))
 
     monitor = TritonRuntime(url, model, protocol=protocol, timeout=timeout)
     with monitor:
+        per_image = counts_images(monitor)
         initial = settled_counts(monitor)
         threads = [threading.Thread(target=client, args=(i, r), daemon=True)
                    for i, r in enumerate(runtimes)]
@@ -148,7 +167,7 @@ def load_test(url, model, images, protocol="http", clients=4, requests=20, batch
         try:
             warmed.wait()
             before = settled_counts(
-                monitor, 0 if errors else initial["inference_count"] + images_sent(warmup))
+                monitor, 0 if errors else initial["inference_count"] + inferences_sent(warmup))
             started = time.perf_counter()
         finally:
             go.set()  # Never leave a client waiting.
@@ -156,7 +175,7 @@ def load_test(url, model, images, protocol="http", clients=4, requests=20, batch
             thread.join()
         wall = time.perf_counter() - started
         after = settled_counts(
-            monitor, 0 if errors else before["inference_count"] + images_sent(requests))
+            monitor, 0 if errors else before["inference_count"] + inferences_sent(requests))
     if errors:
         raise errors[0]
     seconds = [value for values in latencies for value in values]

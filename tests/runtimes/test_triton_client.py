@@ -73,7 +73,14 @@ def test_counts_wait_for_the_server_to_count_the_last_execution(monkeypatch):
     assert settled_counts(None, at_least=16, quiet=0.001)["inference_count"] == 16
 
 
-def test_counts_wait_until_they_stop_changing(monkeypatch):
+def test_counts_return_once_reached_even_while_other_traffic_moves_them(monkeypatch):
+    from edgedet.benchmark.triton_load import settled_counts
+
+    _lagging_server(monkeypatch, [12, 16, 20, 24, 28])
+    assert settled_counts(None, at_least=16, quiet=0.001)["inference_count"] == 16
+
+
+def test_counts_without_a_target_wait_until_they_stop_changing(monkeypatch):
     from edgedet.benchmark.triton_load import settled_counts
 
     _lagging_server(monkeypatch, [4, 8, 12, 12])
@@ -86,3 +93,28 @@ def test_counts_that_never_arrive_are_returned_short(monkeypatch):
 
     _lagging_server(monkeypatch, [12])
     assert settled_counts(None, at_least=16, timeout=0.05, quiet=0.001)["inference_count"] == 12
+
+
+class _ConfigClient:
+    def __init__(self, config):
+        self.config = config
+
+    def get_model_config(self, model):
+        return self.config
+
+
+@pytest.mark.parametrize("max_batch_size, per_image", [(4, True), (0, False)])
+def test_the_unit_triton_counts_in_follows_max_batch_size(max_batch_size, per_image):
+    # Triton counts every image of a batched model's request, one per request otherwise.
+    from types import SimpleNamespace
+
+    from tritonclient.grpc import model_config_pb2, service_pb2
+
+    from edgedet.benchmark.triton_load import counts_images
+
+    config = {"name": "shapes", "max_batch_size": max_batch_size}
+    http = SimpleNamespace(protocol="http", model="shapes", client=_ConfigClient(config))
+    message = service_pb2.ModelConfigResponse(
+        config=model_config_pb2.ModelConfig(name="shapes", max_batch_size=max_batch_size))
+    grpc = SimpleNamespace(protocol="grpc", model="shapes", client=_ConfigClient(message))
+    assert counts_images(http) is per_image and counts_images(grpc) is per_image
