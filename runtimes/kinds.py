@@ -200,7 +200,7 @@ KINDS = (
     ),
     ArtifactKind(
         name="onnxrt",
-        description=".onnx, or a Triton repository written by edgedet (<model>/1/model.onnx)",
+        description="a Triton repository written by edgedet (<model>/1/model.onnx), .onnx",
         suffixes=(".onnx",),
         folder=f"{_RUNTIMES}.kinds:is_triton_repository",
         opens=f"{_RUNTIMES}.kinds:onnx_file",
