@@ -41,6 +41,15 @@ def client_module(protocol):
     return module
 
 
+def reply_dict(protocol, reply):
+    """A tritonclient reply as a dict: HTTP replies are dicts already, gRPC ones protobuf."""
+    if protocol != "grpc":
+        return reply
+    from google.protobuf import json_format
+
+    return json_format.MessageToDict(reply, preserving_proto_field_name=True)
+
+
 class TritonRuntime(Runtime):
     """Runs an edgedet model on a Triton server.
 
@@ -70,19 +79,19 @@ class TritonRuntime(Runtime):
                 self.url, connection_timeout=self.timeout, network_timeout=self.timeout)
         return module.InferenceServerClient(self.url)
 
+    def model_config(self, client=None):
+        """The model's config (`ModelConfig` fields) as a dict, over either protocol."""
+        reply = (client or self.client).get_model_config(self.model)
+        return reply_dict(self.protocol, reply.config if self.protocol == "grpc" else reply)
+
     def _read_metadata(self):
-        client = self.client or self._connect()
         try:
-            config = client.get_model_config(self.model)
+            config = self.model_config(self.client or self._connect())
         except Exception as error:  # noqa: BLE001 - the client raises its own type.
             raise MetadataError(
                 f"Cannot read the config of model '{self.model}' from Triton at {self.url} "
                 f"({self.protocol}): {error}"
             ) from error
-        if self.protocol == "grpc":
-            from google.protobuf import json_format
-
-            config = json_format.MessageToDict(config.config, preserving_proto_field_name=True)
         value = (config.get("parameters") or {}).get("edgedet", {}).get("string_value")
         if not value:
             raise MetadataError(

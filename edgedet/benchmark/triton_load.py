@@ -27,13 +27,9 @@ from edgedet.benchmark.measure import make_batches, stats_ms
 
 def server_counts(runtime):
     """`{"inference_count", "execution_count"}` of the runtime's model, from Triton."""
-    if runtime.protocol == "grpc":
-        from google.protobuf import json_format
+    from edgedet.runtimes.triton_client import reply_dict
 
-        stats = runtime.client.get_inference_statistics(runtime.model)
-        stats = json_format.MessageToDict(stats, preserving_proto_field_name=True)
-    else:
-        stats = runtime.client.get_inference_statistics(runtime.model)
+    stats = reply_dict(runtime.protocol, runtime.client.get_inference_statistics(runtime.model))
     entry = (stats.get("model_stats") or [{}])[0]
     return {key: int(entry.get(key, 0)) for key in ("inference_count", "execution_count")}
 
@@ -73,12 +69,7 @@ def counts_images(runtime):
     A model with `max_batch_size > 0` counts every image of a request; one
     with `max_batch_size: 0` (an explicit batch dimension) counts a request as one.
     """
-    config = runtime.client.get_model_config(runtime.model)
-    if runtime.protocol == "grpc":
-        from google.protobuf import json_format
-
-        config = json_format.MessageToDict(config.config, preserving_proto_field_name=True)
-    return int(config.get("max_batch_size", 0)) > 0
+    return int(runtime.model_config().get("max_batch_size", 0)) > 0
 
 
 def load_test(url, model, images, protocol="http", clients=4, requests=20, batch_size=1,

@@ -34,6 +34,7 @@ import warnings
 import numpy as np
 
 from edgedet.data.formats import BOUNDING_BOX_FORMAT
+from edgedet.sampling import draw_indices
 from edgedet.suggest import closest
 
 ON_INVALID = ("skip", "clip", "error")
@@ -357,8 +358,6 @@ def sample(dataset, n, seed=0):
         raise ValueError(f"Invalid n: {n!r}. Expected a non-negative int.")
     if n > size:
         raise ValueError(f"Cannot sample {n} images from a dataset of {size}.")
-    from edgedet.sampling import draw_indices
-
     return Subset(dataset, draw_indices(size, n, seed))
 
 

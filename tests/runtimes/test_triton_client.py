@@ -106,15 +106,14 @@ class _ConfigClient:
 @pytest.mark.parametrize("max_batch_size, per_image", [(4, True), (0, False)])
 def test_the_unit_triton_counts_in_follows_max_batch_size(max_batch_size, per_image):
     # Triton counts every image of a batched model's request, one per request otherwise.
-    from types import SimpleNamespace
-
     from tritonclient.grpc import model_config_pb2, service_pb2
 
     from edgedet.benchmark.triton_load import counts_images
+    from edgedet.runtimes.triton_client import TritonRuntime
 
-    config = {"name": "shapes", "max_batch_size": max_batch_size}
-    http = SimpleNamespace(protocol="http", model="shapes", client=_ConfigClient(config))
-    message = service_pb2.ModelConfigResponse(
-        config=model_config_pb2.ModelConfig(name="shapes", max_batch_size=max_batch_size))
-    grpc = SimpleNamespace(protocol="grpc", model="shapes", client=_ConfigClient(message))
+    http = TritonRuntime("127.0.0.1:1", "shapes", protocol="http")  # Not connected: a fake client.
+    http.client = _ConfigClient({"name": "shapes", "max_batch_size": max_batch_size})
+    grpc = TritonRuntime("127.0.0.1:1", "shapes", protocol="grpc")
+    grpc.client = _ConfigClient(service_pb2.ModelConfigResponse(
+        config=model_config_pb2.ModelConfig(name="shapes", max_batch_size=max_batch_size)))
     assert counts_images(http) is per_image and counts_images(grpc) is per_image
