@@ -25,18 +25,25 @@ result.paths  # {"u8s8": ..., "s8s8": ..., "cache": ..., "json": ...}
 """
 
 import dataclasses
-import datetime
-import hashlib
 import json
 from pathlib import Path
 
-import edgedet
 from edgedet.calibration import trt_cache
-from edgedet.calibration.body import find_body
 from edgedet.calibration.data import DEFAULT_SIZE, CalibrationData, calibration_data
-from edgedet.calibration.qdq import DEFAULT_METHOD, check_placement, collect_ranges, quantize
+from edgedet.calibration.pipeline import Int8Pipeline
+from edgedet.calibration.qdq import DEFAULT_METHOD
 
-SCHEMA_VERSION = 1
+# The record's helpers, imported here too for the callers of `calibrate`.
+from edgedet.calibration.record import (  # noqa: F401
+    SCHEMA_VERSION,
+    cache_for_version,
+    json_path_for_cache,
+    key_record,
+    load_record,
+    make_record,
+    read_onnx_metadata,
+)
+
 SUFFIXES = {
     "u8s8": "_int8.onnx",
     "s8s8": "_int8_trt.onnx",
@@ -66,37 +73,6 @@ class CalibrationResult:
 def artifact_paths(out_dir, stem):
     """`{"u8s8", "s8s8", "cache", "json"}` -> paths under `out_dir` for `stem`."""
     return {kind: Path(out_dir) / f"{stem}{suffix}" for kind, suffix in SUFFIXES.items()}
-
-
-def json_path_for_cache(cache_path):
-    """The calibration JSON that describes a cache: `X.calib.cache` -> `X.calib.json`."""
-    cache_path = Path(cache_path)
-    name = cache_path.name
-    stem = name[: -len(".cache")] if name.endswith(".cache") else name
-    return cache_path.with_name(stem + ".json")
-
-
-def read_onnx_metadata(model):
-    """The edgedet `ArtifactMetadata` of an ONNX `ModelProto` (MetadataError if none)."""
-    from edgedet.metadata import METADATA_KEY, ArtifactMetadata, MetadataError
-
-    props = {p.key: p.value for p in model.metadata_props}
-    if METADATA_KEY not in props:
-        raise MetadataError(
-            "The ONNX model has no edgedet metadata: calibrate an ONNX exported by "
-            "`edgedet export --target onnx` (or pass the Keras model)."
-        )
-    return ArtifactMetadata.from_json(props[METADATA_KEY])
-
-
-def key_record(metadata, method, data_key, options=None, model_bytes=b""):
-    """The fields a cache is keyed by, and the key itself."""
-    model_sha = metadata.source_sha256 or hashlib.sha256(model_bytes).hexdigest()
-    preprocessing = metadata.inference.letterbox.to_dict()
-    record = {"model_sha256": model_sha, "preprocessing": preprocessing, "method": method,
-              "data_key": data_key, "options": dict(options or {})}
-    record["key"] = trt_cache.cache_key(model_sha, preprocessing, method, data_key, options)
-    return record
 
 
 def calibrate(onnx_model, data=None, out_dir=".", method=DEFAULT_METHOD, size=DEFAULT_SIZE,
@@ -143,7 +119,7 @@ def calibrate(onnx_model, data=None, out_dir=".", method=DEFAULT_METHOD, size=DE
     """
     import onnx
 
-    from edgedet.files import atomic_write_text, check_writable_output
+    from edgedet.files import atomic_write_bytes, atomic_write_text, check_writable_output
 
     notify = progress or (lambda message: None)
     onnx_model = Path(onnx_model)
@@ -161,91 +137,31 @@ def calibrate(onnx_model, data=None, out_dir=".", method=DEFAULT_METHOD, size=DE
 
     proto = onnx.load(str(onnx_model))
     metadata = read_onnx_metadata(proto)
-    body = find_body(proto, quantize_head=quantize_head)
     if not isinstance(data, CalibrationData):
         data = calibration_data(data, size=size, seed=seed)
-    notify(f"calibrating ({method}) on {len(data)} images from {data.source}")
-    ranges = collect_ranges(proto, data, method=method, body=body)
-
-    sensitivity = None
-    exclude = ()
+    pipeline = Int8Pipeline(proto, data, method=method, quantize_head=quantize_head, cpu=cpu,
+                            progress=notify)
     if sensitivity_images:
-        from edgedet.calibration.sensitivity import search
-
         # Symmetric int8 activations lose the most: blocks that S8S8 needs in
         # float are the ones U8S8 would need too.
-        searched = "s8s8" if "s8s8" in flavours else "u8s8"
-        notify(f"sensitivity search ({searched.upper()}) on {len(sensitivity_images)} "
-               "held-out images")
-        sensitivity = search(proto, ranges, sensitivity_images, flavour=searched,
-                             thresholds=sensitivity_thresholds, quantize_head=quantize_head,
-                             progress=notify, cpu=cpu)
-        exclude = tuple(sensitivity.float_nodes)
-        body = find_body(proto, quantize_head=quantize_head, exclude=exclude)
-
+        pipeline.search_sensitivity(sensitivity_images,
+                                    flavour="s8s8" if "s8s8" in flavours else "u8s8",
+                                    thresholds=sensitivity_thresholds)
     for flavour in flavours:
         notify(f"writing {flavour.upper()} Q/DQ model {paths[flavour]}")
-        quantized = quantize(proto, ranges, paths[flavour], flavour=flavour, body=body, cpu=cpu)
-        problems = check_placement(quantized, body)
-        if problems:
-            raise ValueError("Q/DQ placement check failed: " + "; ".join(problems[:5]))
+        atomic_write_bytes(paths[flavour], pipeline.qdq(flavour).SerializeToString())
 
-    record = make_record(metadata, ranges, data, body, onnx_model.name,
-                         files={kind: paths[kind].name for kind in wanted if kind != "json"},
-                         model_bytes=b"" if metadata.source_sha256 else proto.SerializeToString())
-    if sensitivity is not None:
-        record["sensitivity"] = sensitivity.to_dict()
+    record = pipeline.record(metadata, onnx_model.name,
+                             files={kind: paths[kind].name for kind in wanted if kind != "json"},
+                             model_bytes=b"" if metadata.source_sha256 else proto.SerializeToString())
     if write_cache:
-        text, algorithm, count = cache_text(proto, ranges, body, trt_version)
+        text, record["tensorrt_cache"] = pipeline.tensorrt_cache(trt_version, paths["cache"].name)
         atomic_write_text(paths["cache"], text)
-        record["tensorrt_cache"] = {
-            "file": paths["cache"].name, "trt_version": trt_version, "algorithm": algorithm,
-            "tensors": count, "sha256": hashlib.sha256(text.encode()).hexdigest(),
-        }
         notify(f"wrote TensorRT {trt_version} calibration cache {paths['cache']}")
     atomic_write_text(paths["json"], json.dumps(record, indent=2, sort_keys=True))
     written = {kind: paths[kind] for kind in wanted}
-    return CalibrationResult(paths=written, record=record, ranges=ranges, sensitivity=sensitivity)
-
-
-def make_record(metadata, ranges, data, body, source_model="", files=None, model_bytes=b""):
-    """The calibration JSON's content (without the TensorRT cache entry).
-
-    Args:
-        metadata: `ArtifactMetadata` of the FP32 model.
-        ranges: `Ranges`.
-        data: `CalibrationData` the ranges came from.
-        body: `Body` that was quantized.
-        source_model: str. The FP32 model's file name. Defaults to `""`.
-        files: dict or None. Kind -> file name of what was written.
-        model_bytes: bytes. Hashed when the metadata has no weights hash.
-    """
-    key = key_record(metadata, ranges.method, ranges.data_key, ranges.options, model_bytes)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "edgedet_version": edgedet.__version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "source_model": source_model,
-        **key,
-        "data": {"source": data.source, "seed": data.seed, "images": ranges.images},
-        "body": {"scope": body.scope, "float_nodes": list(body.float_nodes),
-                 "quantized_nodes": len(body.quantize), "quantize_head": not body.float_head},
-        "files": dict(files or {}),
-        "ranges": ranges.to_dict()["ranges"],
-    }
-
-
-def cache_text(model, ranges, body, trt_version):
-    """TensorRT cache text for the body's quantized tensors; `(text, algorithm, count)`."""
-    algorithm = trt_cache.ALGORITHM_OF_METHOD[ranges.method]
-    scales = trt_cache.scales_from_ranges(ranges, _quantized_tensors(model, body))
-    return trt_cache.format_cache(scales, trt_version, algorithm), algorithm, len(scales)
-
-
-def _quantized_tensors(model, body):
-    from edgedet.calibration.qdq import body_tensors
-
-    return sorted(body_tensors(model, body))
+    return CalibrationResult(paths=written, record=record, ranges=pipeline.ranges,
+                             sensitivity=pipeline.sensitivity)
 
 
 def installed_trt_version():
@@ -261,32 +177,3 @@ def installed_trt_version():
         return tensorrt.__version__
     except Exception:  # noqa: BLE001 - a broken TensorRT install is "not installed".
         return None
-
-
-def load_record(json_path):
-    """Reads a calibration JSON (ValueError naming the file when unreadable)."""
-    json_path = Path(json_path)
-    try:
-        record = json.loads(json_path.read_text())
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError) as error:
-        raise ValueError(f"Cannot read calibration record '{json_path}': {error}") from error
-    if not isinstance(record, dict) or record.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(
-            f"'{json_path}' is not an edgedet calibration record (schema_version "
-            f"{record.get('schema_version') if isinstance(record, dict) else None!r}, "
-            f"expected {SCHEMA_VERSION})."
-        )
-    return record
-
-
-def cache_for_version(cache_text, trt_version):
-    """A cache's text with the header for `trt_version` (the scales are unchanged).
-
-    TensorRT ignores a cache whose header names another version; the scales
-    themselves do not depend on it, so the device-side build rewrites the
-    header of a cache calibrated elsewhere.
-    """
-    header, scales = trt_cache.parse_cache(cache_text)
-    return trt_cache.format_cache(scales, trt_version, header["algorithm"])

@@ -1,8 +1,9 @@
 """Calibration shared by the targets of one `edgedet export --precision int8` run.
 
 One `ExportCalibration` per export: the FP32 ONNX of the end-to-end graph is
-converted once, the calibration images are opened once and the ranges are
-collected once, then reused by the ONNX INT8 artifact (U8S8), the TensorRT
+converted once, the calibration images are opened once, and one
+`edgedet.calibration.pipeline.Int8Pipeline` collects the ranges once; they are
+then reused by the ONNX INT8 artifact (U8S8), the TensorRT
 engine or its fallback files (S8S8 Q/DQ, calibration cache). TFLite INT8
 calibrates inside the TFLite converter, on the same images.
 
@@ -15,7 +16,7 @@ make the FP32 ONNX: `onnx_export.convert` / `check` / `set_metadata` and
 
 
 from edgedet.calibration.data import DEFAULT_SIZE
-from edgedet.calibration.qdq import DEFAULT_METHOD
+from edgedet.calibration.qdq import DEFAULT_METHOD, METHODS
 
 
 class ExportCalibration:
@@ -41,7 +42,6 @@ class ExportCalibration:
 
     def __init__(self, data=None, method=DEFAULT_METHOD, size=DEFAULT_SIZE, seed=0,
                  quantize_head=False, float_blocks=(), progress=None, cpu="auto"):
-        from edgedet.calibration.qdq import METHODS
         from edgedet.cpu import resolve_cpu_class
 
         if method not in METHODS:
@@ -58,7 +58,7 @@ class ExportCalibration:
         self.notify = progress or (lambda message: None)
         self._data = None
         self._onnx = {}
-        self._ranges = {}
+        self._pipelines = {}
 
     def data(self):
         """The `CalibrationData` (opened on first use)."""
@@ -96,64 +96,47 @@ class ExportCalibration:
         set_metadata(model, metadata)
         return model
 
-    def body(self, end_to_end):
-        from edgedet.calibration.body import find_body
-        from edgedet.calibration.sensitivity import conv_blocks
+    def pipeline(self, end_to_end):
+        """The `Int8Pipeline` of this graph (one per graph: ranges are collected once)."""
+        from edgedet.calibration.pipeline import Int8Pipeline
 
-        model = self._raw_onnx(end_to_end)
-        body = find_body(model, quantize_head=self.quantize_head)
-        if not self.float_blocks:
-            return body
-        blocks = conv_blocks(model, body)
-        unknown = [b for b in self.float_blocks if b not in blocks]
-        if unknown:
-            raise ValueError(f"Unknown conv block(s) to keep float: {unknown}. Expected some "
-                             f"of {list(blocks)}.")
-        exclude = [n for b in self.float_blocks for n in blocks[b]]
-        return find_body(model, quantize_head=self.quantize_head, exclude=exclude)
+        key = id(end_to_end)
+        if key not in self._pipelines:
+            self._pipelines[key] = Int8Pipeline(
+                self._raw_onnx(end_to_end), self.data(), method=self.method,
+                quantize_head=self.quantize_head, float_blocks=self.float_blocks, cpu=self.cpu,
+                progress=self.notify)
+        return self._pipelines[key]
+
+    def body(self, end_to_end):
+        """The quantized `Body` of this graph (less the float blocks)."""
+        return self.pipeline(end_to_end).body
 
     def ranges(self, end_to_end):
         """The body's `Ranges` on the calibration images (collected once)."""
-        from edgedet.calibration.qdq import collect_ranges
-
-        key = id(end_to_end)
-        if key not in self._ranges:
-            data = self.data()
-            self.notify(f"calibrating ({self.method}) on {len(data)} images from {data.source}")
-            self._ranges[key] = collect_ranges(self._raw_onnx(end_to_end), data,
-                                               method=self.method, body=self.body(end_to_end))
-        return self._ranges[key]
+        return self.pipeline(end_to_end).ranges
 
     def qdq(self, end_to_end, metadata, flavour):
         """The Q/DQ INT8 `ModelProto` (`"u8s8"` or `"s8s8"`), placement-checked."""
-        from edgedet.calibration.qdq import check_placement, quantize
-
-        body = self.body(end_to_end)
-        model = quantize(self.fp32_onnx(end_to_end, metadata), self.ranges(end_to_end),
-                         flavour=flavour, body=body, cpu=self.cpu)
-        problems = check_placement(model, body)
-        if problems:
-            raise ValueError("Q/DQ placement check failed: " + "; ".join(problems[:5]))
-        return model
+        return self.pipeline(end_to_end).qdq(flavour, self.fp32_onnx(end_to_end, metadata))
 
     def key(self, end_to_end, metadata, data_key=None):
         """The cache key record of this model, preprocessing, method and data."""
-        from edgedet.calibration.calibrate import key_record
         from edgedet.calibration.qdq import DEFAULT_PERCENTILE
+        from edgedet.calibration.record import key_record
 
         options = {"percentile": DEFAULT_PERCENTILE} if self.method == "percentile" else {}
         return key_record(metadata, self.method, data_key or self.data().key(), options)
 
+    def tensorrt_cache(self, end_to_end, metadata, trt_version, file_name):
+        """`(cache text, calibration record)` for `trt_version`: the record has the
+        cache's `tensorrt_cache` entry."""
+        pipeline = self.pipeline(end_to_end)
+        text, entry = pipeline.tensorrt_cache(trt_version, file_name)
+        record = pipeline.record(metadata)
+        record["tensorrt_cache"] = entry
+        return text, record
+
     def cache_text(self, end_to_end, metadata, trt_version):
         """TensorRT calibration cache text for `trt_version`."""
-        from edgedet.calibration.calibrate import cache_text
-
-        text, _, _ = cache_text(self._raw_onnx(end_to_end), self.ranges(end_to_end),
-                                self.body(end_to_end), trt_version)
-        return text
-
-    def record(self, end_to_end, metadata):
-        """The calibration JSON's content for this export."""
-        from edgedet.calibration.calibrate import make_record
-
-        return make_record(metadata, self.ranges(end_to_end), self.data(), self.body(end_to_end))
+        return self.pipeline(end_to_end).tensorrt_cache(trt_version, "")[0]

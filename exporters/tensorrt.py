@@ -322,7 +322,7 @@ def sidecar_json(metadata, precision, facts):
 
 def _calibration_cache(end_to_end, metadata, session, options, version):
     """This TensorRT's cache text: the given cache (checked) or a fresh calibration."""
-    from edgedet.calibration.calibrate import cache_for_version, json_path_for_cache, load_record
+    from edgedet.calibration.record import cache_for_version, json_path_for_cache, load_record
     from edgedet.calibration.session import ExportCalibration
     from edgedet.calibration.trt_cache import check_key
 
@@ -395,9 +395,9 @@ def export_without_tensorrt(end_to_end, metadata, path, force=False, precision="
             lint_or_refuse(fp32, version, options)
             atomic_write_bytes(fp32_path, fp32.SerializeToString())
             if version_tuple(version)[0] < 11:
-                atomic_write_text(cache_path, session.cache_text(end_to_end, metadata, version))
-                record = session.record(end_to_end, metadata)
-                record["tensorrt_cache"] = {"file": cache_path.name, "trt_version": version}
+                text, record = session.tensorrt_cache(end_to_end, metadata, version,
+                                                      cache_path.name)
+                atomic_write_text(cache_path, text)
                 atomic_write_text(record_path, json.dumps(record, indent=2, sort_keys=True))
                 commands.append(("implicit INT8 (calibration cache, TensorRT 8.x/10.x)",
                                  trtexec_command(fp32_path.name, engine_name, implicit, version,

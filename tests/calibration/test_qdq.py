@@ -84,9 +84,41 @@ def test_qdq_touches_the_body_only(int8_paths, fp32_model, body, flavour):
 
 def test_s8s8_is_symmetric_with_zero_points_0(int8_paths):
     summary = qdq_summary(int8_paths["s8s8"])
-    assert summary["quantize"] > 50 and summary["dequantize"] > summary["quantize"]
-    assert summary["zero_point_dtypes"] == {"int8", "int32"}  # int32: the conv biases.
+    assert summary["quantize"] > 50 and summary["dequantize"] == summary["quantize"]
+    # Only int8: TensorRT's ONNX parser refuses INT32 Q/DQ (quantized biases).
+    assert summary["zero_point_dtypes"] == {"int8"}
     assert summary["nonzero_zero_points"] == []
+
+
+def test_s8s8_follows_tensorrt_placement(int8_paths):
+    """Q/DQ only on convolution inputs: activations per tensor, weights per output
+    channel (axis 0, float weights behind a Q -> DQ pair), biases float."""
+    model = onnx.load(str(int8_paths["s8s8"]))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    producer = {out: n for n in model.graph.node for out in n.output}
+    users = {}
+    for node in model.graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    convs = 0
+    for node in model.graph.node:
+        if node.op_type != "DequantizeLinear":
+            continue
+        assert {u.op_type for u in users[node.output[0]]} == {"Conv"}, node.name
+        for user in users[node.output[0]]:
+            assert list(user.input).index(node.output[0]) in (0, 1), user.name  # Never a bias.
+        quantize = producer[node.input[0]]
+        assert quantize.op_type == "QuantizeLinear"
+        scale = inits[node.input[1]]
+        if quantize.input[0] in inits:  # A weight: float, per output channel.
+            weight = inits[quantize.input[0]]
+            assert weight.dtype == np.float32
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+            assert axis == 0 and scale.shape == (weight.shape[0],), node.name
+            convs += 1
+        else:
+            assert scale.size == 1, node.name  # Activations: per tensor.
+    assert convs > 50
 
 
 def test_u8s8_has_uint8_activations_and_int8_per_channel_weights(int8_paths):
@@ -204,12 +236,21 @@ def test_all_black_calibration_images_warn_that_ranges_are_degenerate(fp32_onnx)
 
 
 def _weight_levels(model):
-    """`{weight initializer: max |int8 value|}` of a Q/DQ model's quantized weights."""
+    """`{weight initializer: max |int8 value|}` of a Q/DQ model's quantized weights:
+    int8 initializers behind a DequantizeLinear, or float ones behind a Q -> DQ pair
+    (quantized with the Q's per-channel scales, as TensorRT does at build time)."""
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    return {node.input[0]: int(np.abs(inits[node.input[0]].astype(np.int32)).max())
-            for node in model.graph.node
-            if node.op_type == "DequantizeLinear" and node.input[0] in inits
-            and inits[node.input[0]].dtype == np.int8}
+    levels = {}
+    for node in model.graph.node:
+        weight = inits.get(node.input[0])
+        if weight is None or node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        if node.op_type == "DequantizeLinear" and weight.dtype == np.int8:
+            levels[node.input[0]] = int(np.abs(weight.astype(np.int32)).max())
+        elif node.op_type == "QuantizeLinear" and weight.dtype == np.float32:
+            scale = inits[node.input[1]].reshape(-1, *[1] * (weight.ndim - 1))
+            levels[node.input[0]] = int(np.abs(np.round(weight / scale)).max())
+    return levels
 
 
 def test_u8s8_for_cpus_without_vnni_has_7_bit_weights(fp32_onnx, ranges):

@@ -228,7 +228,7 @@ def test_a_given_calibration_cache_is_checked_and_moved_to_this_version(detector
     with this TensorRT's header."""
     import dataclasses
 
-    from edgedet.calibration.calibrate import key_record
+    from edgedet.calibration.record import key_record
     from edgedet.calibration.session import ExportCalibration
     from edgedet.calibration.trt_cache import StaleCacheError, format_cache
     from edgedet.metadata import artifact_metadata
