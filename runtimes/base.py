@@ -35,8 +35,9 @@ class ArtifactLoadError(ValueError):
     """A runtime refused to load an artifact: names the file, the runtime and its reason.
 
     `Runtime.__enter__` raises it for any error of the runtime's own library
-    (ONNX Runtime's "External data path validation failed", a LiteRT or
-    TensorFlow parse error, ...), so every command reports it as one line
+    (ONNX Runtime's `InvalidGraph` or "External data path validation
+    failed", a LiteRT or TensorFlow parse error, ...), so every command
+    reports it as one line
     (the `edgedet` group turns it into a message, exit code 1; `parity`
     counts a reference that cannot load as bad input, exit code 2, and an
     artifact under test that cannot load as a failed artifact, exit code 1).
