@@ -55,6 +55,26 @@ def test_errors_that_already_say_what_happened_pass_through(error):
             pass
 
 
+def test_the_edgedet_group_says_it_for_any_command():
+    """A command that lets the error through (no `user_errors` of its own) still prints one line."""
+    import click
+
+    from edgedet.cli.main import EdgedetGroup
+
+    @click.group(cls=EdgedetGroup)
+    def group():
+        pass
+
+    @group.command()
+    def load():
+        with _Refusing("out/m.onnx", RuntimeError("bad graph")):
+            pass
+
+    result = CliRunner().invoke(group, ["load"])
+    assert result.exit_code == 1
+    assert result.output == "Error: Cannot load 'out/m.onnx' (refusing runtime): RuntimeError: bad graph\n"
+
+
 def _onnx_artifact(path, op_type="Add", external=None):
     """A one-node ONNX with edgedet metadata; `external`: where its weight's data is saved."""
     from onnx import TensorProto, helper, numpy_helper
