@@ -210,7 +210,7 @@ def check_replaceable(path, protected=()):
                 "an input of this command. Choose another output path.")
     if path.is_dir() and not path.is_symlink():
         marker = read_marker(path)
-        held = sorted(printable(f) for f in _files_below(path))
+        held = sorted(printable(f) for f in files_below(path))
         if marker is None:
             raise UnsafeOutputError(
                 f"Refusing to replace the folder '{shown}': edgedet did not create it "
@@ -232,8 +232,8 @@ def _some(names):
     return shown + (f" and {extra} more" if extra > 0 else "")
 
 
-def _files_below(folder):
-    """Relative POSIX paths of every file (and link) under `folder`."""
+def files_below(folder):
+    """Relative POSIX paths of every file (and link to a folder) under `folder`, at any depth."""
     folder = Path(folder)
     found = []
     for root, dirs, names in os.walk(folder):
@@ -272,7 +272,7 @@ def write_marker(folder):
         "written_by": f"edgedet {edgedet.__version__}",
         "note": "edgedet wrote the files listed here; `--force` may replace this folder "
                 "only while it holds nothing else.",
-        "files": sorted(printable(f) for f in _files_below(folder) if f != MARKER_NAME),
+        "files": sorted(printable(f) for f in files_below(folder) if f != MARKER_NAME),
     }
     return atomic_write_text(folder / MARKER_NAME, json.dumps(document, indent=2) + "\n")
 

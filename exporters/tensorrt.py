@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 
 from edgedet.exporters.base import INPUT_NAME, ExportError, stage
+from edgedet.exporters.parity_bundle import bundle_path, write_parity_bundle
 from edgedet.exporters.tensorrt_plan import (
     TARGET,
     BuildOptions,
@@ -213,37 +214,6 @@ def _files(path):
     path = Path(path)
     stem = path.name[: -len(path.suffix)] if path.suffix else path.name
     return path.with_name(f"{stem}_trt.onnx"), path.with_name(f"{stem}.calib.cache")
-
-
-def bundle_path(path):
-    """The parity bundle folder next to an engine path: `<stem>_parity`."""
-    path = Path(path)
-    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
-    return path.with_name(f"{stem}_parity")
-
-
-# Images of the parity bundle: deterministic, sizes inside the default profile.
-BUNDLE_IMAGES = "synthetic:shapes?n=12&seed=14&size=96-480"
-
-
-def write_parity_bundle(end_to_end, metadata, folder, force=False, images=BUNDLE_IMAGES):
-    """Writes the parity bundle (`edgedet.runtimes.bundle`): images and the float32
-    reference's detections, so the device checks its engine without TensorFlow."""
-    import tensorflow as tf
-
-    from edgedet.data.synthetic import from_spec
-    from edgedet.runtimes.bundle import write_bundle
-
-    dataset = from_spec(images, split="parity")
-    named = [(f"image_{i:02d}", dataset.get(i)["image"]) for i in range(len(dataset))]
-
-    def predict(image):
-        outputs = end_to_end.serve(tf.constant(image[None]))
-        return {name: value.numpy() for name, value in outputs.items()}
-
-    reference = dataclasses.replace(metadata, target="keras", precision="fp32")
-    name = f"Keras {getattr(end_to_end.model, 'name', 'model')} (float32)"
-    return write_bundle(folder, reference, named, predict, name, force=force)
 
 
 def lint_or_refuse(model, version, options):

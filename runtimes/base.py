@@ -25,6 +25,40 @@ import numpy as np
 from edgedet.detections import batch_from_padded
 from edgedet.sources import check_batch, check_image
 
+# Not the artifact's fault, and already said in a sentence: a runtime package
+# that is not installed (the CLI names it and the install), a server that
+# cannot be reached.
+_PASSED_THROUGH = (ImportError, ConnectionError)
+
+
+class ArtifactLoadError(ValueError):
+    """A runtime refused to load an artifact: names the file, the runtime and its reason.
+
+    `Runtime.__enter__` raises it for any error of the runtime's own library
+    (ONNX Runtime's `InvalidGraph` or "External data path validation
+    failed", a LiteRT or TensorFlow parse error, ...), so every command
+    reports it as one line
+    (the `edgedet` group turns it into a message, exit code 1; `parity`
+    counts a reference that cannot load as bad input, exit code 2, and an
+    artifact under test that cannot load as a failed artifact, exit code 1).
+
+    Args:
+        path: the artifact.
+        kind: str. The runtime kind (`"onnxrt"`, ...).
+        error: the runtime's exception.
+    """
+
+    def __init__(self, path, kind, error):
+        reason = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+        super().__init__(f"Cannot load '{path}' ({kind} runtime): {type(error).__name__}"
+                         + (f": {reason}" if reason else ""))
+        self.path = path
+
+
+def _names(error, path):
+    """Whether `error` is a ValueError whose message names `path` (edgedet's own refusals)."""
+    return isinstance(error, ValueError) and str(path) in str(error)
+
 
 class Runtime:
     """Base class of every runtime.
@@ -47,7 +81,14 @@ class Runtime:
 
     def __enter__(self):
         if not self._loaded:
-            self._load()
+            try:
+                self._load()
+            except _PASSED_THROUGH:
+                raise
+            except Exception as error:
+                if self.path is None or _names(error, self.path):
+                    raise  # A live model, or already a sentence naming the file.
+                raise ArtifactLoadError(self.path, self.kind, error) from error
             self._loaded = True
         return self
 

@@ -51,6 +51,7 @@ def read_metadata(path):
         raise MetadataError(
             f"'{path}' is not a valid ONNX model ({type(error).__name__}: {error})."
         ) from error
+    check_external_data(model, path)
     props = {p.key: p.value for p in model.metadata_props}
     if METADATA_KEY not in props:
         raise MetadataError(
@@ -58,6 +59,43 @@ def read_metadata(path):
             f"is missing; keys found: {sorted(props)}). Was it exported by edgedet?"
         )
     return ArtifactMetadata.from_json(props[METADATA_KEY], source=str(path))
+
+
+def check_external_data(model, path):
+    """Refuses external weights (beside the `.onnx`) that ONNX Runtime will not load.
+
+    ONNX Runtime reads external data only from the model's own folder: a
+    location that leaves it ("External data path validation failed") or a
+    file that is not there fails every command, so it is said here, when the
+    file is first read (`info` included), naming the tensor and the file.
+    Only the graph's initializers are looked at (where exporters put external
+    data); the runtime checks the rest when it loads.
+
+    Args:
+        model: `onnx.ModelProto`, loaded without its external data.
+        path: path. The `.onnx` file.
+
+    Raises:
+        MetadataError: a location outside the model's folder, or a missing file.
+    """
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    folder = Path(path).parent.resolve()
+    for tensor in model.graph.initializer:
+        if not uses_external_data(tensor):
+            continue
+        location = ExternalDataInfo(tensor).location
+        resolved = (folder / location).resolve()
+        if not resolved.is_relative_to(folder):
+            raise MetadataError(
+                f"ONNX model '{path}' keeps tensor '{tensor.name}' in '{location}', outside "
+                f"the model's folder: ONNX Runtime refuses that (\"External data path "
+                f"validation failed\"). Put the data file next to the .onnx and save the "
+                f"model with a plain file name as its location.")
+        if not resolved.is_file():
+            raise MetadataError(
+                f"ONNX model '{path}' keeps tensor '{tensor.name}' in '{location}', which is "
+                f"not there: copy that file next to the .onnx as well.")
 
 
 class OnnxRuntime(Runtime):

@@ -21,11 +21,18 @@ from edgedet.cli.triton import triton_group
 
 
 class EdgedetGroup(click.Group):
-    """Turns a missing TensorFlow / Keras (device install) or artifact runtime into a sentence."""
+    """Turns a missing TensorFlow / Keras (device install) or artifact runtime, and an artifact
+    a runtime refuses to load, into a sentence."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except ValueError as error:
+            from edgedet.runtimes.base import ArtifactLoadError
+
+            if isinstance(error, ArtifactLoadError):  # Names the file and the runtime's reason.
+                raise click.ClickException(str(error)) from error
+            raise
         except ImportError as error:
             from edgedet.cli.common import WORKSTATION_PACKAGES, missing_workstation_message
             from edgedet.runtimes.registry import RuntimeNotInstalledError

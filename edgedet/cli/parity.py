@@ -74,7 +74,9 @@ def _export_all(model, out_dir):
               type=click.Path(exists=True),
               help="A reference without TensorFlow, instead of --model: an artifact (e.g. the "
                    "FP32 .onnx, same settings as ARTIFACTS) or a parity bundle folder written by "
-                   "`edgedet export --target trt` (<stem>_parity, images + reference detections).")
+                   "`edgedet export --target trt` (<stem>_parity, images + reference detections), "
+                   "compared whole: a file missing, altered or added since (its manifest.json "
+                   "says) is bad input.")
 @click.argument("artifacts", nargs=-1, type=click.Path(exists=True))
 @click.option("--images", "-i", default=None, metavar="DIR|synthetic:shapes[?n=..]",
               help="A folder of images, or a synthetic spec such as "
@@ -136,7 +138,8 @@ def parity_command(model_spec, reference_spec, artifacts, images, labels, labels
 
     Exit code: 0 every artifact compared and passed, 1 a parity failure (an
     artifact failed a check, to load or to run; an image could not be read;
-    or nothing could be compared), 2 bad input.
+    or nothing could be compared), 2 bad input (including a --reference that
+    cannot load, or a parity bundle that is not whole).
 
     \b
     Examples:
