@@ -28,7 +28,7 @@ workstation. The rule table (`RULES`) cites its sources:
 | `uint8` | no UINT8 tensor | no UINT8 tensor | UINT8 graph input feeding Cast/Shape only | same |
 | `int64` | INT64 constants must fit INT32 (cast down, clamped) | same | native | native |
 | `topk` | K constant, K <= 3840 | same | K constant, K < 3840 | same |
-| `qdq` | INT8 Q/DQ, zero points 0 | same | same | same |
+| `qdq` | INT8 Q/DQ, zero points 0, float biases, per-tensor activations, weights per output channel (`trt_lint_qdq`) | same | same | same |
 | `nms-box-cap` | boxes per batch item <= 5000 (2000 on SM 5.3/6.2) | same | same | same |
 | `nms-fp32` | NMS boxes/scores FLOAT, no FP32->FP16->FP32 round trip before them; constant thresholds | same | same | same |
 
@@ -261,32 +261,9 @@ def _check_topk(graph, constants, rules):
 
 
 def _check_qdq(graph, constants):
-    from onnx import TensorProto
+    from edgedet.exporters.trt_lint_qdq import check_qdq
 
-    findings = []
-    for node in graph.node:
-        if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
-            continue
-        if len(node.input) < 3 or not node.input[2]:
-            continue  # Default zero point: 0, uint8 for Q without one.
-        zero = constants.get(node.input[2])
-        init = next((i for i in graph.initializer if i.name == node.input[2]), None)
-        if zero is None:
-            findings.append(Finding("qdq", "error",
-                                    f"{node.op_type} '{node.name}' has a computed zero point."))
-            continue
-        if np.any(zero != 0):
-            findings.append(Finding(
-                "qdq", "error",
-                f"{node.op_type} '{node.name}' has a nonzero zero point: TensorRT needs "
-                "symmetric quantization (zero points 0; onnx-tensorrt docs/operators.md). Use "
-                "the S8S8 Q/DQ model."))
-        elif init is not None and init.data_type != TensorProto.INT8:
-            findings.append(Finding(
-                "qdq", "error",
-                f"{node.op_type} '{node.name}' quantizes to "
-                f"{TensorProto.DataType.Name(init.data_type)}; TensorRT takes INT8 Q/DQ."))
-    return findings
+    return [Finding("qdq", "error", problem) for problem in check_qdq(graph, constants)]
 
 
 def _check_nms(model, inferred, types, constants, max_batch, run_probe):

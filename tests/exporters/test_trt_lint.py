@@ -133,3 +133,58 @@ def test_topk_qdq_int64_and_opset_rules():
     assert ("opset", "error") in _rules(lint_onnx(_graph_model([], [x], [x], opset=18), "8.5.2"))
     assert ("opset", "error") not in _rules(lint_onnx(_graph_model([], [x], [x], opset=18),
                                                       "10.3.0"))
+
+
+def _conv_qdq_model(bias_int32=False, weight_axis=0, activation_per_axis=False,
+                    q_without_zero=False):
+    """x -> Q/DQ -> Conv(W behind Q/DQ, bias) -> y: TensorRT's recipe, or one rule broken."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.normal(size=(3, 4, 1, 1)).astype(np.float32), "w"),
+        numpy_helper.from_array(np.full(3, 0.02, np.float32), "w_scale"),
+        numpy_helper.from_array(np.zeros(3, np.int8), "w_zero"),
+        numpy_helper.from_array(np.full(4 if activation_per_axis else (), 0.05, np.float32),
+                                "x_scale"),
+        numpy_helper.from_array(np.zeros(4 if activation_per_axis else (), np.int8), "x_zero"),
+        numpy_helper.from_array(np.ones(3, np.float32), "b"),
+    ]
+    x_zero = [] if q_without_zero else ["x_zero"]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "x_scale", *x_zero], ["xq"], name="xq"),
+        helper.make_node("DequantizeLinear", ["xq", "x_scale", *x_zero], ["xd"], name="xd"),
+        helper.make_node("QuantizeLinear", ["w", "w_scale", "w_zero"], ["wq"], name="wq",
+                         axis=weight_axis),
+        helper.make_node("DequantizeLinear", ["wq", "w_scale", "w_zero"], ["wd"], name="wd",
+                         axis=weight_axis),
+    ]
+    bias = "b"
+    if bias_int32:
+        inits += [numpy_helper.from_array(np.ones(3, np.int32), "b_q"),
+                  numpy_helper.from_array(np.full(3, 0.001, np.float32), "b_scale"),
+                  numpy_helper.from_array(np.zeros(3, np.int32), "b_zero")]
+        nodes.append(helper.make_node("DequantizeLinear", ["b_q", "b_scale", "b_zero"], ["bd"],
+                                      name="bias_dq", axis=0))
+        bias = "bd"
+    nodes.append(helper.make_node("Conv", ["xd", "wd", bias], ["y"], name="conv"))
+    return _graph_model(nodes, [x], [y], inits)
+
+
+@pytest.mark.parametrize("broken, message", [
+    ({}, None),
+    ({"bias_int32": True}, "quantizes to INT32"),
+    ({"weight_axis": 1}, "along axis 1; TensorRT takes the output-channel axis (0)"),
+    ({"activation_per_axis": True}, "quantizes activations per tensor"),
+    ({"q_without_zero": True}, "quantizes to UINT8"),
+])
+def test_qdq_rules_follow_tensorrts_explicit_quantization(broken, message):
+    """ONNX Runtime's defaults (INT32 biases) and other slips are refused, naming the node;
+    the recipe edgedet writes (float bias, per-tensor activations, axis-0 weights) passes."""
+    for version in VERSIONS:
+        report = lint_onnx(_conv_qdq_model(**broken), version)
+        if message is None:
+            assert report, report.text()
+        else:
+            assert not report and message in report.text(), (version, report.text())
+            assert "qdq" in {f.rule for f in report.errors}
