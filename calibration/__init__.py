@@ -13,7 +13,10 @@ Modules:
 - `trt_cache`: TensorRT calibration caches in TensorRT's text format, keyed
   by model, preprocessing, method and data.
 - `sensitivity`: keeps the blocks that hurt parity most in float.
-- `calibrate`: `edgedet calibrate` as a function (all of the above, one pass).
+- `record`: the calibration record (`.calib.json`) and the cache key fields.
+- `pipeline`: `Int8Pipeline`, the one INT8 pipeline (all of the above for one
+  FP32 ONNX) that `calibrate`, `session` and the TensorRT exporter use.
+- `calibrate`: `edgedet calibrate` as a function (one pipeline, files written).
 - `session`: the calibration shared by the targets of one INT8 export.
 
 The INT8 exporters of `edgedet export` live in `edgedet.exporters`

@@ -40,3 +40,54 @@ def _make_decisive_tiny_model(**kwargs):
 def make_decisive_tiny_model():
     """Factory fixture: `make_decisive_tiny_model(num_classes=3)` -> a decisive tiny YOLOv8."""
     return _make_decisive_tiny_model
+
+
+def _tool(name):
+    """A module of the repository's `tools/` folder (they are scripts, not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def trained_like_ultralytics_state(name="yolov8n", seed=0):
+    """An Ultralytics YOLOv8 state_dict (80 classes) with trained-like statistics.
+
+    The layout is a real Ultralytics model's (`tests/fixtures/ultralytics/
+    state_dict_shapes.json.gz`); the values come from `tools/
+    make_ultralytics_fixture.py: synthetic_weights` (non-zero BatchNorm means
+    and betas, varied variances, useful activation ranges), the DFL projection
+    is Ultralytics' fixed `arange(16)`, and the class outputs are made
+    decisive (kernels scaled up, biases down), as a trained model's are: a
+    model whose every score is about 0.5 hides what weights do to INT8.
+    """
+    import gzip
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent / "fixtures" / "ultralytics" / "state_dict_shapes.json.gz"
+    with gzip.open(path) as f:
+        shapes = json.loads(f.read())[name]["shapes"]
+    tool = _tool("make_ultralytics_fixture")
+    state = tool.synthetic_weights([(k, s) for k, s in shapes if tool.is_random(k)], seed)
+    for key, shape in shapes:
+        if key.endswith("dfl.conv.weight"):
+            state[key] = np.arange(16, dtype=np.float32).reshape(shape)
+        elif key.endswith("num_batches_tracked"):
+            state[key] = np.zeros(shape, np.int64)
+    for key in state:
+        if ".cv3." in key and key.endswith(".2.weight"):
+            state[key] = state[key] * 8.0
+        elif ".cv3." in key and key.endswith(".2.bias"):
+            state[key] = state[key] - 4.0
+    return state
+
+
+@pytest.fixture(scope="session", name="trained_like_ultralytics_state")
+def trained_like_ultralytics_state_fixture():
+    """Factory fixture: `trained_like_ultralytics_state("yolov8s")` -> a state_dict."""
+    return trained_like_ultralytics_state
