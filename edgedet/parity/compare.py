@@ -44,6 +44,18 @@ def threshold_config(thresholds):
     )
 
 
+def labels_settings(inference):
+    """`{"confidence_threshold", "max_detections"}` a label mAP was computed at.
+
+    The reference and its artifacts output what their NMS keeps, so their
+    mAP against labels is the one of a deployed model at that threshold (a
+    validation-style figure needs `--conf 0.001 --max-det 300` at export).
+    """
+    nms = (inference or {}).get("nms") or {}
+    return {"confidence_threshold": nms.get("confidence_threshold"),
+            "max_detections": nms.get("max_detections")}
+
+
 def check_iou_threshold(iou_threshold):
     """Raises `ParityInputError` unless `iou_threshold` is a float in (0, 1]."""
     if not isinstance(iou_threshold, (int, float)) or not 0.0 < iou_threshold <= 1.0:
@@ -66,17 +78,11 @@ def _image_record(index, name, match, reference, artifact, limits, class_names):
         "worst_corner_shift_px": worst(match.corner_shifts, np.max),
         "worst_score_delta": worst(np.abs(match.score_deltas), np.max),
     }
-    moved = (
-        limits.max_corner_shift_px is not None
-        and record["worst_corner_shift_px"] is not None
-        and record["worst_corner_shift_px"] > limits.max_corner_shift_px
-    )
-    rescored = (
-        limits.max_score_delta is not None
-        and record["worst_score_delta"] is not None
-        and record["worst_score_delta"] > limits.max_score_delta
-    )
-    record["flagged"] = bool(match.disagrees or moved or rescored)
+    out_of_limit = any(
+        (limit := _thresholds.pair_limit(limits, metric)) is not None
+        and record[metric] is not None and record[metric] > limit
+        for metric in _thresholds.PAIR_LIMITS)
+    record["flagged"] = bool(match.disagrees or out_of_limit)
     if record["flagged"]:
         names = class_names if class_names else None
         ref_rows, art_rows = reference.to_dict(names), artifact.to_dict(names)
@@ -146,7 +152,8 @@ def compare(record, thresholds=None, iou_threshold=DEFAULT_IOU_THRESHOLD):
                            precision=recorded.precision, detections=recorded.detections,
                            latency_ms=recorded.latency_ms)
         if record.truth is not None:
-            run.labels_map = coco_map(record.truth, run.detections, record.image_shapes)
+            run.labels_map = {**coco_map(record.truth, run.detections, record.image_shapes),
+                              **labels_settings(recorded.inference)}
         runs.append(run)
     results = []
     for artifact in record.artifacts:
