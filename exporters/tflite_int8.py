@@ -44,6 +44,10 @@ from edgedet.files import atomic_write_bytes, check_writable_output
 from edgedet.metadata import METADATA_KEY
 
 TARGET = "tflite"
+# How each calibration method (`ExportCalibration.method`) sets the activation ranges:
+# "min_max" is the TFLite calibrator's own (the extremes over every image), "mean_min_max"
+# the mean over the images of each image's extremes (`mean_ranges`).
+RANGES = {"minmax": "min_max", "entropy": "mean_min_max", "percentile": "mean_min_max"}
 
 
 def export(end_to_end, metadata, path, force=False, precision="int8", session=None):
@@ -79,11 +83,13 @@ def export(end_to_end, metadata, path, force=False, precision="int8", session=No
         function = serving_function(end_to_end)
     with stage(TARGET, "freeze variables"):
         frozen = freeze(function)
+    ranges_rule = RANGES[session.method]
     with stage(TARGET, "calibrate"):
         calibrated = calibrate(frozen, data)
+        ranges = mean_ranges(calibrated, data) if ranges_rule == "mean_min_max" else None
     with stage(TARGET, "quantize"):
         content, floats = quantize(calibrated, quantize_head=session.quantize_head,
-                                   float_blocks=float_blocks)
+                                   float_blocks=float_blocks, ranges=ranges)
     with stage(TARGET, "check"):
         check(content)
     metadata = dataclasses.replace(
@@ -94,6 +100,7 @@ def export(end_to_end, metadata, path, force=False, precision="int8", session=No
             "quantization": {
                 "format": "tflite-int8",
                 "calibration_images": len(data),
+                "activation_ranges": ranges_rule,
                 "data_key": data.key(),
                 "float_ops": len(floats),
                 "float_blocks": list(float_blocks),
@@ -135,6 +142,49 @@ def calibrate(frozen, data):
             calibrated = converter.convert()
     data.check_degenerate()
     return calibrated
+
+
+def mean_ranges(calibrated, data):
+    """`{tensor index: (min, max)}`: each tensor's extremes averaged over the images of `data`.
+
+    The TFLite calibrator keeps the extremes over all images, so one image
+    with a rare large activation widens the range, and coarsens the steps,
+    for every image. The mean of the per-image extremes (NNCF's
+    `mean_min_max`, the default behind Ultralytics' OpenVINO `int8=True`)
+    clips those rare values instead. Only the tensors the calibrator gave a
+    range are measured, by running the float calibrated model with every
+    intermediate tensor kept.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgedet import backend
+    from edgedet.calibration.data import INPUT_NAME
+
+    backend.tensorflow()  # Imported quietly before its submodules.
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
+    tensors = model.subgraphs[0].tensors
+    measured = [i for i, t in enumerate(tensors) if t.quantization is not None
+                and t.quantization.min is not None and len(t.quantization.min) == 1]
+    interpreter = Interpreter(model_content=calibrated, experimental_preserve_all_tensors=True)
+    (entry,) = interpreter.get_input_details()
+    sums, count, shape = {}, 0, None
+    for feed in data:
+        image = feed[INPUT_NAME]
+        if image.shape != shape:
+            interpreter.resize_tensor_input(entry["index"], image.shape, strict=False)
+            interpreter.allocate_tensors()
+            shape = image.shape
+        interpreter.set_tensor(entry["index"], image)
+        interpreter.invoke()
+        for index in measured:
+            values = interpreter.get_tensor(index)
+            if values.size:
+                low, high = sums.get(index, (0.0, 0.0))
+                sums[index] = (low + float(values.min()), high + float(values.max()))
+        count += 1
+    return {index: (low / count, high / count) for index, (low, high) in sums.items()}
 
 
 def _op_graph(content):
@@ -207,8 +257,12 @@ def float_ops(ops, names, quantize_head=False, float_blocks=()):
     return floats, kept
 
 
-def quantize(calibrated, quantize_head=False, float_blocks=()):
-    """Quantizes the body of a calibrated flatbuffer; returns `(bytes, float op indices)`."""
+def quantize(calibrated, quantize_head=False, float_blocks=(), ranges=None):
+    """Quantizes the body of a calibrated flatbuffer; returns `(bytes, float op indices)`.
+
+    `ranges` (`{tensor index: (min, max)}`, from `mean_ranges`) replaces the
+    calibrator's ranges of those tensors; None keeps them.
+    """
     from edgedet import backend
 
     backend.tensorflow()  # Imported quietly before its submodules.
@@ -229,6 +283,10 @@ def quantize(calibrated, quantize_head=False, float_blocks=()):
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
     tensors = model.subgraphs[0].tensors
     # Kept blocks keep their output ranges: their int8 consumers need them.
+    for index, (low, high) in (ranges or {}).items():
+        if tensors[index].quantization is not None:
+            tensors[index].quantization.min = [min(low, high)]
+            tensors[index].quantization.max = [max(low, high)]
     for index in outside:
         for tensor in ops[index]["outputs"]:
             tensors[tensor].quantization = None  # No range: cannot be quantized.
