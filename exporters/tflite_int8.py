@@ -29,6 +29,7 @@ import collections
 import dataclasses
 import re
 import tempfile
+import warnings
 from pathlib import Path
 
 from edgedet.calibration.body import INPUT_LAYERS, is_head_output
@@ -167,7 +168,10 @@ def mean_ranges(calibrated, data):
     tensors = model.subgraphs[0].tensors
     measured = [i for i, t in enumerate(tensors) if t.quantization is not None
                 and t.quantization.min is not None and len(t.quantization.min) == 1]
-    interpreter = Interpreter(model_content=calibrated, experimental_preserve_all_tensors=True)
+    with warnings.catch_warnings():  # "intended for debugging": keeping them is the point.
+        warnings.simplefilter("ignore", UserWarning)
+        interpreter = Interpreter(model_content=calibrated,
+                                  experimental_preserve_all_tensors=True)
     (entry,) = interpreter.get_input_details()
     sums, count, shape = {}, 0, None
     for feed in data:
