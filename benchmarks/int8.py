@@ -85,6 +85,10 @@ def parse_args(argv=None):
                         help="Most detections per image baked in (default: the model's).")
     parser.add_argument("--imgsz", type=int, default=None,
                         help="Letterbox size baked in (default: the model's).")
+    parser.add_argument("--tflite-ranges", default=None,
+                        choices=["min_max", "mean_min_max", "p90_min_max", "p99_min_max"],
+                        help="TFLite INT8 activation ranges (default: the exporter's rule for "
+                             "--calib-method, `edgedet.exporters.tflite_int8.RANGES`).")
     parser.add_argument("--only-tflite", action="store_true",
                         help="Build and measure only the TFLite FP32 and INT8 models.")
     parser.add_argument("--no-tflite", action="store_true", help="Skip the TFLite INT8 model.")
@@ -178,7 +182,10 @@ def build_artifacts(model, config, args, out):
 def _tflite_int8(model, config, args, out, data, kept, timings):
     """Exports the TFLite INT8 model; returns its path and adds its time to `timings`."""
     from edgedet.export import export
+    from edgedet.exporters import tflite_int8
 
+    if args.tflite_ranges:
+        tflite_int8.RANGES[args.calib_method] = args.tflite_ranges
     started = time.perf_counter()
     (result,) = export(model, ["tflite"], out, config=config, stem="model", force=True,
                        precision="int8", progress=log,
@@ -349,9 +356,11 @@ def main(argv=None):
     source = args.calib_data or DEFAULT_SOURCE
     from edgedet.benchmark.machine import cpu_model
     from edgedet.cpu import isa_summary
+    from edgedet.exporters.tflite_int8 import RANGES
 
+    ranges = args.tflite_ranges or RANGES[args.calib_method]
     report = {"model": args.model, "machine": {"cpu": cpu_model(), **isa_summary()},
-              "calibration": f"{args.calib_method}, {args.calib_size} "
+              "calibration": f"{args.calib_method} (TFLite ranges {ranges}), {args.calib_size} "
               f"images from {source}", "timings": timings,
               "command": " ".join(["python", "benchmarks/int8.py", *(argv or sys.argv[1:])]),
               "artifacts": {k: str(v) for k, v in paths.items()}}

@@ -47,8 +47,10 @@ from edgedet.metadata import METADATA_KEY
 TARGET = "tflite"
 # How each calibration method (`ExportCalibration.method`) sets the activation ranges:
 # "min_max" is the TFLite calibrator's own (the extremes over every image), "mean_min_max"
-# the mean over the images of each image's extremes (`mean_ranges`).
+# the mean over the images of each image's extremes (`image_ranges`).
 RANGES = {"minmax": "min_max", "entropy": "mean_min_max", "percentile": "mean_min_max"}
+# Each rule's `image_ranges` quantile (None: the mean).
+RANGE_QUANTILES = {"mean_min_max": None, "p90_min_max": 0.9, "p99_min_max": 0.99}
 
 
 def export(end_to_end, metadata, path, force=False, precision="int8", session=None):
@@ -87,7 +89,8 @@ def export(end_to_end, metadata, path, force=False, precision="int8", session=No
     ranges_rule = RANGES[session.method]
     with stage(TARGET, "calibrate"):
         calibrated = calibrate(frozen, data)
-        ranges = mean_ranges(calibrated, data) if ranges_rule == "mean_min_max" else None
+        ranges = (None if ranges_rule == "min_max"
+                  else image_ranges(calibrated, data, RANGE_QUANTILES[ranges_rule]))
     with stage(TARGET, "quantize"):
         content, floats = quantize(calibrated, quantize_head=session.quantize_head,
                                    float_blocks=float_blocks, ranges=ranges)
@@ -145,17 +148,19 @@ def calibrate(frozen, data):
     return calibrated
 
 
-def mean_ranges(calibrated, data):
-    """`{tensor index: (min, max)}`: each tensor's extremes averaged over the images of `data`.
+def image_ranges(calibrated, data, quantile=None):
+    """`{tensor index: (min, max)}` from each image's extremes, instead of the extremes of all.
 
     The TFLite calibrator keeps the extremes over all images, so one image
     with a rare large activation widens the range, and coarsens the steps,
-    for every image. The mean of the per-image extremes (NNCF's
-    `mean_min_max`, the default behind Ultralytics' OpenVINO `int8=True`)
-    clips those rare values instead. Only the tensors the calibrator gave a
-    range are measured, by running the float calibrated model with every
+    for every image. Here each tensor's min and max are taken per image,
+    then combined over the images: their mean (`quantile` None), or their
+    `quantile` (the max's; `1 - quantile` of the mins), which drops only the
+    rarest images' extremes. Only the tensors the calibrator gave a range
+    are measured, by running the float calibrated model with every
     intermediate tensor kept.
     """
+    import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
     from edgedet import backend
@@ -173,7 +178,7 @@ def mean_ranges(calibrated, data):
         interpreter = Interpreter(model_content=calibrated,
                                   experimental_preserve_all_tensors=True)
     (entry,) = interpreter.get_input_details()
-    sums, count, shape = {}, 0, None
+    lows, highs, shape = {i: [] for i in measured}, {i: [] for i in measured}, None
     for feed in data:
         image = feed[INPUT_NAME]
         if image.shape != shape:
@@ -185,10 +190,13 @@ def mean_ranges(calibrated, data):
         for index in measured:
             values = interpreter.get_tensor(index)
             if values.size:
-                low, high = sums.get(index, (0.0, 0.0))
-                sums[index] = (low + float(values.min()), high + float(values.max()))
-        count += 1
-    return {index: (low / count, high / count) for index, (low, high) in sums.items()}
+                lows[index].append(float(values.min()))
+                highs[index].append(float(values.max()))
+    if quantile is None:
+        return {i: (float(np.mean(lows[i])), float(np.mean(highs[i]))) for i in measured
+                if lows[i]}
+    return {i: (float(np.quantile(lows[i], 1.0 - quantile)), float(np.quantile(highs[i], quantile)))
+            for i in measured if lows[i]}
 
 
 def _op_graph(content):
@@ -264,7 +272,7 @@ def float_ops(ops, names, quantize_head=False, float_blocks=()):
 def quantize(calibrated, quantize_head=False, float_blocks=(), ranges=None):
     """Quantizes the body of a calibrated flatbuffer; returns `(bytes, float op indices)`.
 
-    `ranges` (`{tensor index: (min, max)}`, from `mean_ranges`) replaces the
+    `ranges` (`{tensor index: (min, max)}`, from `image_ranges`) replaces the
     calibrator's ranges of those tensors; None keeps them.
     """
     from edgedet import backend

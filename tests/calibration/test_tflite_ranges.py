@@ -12,12 +12,12 @@ def calibrated(end_to_end, calib_data):
     return calibrate(freeze(serving_function(end_to_end)), calib_data)
 
 
-def test_mean_ranges_lie_inside_the_calibrator_extremes(calibrated, calib_data):
+def test_image_ranges_lie_inside_the_calibrator_extremes(calibrated, calib_data):
     from tensorflow.lite.tools import flatbuffer_utils
 
-    from edgedet.exporters.tflite_int8 import mean_ranges
+    from edgedet.exporters.tflite_int8 import image_ranges
 
-    ranges = mean_ranges(calibrated, calib_data)
+    ranges = image_ranges(calibrated, calib_data)
     tensors = flatbuffer_utils.convert_bytearray_to_object(
         bytearray(calibrated)).subgraphs[0].tensors
     assert len(ranges) > 50
@@ -29,7 +29,7 @@ def test_mean_ranges_lie_inside_the_calibrator_extremes(calibrated, calib_data):
     assert narrower > len(ranges) // 4  # Images differ: most extremes are rarer than the mean.
 
 
-def test_entropy_and_percentile_use_mean_ranges_and_pass_parity(detector, config, eval_images,
+def test_entropy_and_percentile_use_image_ranges_and_pass_parity(detector, config, eval_images,
                                                                tmp_path):
     from edgedet.export import export
     from edgedet.exporters.tflite_int8 import RANGES
