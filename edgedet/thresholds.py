@@ -44,6 +44,12 @@ their images listed, but not checked; what is checked:
   model loses accuracy in ways the agreement figures allow (many small
   moves), and it is the check to keep if you switch others off.
 
+Detections that were not matched count as missing or extra only when
+scored 0.1 or more (`edgedet.parity.compare.counted`): a validation-style
+export (`--conf 0.001 --max-det 300`) outputs hundreds of near-zero
+detections per image, and rounding moves some across the threshold or the
+`max_det` cut; that tail is noise, not disagreement.
+
 Corner shifts are in pixels of the original image, so no int8 default is
 set for them (`max_corner_shift_px_p95` is reported; mean IoU and mAP vs
 reference cover box quality whatever the image size).

@@ -11,14 +11,17 @@ predict fails again, one skipped stays skipped, unreadable images fail the
 run, and a run in which nothing was compared does not pass.
 """
 
+import dataclasses
+
 import numpy as np
 
 from edgedet import thresholds as _thresholds
+from edgedet.detections import Detections
 from edgedet.files import printable
 from edgedet.matching import DEFAULT_IOU_THRESHOLD, match_detections
 from edgedet.metrics import coco_map, summarize_matches
 from edgedet.parity.inputs import ParityInputError
-from edgedet.parity.result import ArtifactResult, ParityResult, ReferenceRun
+from edgedet.parity.result import NOISE_SCORE, ArtifactResult, ParityResult, ReferenceRun
 
 
 def threshold_config(thresholds):
@@ -91,17 +94,42 @@ def _image_record(index, name, match, reference, artifact, limits, class_names):
     return record
 
 
+def counted(match, artifact, reference, min_score=NOISE_SCORE):
+    """`match` without the missing and extra detections scored below `min_score`.
+
+    A validation-style export (`--conf 0.001 --max-det 300`) outputs
+    hundreds of near-zero detections per image; any rounding moves some of
+    them across the threshold or the `max_det` cut. They are the noise tail
+    of the curve, not detections anyone acts on, so a pair that was not
+    matched counts as missing or extra only from `min_score` up. Matched
+    pairs always count. At the default `--conf 0.25` nothing changes.
+    """
+    missing = match.missing[reference.confidence[match.missing] >= min_score]
+    extra = match.extra[artifact.confidence[match.extra] >= min_score]
+    return dataclasses.replace(match, missing=missing, extra=extra,
+                               num_reference=match.num_matched + len(missing),
+                               num_artifact=match.num_matched + len(extra))
+
+
+def _at_least(detections, min_score):
+    keep = detections.confidence >= min_score
+    return Detections(detections.boxes[keep], detections.confidence[keep],
+                      detections.classes[keep], detections.bounding_box_format)
+
+
 def _compare_artifact(artifact, run, record, limits, iou_threshold):
     """The `ArtifactResult` of one artifact that ran."""
     shapes, class_names = record.image_shapes, record.class_names
     detections = artifact.detections
     matches = [
-        match_detections(art, refd, iou_threshold, shape)
+        counted(match_detections(art, refd, iou_threshold, shape), art, refd)
         for art, refd, shape in zip(detections, run.detections, shapes)
     ]
     summary = summarize_matches(matches)
     summary["disagreeing_fraction"] = summary["disagreeing_images"] / len(record.image_names)
-    vs_ref = coco_map(run.detections, detections, shapes)
+    # The reference's noise tail is no ground truth either (see `counted`).
+    truth = [_at_least(d, NOISE_SCORE) for d in run.detections]
+    vs_ref = coco_map(truth, detections, shapes)
     summary["map50_95_vs_reference"] = vs_ref["map50_95"]
     summary["map50_vs_reference"] = vs_ref["map50"]
     if record.truth is not None:

@@ -10,6 +10,8 @@ import datetime
 import edgedet
 
 SCHEMA_VERSION = 2
+# Unmatched detections scored below this are noise, not disagreements (`compare.counted`).
+NOISE_SCORE = 0.1
 # Validation-style settings (Ultralytics' `val`, COCO): the whole precision-recall curve.
 VALIDATION_CONF, VALIDATION_MAX_DET = 0.001, 300
 LATENCY_NOTE = (
@@ -252,7 +254,9 @@ class ParityResult:
             },
             "matching": {"iou_threshold": self.iou_threshold, "rule": (
                 "greedy by artifact score (ties by index), same class, highest IoU "
-                f">= {self.iou_threshold:g}, one-to-one")},
+                f">= {self.iou_threshold:g}, one-to-one; unmatched detections scored below "
+                f"{NOISE_SCORE:g} are not counted as missing or extra, nor as ground truth "
+                "of the mAP vs reference"), "noise_score": NOISE_SCORE},
             "images": {
                 "source": self.image_source,
                 "count": len(self.image_names),

@@ -128,3 +128,30 @@ def test_report_says_the_confidence_threshold_of_the_label_map(dataset, fakes, t
     assert "0.001 --max-det 300" in paths["parity.md"].read_text()
     assert "0.001 --max-det 300" in paths["report.html"].read_text()
     assert run_parity(ref, [art], dataset).labels_note() is None  # No labels, no note.
+
+
+def test_the_noise_tail_of_a_validation_style_export_is_not_a_disagreement(dataset, fakes):
+    from edgedet.parity.compare import NOISE_SCORE
+
+    def tail(scores_from):
+        """Adds 3 junk detections per image (scores from `scores_from`), far from any box."""
+
+        def transform(name, detections):
+            rng = np.random.default_rng(sum(name.encode()) + int(scores_from * 1000))
+            boxes = np.float32([[80, 80, 90, 90]] * 3) + rng.uniform(0, 4, (3, 4)).astype(
+                np.float32)
+            junk = Detections(boxes, np.float32([scores_from] * 3), np.int32([0, 1, 2]), "xyxy")
+            return Detections(np.concatenate([detections.boxes, junk.boxes]),
+                              np.concatenate([detections.confidence, junk.confidence]),
+                              np.concatenate([detections.classes, junk.classes]), "xyxy")
+
+        return transform
+
+    # Junk below the noise score, only in the artifact: not counted.
+    artifact, _ = _run(dataset, fakes, tail(NOISE_SCORE / 2), labels=False)
+    assert artifact.status == "passed" and artifact.summary["extra"] == 0
+    assert artifact.summary["precision"] == 1.0 and artifact.flagged_images == []
+    # The same junk scored 0.5 is a real disagreement.
+    artifact, _ = _run(dataset, fakes, tail(0.5), labels=False)
+    assert artifact.summary["extra"] == 3 * len(dataset)
+    assert "min_precision" in {c["threshold"] for c in artifact.failed_checks}
