@@ -45,11 +45,12 @@ from edgedet.files import atomic_write_bytes, check_writable_output
 from edgedet.metadata import METADATA_KEY
 
 TARGET = "tflite"
-# How each calibration method (`ExportCalibration.method`) sets the activation ranges:
-# "min_max" is the TFLite calibrator's own (the extremes over every image), "mean_min_max"
-# the mean over the images of each image's extremes (`image_ranges`).
-RANGES = {"minmax": "min_max", "entropy": "mean_min_max", "percentile": "mean_min_max"}
-# Each rule's `image_ranges` quantile (None: the mean).
+# How each calibration method (`ExportCalibration.method`) sets the activation ranges
+# (`image_ranges`): "min_max" is the TFLite calibrator's own (the extremes over all images);
+# "p90_min_max" the 90th percentile over the images of each image's max (10th of the mins),
+# which ignores the rarest images' extremes; "mean_min_max" their mean, which clips more.
+# docs/benchmarks.md (issue 25) has the figures behind the choice.
+RANGES = {"minmax": "min_max", "entropy": "p90_min_max", "percentile": "p90_min_max"}
 RANGE_QUANTILES = {"mean_min_max": None, "p90_min_max": 0.9, "p99_min_max": 0.99}
 
 
