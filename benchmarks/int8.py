@@ -19,6 +19,11 @@ accuracy and speed depend on them.
 
 With a random-weight preset (`yolov8n` before the built-in model exists) only
 the speed figures mean anything: say so when you report them.
+`--model synthetic-yolov8n` is a YOLOv8n (80 classes) with the trained-like
+weights of `tools/make_ultralytics_fixture.py` (`synthetic_weights`: non-zero
+BatchNorm statistics, activations with a useful range) imported through
+`edgedet.models.ultralytics_import`: its INT8 agreement with the FP32 model
+means something (labels do not).
 
 Usage:
 
@@ -74,7 +79,18 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--conf", type=float, default=None,
-                        help="Confidence threshold baked in (random weights: use a low one).")
+                        help="Confidence threshold baked in (random weights: use a low one; "
+                             "0.001 with --max-det 300 gives the validation-style mAP).")
+    parser.add_argument("--max-det", type=int, default=None,
+                        help="Most detections per image baked in (default: the model's).")
+    parser.add_argument("--imgsz", type=int, default=None,
+                        help="Letterbox size baked in (default: the model's).")
+    parser.add_argument("--tflite-ranges", default=None,
+                        choices=["min_max", "mean_min_max", "p90_min_max", "p99_min_max"],
+                        help="TFLite INT8 activation ranges (default: the exporter's rule for "
+                             "--calib-method, `edgedet.exporters.tflite_int8.RANGES`).")
+    parser.add_argument("--only-tflite", action="store_true",
+                        help="Build and measure only the TFLite FP32 and INT8 models.")
     parser.add_argument("--no-tflite", action="store_true", help="Skip the TFLite INT8 model.")
     parser.add_argument("--reuse", action="store_true",
                         help="Reuse the artifacts already in --out (skip export and calibration).")
@@ -90,6 +106,33 @@ def log(message):
     print(f"[{time.perf_counter() - STARTED:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
+ROOT = Path(__file__).resolve().parents[1]
+SYNTHETIC_YOLOV8N = "synthetic-yolov8n"
+
+
+def synthetic_yolov8n(image_size=None, seed=0):
+    """A YOLOv8n with `synthetic_weights` (see the module docstring), imported as edgedet does."""
+    import gzip
+    import importlib.util
+
+    import numpy as np
+
+    from edgedet.models.ultralytics_import import from_ultralytics
+
+    spec = importlib.util.spec_from_file_location(
+        "make_ultralytics_fixture", ROOT / "tools" / "make_ultralytics_fixture.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    with gzip.open(ROOT / "tests" / "fixtures" / "ultralytics" / "state_dict_shapes.json.gz") as f:
+        shapes = json.loads(f.read())["yolov8n"]["shapes"]
+    drawn = tool.synthetic_weights([(k, s) for k, s in shapes if tool.is_random(k)], seed)
+    state = {k: drawn[k] if k in drawn else np.zeros(s, np.float32) for k, s in shapes}
+    for key in state:
+        if key.endswith("dfl.conv.weight"):
+            state[key] = np.arange(16, dtype=np.float32).reshape(1, 16, 1, 1)
+    return from_ultralytics(state, size="n", num_classes=80, image_size=image_size)
+
+
 def build_artifacts(model, config, args, out):
     """FP32 ONNX + TFLite, then the INT8 models from one calibration. Returns name -> path."""
     from edgedet.calibration.calibrate import calibrate
@@ -97,12 +140,16 @@ def build_artifacts(model, config, args, out):
     from edgedet.calibration.qdq import quantize
     from edgedet.export import export
 
-    targets = ["onnx"] if args.no_tflite else ["onnx", "tflite"]
+    targets = ["onnx"] if args.no_tflite else ["tflite"] if args.only_tflite else ["onnx", "tflite"]
     paths = {}
     for result in export(model, targets, out, config=config, stem="fp32", force=True,
                          progress=log):
         paths[f"{result.target}_fp32"] = result.path
     data = calibration_data(args.calib_data, size=args.calib_size)
+    if args.only_tflite:
+        timings = {}
+        paths["tflite_int8"] = _tflite_int8(model, config, args, out, data, (), timings)
+        return paths, timings
     held_out, thresholds = None, None
     if args.sensitivity_size:
         from edgedet.thresholds import DEFAULTS
@@ -128,14 +175,24 @@ def build_artifacts(model, config, args, out):
         log(f"sensitivity: kept {kept} float")
         timings["sensitivity_kept_float"] = kept
     if not args.no_tflite:
-        started = time.perf_counter()
-        (result,) = export(model, ["tflite"], out, config=config, stem="model", force=True,
-                           precision="int8", progress=log,
-                           calibration={"data": data, "method": args.calib_method,
-                                        "float_blocks": kept})
-        paths["tflite_int8"] = result.path
-        timings["tflite_int8_seconds"] = round(time.perf_counter() - started, 1)
+        paths["tflite_int8"] = _tflite_int8(model, config, args, out, data, kept, timings)
     return paths, timings
+
+
+def _tflite_int8(model, config, args, out, data, kept, timings):
+    """Exports the TFLite INT8 model; returns its path and adds its time to `timings`."""
+    from edgedet.export import export
+    from edgedet.exporters import tflite_int8
+
+    if args.tflite_ranges:
+        tflite_int8.RANGES[args.calib_method] = args.tflite_ranges
+    started = time.perf_counter()
+    (result,) = export(model, ["tflite"], out, config=config, stem="model", force=True,
+                       precision="int8", progress=log,
+                       calibration={"data": data, "method": args.calib_method,
+                                    "float_blocks": kept})
+    timings["tflite_int8_seconds"] = round(time.perf_counter() - started, 1)
+    return result.path
 
 
 def speed(paths, args):
@@ -207,7 +264,8 @@ def accuracy(model, paths, args):
     dataset = load_dataset(args.eval_data, split=args.eval_split)
     if args.eval_size and args.eval_size < len(dataset):
         dataset = sample(dataset, args.eval_size, seed=0)
-    names = [n for n in paths if n != "onnx_fp32" and n != "tflite_fp32"] + ["onnx_fp32"]
+    names = [n for n in paths if not n.endswith("_fp32")] + [
+        n for n in ("onnx_fp32", "tflite_fp32") if n in paths]
     # Labels only mean something for a model trained on these classes.
     labelled = set(dataset.class_names) <= set(getattr(model, "class_names", ()) or ())
     result = run_parity(model, [paths[n] for n in names], dataset,
@@ -222,8 +280,13 @@ def accuracy(model, paths, args):
             "map50_95_drop_points": (None if summary.get("map50_95_drop") is None
                                      else round(100 * summary["map50_95_drop"], 2)),
             "reference_detections": summary.get("reference_detections"),
+            "labels_map50_95": summary.get("labels_map50_95"),
+            "score_delta_p95": summary.get("score_delta_p95"),
+            "worst_score_delta": summary.get("worst_score_delta"),
+            "failed_checks": [c["threshold"] for c in artifact.failed_checks],
         }
     figures["reference_labels_map"] = result.reference_runs[0].labels_map
+    figures["labels_note"] = result.labels_note()
     return figures
 
 
@@ -243,13 +306,19 @@ def markdown(report):
                 f"{cpu.get(f'{name}_speedup', '')} |")
         lines.append("")
     if report.get("accuracy"):
-        lines += ["| artifact | matched ref. detections | mAP50-95 vs ref. | mAP drop (pts) |",
-                  "|---|---|---|---|"]
+        lines += ["| artifact | matched ref. detections | mAP50-95 vs ref. | mAP drop (pts) | "
+                  "score delta p95 / worst | parity |", "|---|---|---|---|---|---|"]
         for name, row in report["accuracy"].items():
             if isinstance(row, dict) and "status" in row:
+                verdict = row["status"] + (f" ({', '.join(row['failed_checks'])})"
+                                           if row.get("failed_checks") else "")
                 lines.append(f"| {name} | {_pct(row['matched_reference_detections'])} | "
                              f"{_num(row['map50_95_vs_reference'])} | "
-                             f"{_num(row['map50_95_drop_points'])} |")
+                             f"{_num(row['map50_95_drop_points'])} | "
+                             f"{_num(row.get('score_delta_p95'))} / "
+                             f"{_num(row.get('worst_score_delta'))} | {verdict} |")
+        if report["accuracy"].get("labels_note"):
+            lines += ["", report["accuracy"]["labels_note"]]
     lines += ["", f"Command: `{report['command']}`"]
     return "\n".join(lines)
 
@@ -269,11 +338,14 @@ def main(argv=None):
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = resolve_model(args.model)
-    config = inference_config(model, conf=args.conf)
+    model = (synthetic_yolov8n(args.imgsz) if args.model == SYNTHETIC_YOLOV8N
+             else resolve_model(args.model))
+    config = inference_config(model, imgsz=args.imgsz, conf=args.conf, max_det=args.max_det)
     existing = {name: out / file_name for name, file_name in ARTIFACTS.items()}
     if args.no_tflite:
         existing = {k: v for k, v in existing.items() if not k.startswith("tflite")}
+    if args.only_tflite:
+        existing = {k: v for k, v in existing.items() if k.startswith("tflite")}
     if args.reuse and all(p.exists() for p in existing.values()):
         paths, timings = existing, {}
         log("reusing the artifacts in " + str(out))
@@ -284,9 +356,11 @@ def main(argv=None):
     source = args.calib_data or DEFAULT_SOURCE
     from edgedet.benchmark.machine import cpu_model
     from edgedet.cpu import isa_summary
+    from edgedet.exporters.tflite_int8 import RANGES
 
+    ranges = args.tflite_ranges or RANGES[args.calib_method]
     report = {"model": args.model, "machine": {"cpu": cpu_model(), **isa_summary()},
-              "calibration": f"{args.calib_method}, {args.calib_size} "
+              "calibration": f"{args.calib_method} (TFLite ranges {ranges}), {args.calib_size} "
               f"images from {source}", "timings": timings,
               "command": " ".join(["python", "benchmarks/int8.py", *(argv or sys.argv[1:])]),
               "artifacts": {k: str(v) for k, v in paths.items()}}

@@ -10,9 +10,11 @@ fails:
 | min_precision             | 0.99  | 0.97  | 0.90  |
 | min_mean_iou              | 0.99  | 0.95  | 0.85  |
 | max_corner_shift_px       | 1.0   | 4.0   | -     |
-| max_score_delta           | 0.01  | 0.05  | 0.25  |
+| max_score_delta           | 0.01  | 0.05  | -     |
+| max_corner_shift_px_p95   | -     | -     | -     |
+| max_score_delta_p95       | -     | -     | 0.10  |
 | min_map_vs_reference      | 0.95  | 0.90  | 0.80  |
-| max_map_drop (labels)     | 0.005 | 0.01  | 0.03  |
+| max_map_drop (labels)     | 0.005 | 0.01  | 0.01  |
 | max_disagreeing_fraction  | -     | -     | -     |
 
 "-" is None: not checked (reported only). fp32 artifacts run the same graph
@@ -20,6 +22,37 @@ as the reference, so they may differ only by float rounding: a detection
 whose score sits at the confidence threshold can flip, hence recall 0.99
 rather than 1. `max_map_drop` is in mAP units (0.01 is one COCO point) and
 applies only with real labels.
+
+INT8 is judged on accuracy, not on its single worst detection. Rounding
+every activation to 256 levels moves most scores by a few hundredths and a
+few, near a rounding step or a saturated range, by much more; the worst
+value of thousands of pairs is such an outlier, grows with the number of
+images checked, and says little about accuracy (an artifact losing 0.6
+mAP points failed on one score moved by 0.27 while one losing 1.7 points
+passed). So for int8 the worst score and corner deltas are reported, and
+their images listed, but not checked; what is checked:
+
+- `max_score_delta_p95` 0.10: the 95th percentile of `|score delta|`
+  (`edgedet.metrics.robust_percentile`: with two or more pairs, one outlier
+  alone never sets it). A systematic score shift (a saturated head, a
+  range calibrated on other data) moves most pairs and fails it.
+- recall and precision against the reference (0.90), mean IoU (0.85) and
+  mAP50-95 with the reference as ground truth (0.80): detections lost,
+  invented or moved, however many images there are.
+- with `--labels`, `max_map_drop` 0.01: at most one mAP50-95 point lost
+  against the real labels, the figure a user ships on. It decides when a
+  model loses accuracy in ways the agreement figures allow (many small
+  moves), and it is the check to keep if you switch others off.
+
+Detections that were not matched count as missing or extra only when
+scored 0.1 or more (`edgedet.parity.compare.counted`): a validation-style
+export (`--conf 0.001 --max-det 300`) outputs hundreds of near-zero
+detections per image, and rounding moves some across the threshold or the
+`max_det` cut; that tail is noise, not disagreement.
+
+Corner shifts are in pixels of the original image, so no int8 default is
+set for them (`max_corner_shift_px_p95` is reported; mean IoU and mAP vs
+reference cover box quality whatever the image size).
 
 Overrides, from the most general to the most specific (later wins):
 the precision's defaults; a config file's `"*"` entry; its precision entry
@@ -57,6 +90,10 @@ class Thresholds:
         min_mean_iou: float or None. Mean IoU of matched pairs.
         max_corner_shift_px: float or None. Worst corner shift, pixels.
         max_score_delta: float or None. Worst `|score delta|` of a pair.
+        max_corner_shift_px_p95: float or None. 95th percentile of the
+            corner shifts of the pairs, pixels.
+        max_score_delta_p95: float or None. 95th percentile of the pairs'
+            `|score delta|`.
         min_map_vs_reference: float or None. COCO mAP50-95 with the
             reference as ground truth.
         max_map_drop: float or None. Reference mAP50-95 minus the
@@ -73,6 +110,8 @@ class Thresholds:
     min_map_vs_reference: float = None
     max_map_drop: float = None
     max_disagreeing_fraction: float = None
+    max_corner_shift_px_p95: float = None
+    max_score_delta_p95: float = None
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -106,13 +145,39 @@ CHECKS = {
     "min_map_vs_reference": ("map50_95_vs_reference", ">="),
     "max_map_drop": ("map50_95_drop", "<="),
     "max_disagreeing_fraction": ("disagreeing_fraction", "<="),
+    "max_corner_shift_px_p95": ("corner_shift_px_p95", "<="),
+    "max_score_delta_p95": ("score_delta_p95", "<="),
+}
+
+# Per pair: which limit flags a pair (and lists its image) in the reports.
+PAIR_LIMITS = {
+    "worst_corner_shift_px": ("max_corner_shift_px", "max_corner_shift_px_p95"),
+    "worst_score_delta": ("max_score_delta", "max_score_delta_p95"),
 }
 
 DEFAULTS = {
-    "fp32": Thresholds(0.99, 0.99, 0.99, 1.0, 0.01, 0.95, 0.005, None),
-    "fp16": Thresholds(0.97, 0.97, 0.95, 4.0, 0.05, 0.90, 0.01, None),
-    "int8": Thresholds(0.90, 0.90, 0.85, None, 0.25, 0.80, 0.03, None),
+    "fp32": Thresholds(min_recall=0.99, min_precision=0.99, min_mean_iou=0.99,
+                       max_corner_shift_px=1.0, max_score_delta=0.01,
+                       min_map_vs_reference=0.95, max_map_drop=0.005),
+    "fp16": Thresholds(min_recall=0.97, min_precision=0.97, min_mean_iou=0.95,
+                       max_corner_shift_px=4.0, max_score_delta=0.05,
+                       min_map_vs_reference=0.90, max_map_drop=0.01),
+    "int8": Thresholds(min_recall=0.90, min_precision=0.90, min_mean_iou=0.85,
+                       max_score_delta_p95=0.10, min_map_vs_reference=0.80,
+                       max_map_drop=0.01),
 }
+
+
+def pair_limit(thresholds, metric):
+    """The limit above which one pair's `metric` is flagged, or None.
+
+    `metric` is `"worst_corner_shift_px"` or `"worst_score_delta"`: the
+    worst-case threshold when set, else the percentile one (so an int8
+    report still lists the images whose pairs moved beyond what most do).
+    """
+    worst, percentile = PAIR_LIMITS[metric]
+    limit = getattr(thresholds, worst)
+    return limit if limit is not None else getattr(thresholds, percentile)
 
 
 def check_keys(mapping, what):

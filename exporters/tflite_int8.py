@@ -29,6 +29,7 @@ import collections
 import dataclasses
 import re
 import tempfile
+import warnings
 from pathlib import Path
 
 from edgedet.calibration.body import INPUT_LAYERS, is_head_output
@@ -44,6 +45,13 @@ from edgedet.files import atomic_write_bytes, check_writable_output
 from edgedet.metadata import METADATA_KEY
 
 TARGET = "tflite"
+# How each calibration method (`ExportCalibration.method`) sets the activation ranges
+# (`image_ranges`): "min_max" is the TFLite calibrator's own (the extremes over all images);
+# "p90_min_max" the 90th percentile over the images of each image's max (10th of the mins),
+# which ignores the rarest images' extremes; "mean_min_max" their mean, which clips more.
+# docs/benchmarks.md (issue 25) has the figures behind the choice.
+RANGES = {"minmax": "min_max", "entropy": "p90_min_max", "percentile": "p90_min_max"}
+RANGE_QUANTILES = {"mean_min_max": None, "p90_min_max": 0.9, "p99_min_max": 0.99}
 
 
 def export(end_to_end, metadata, path, force=False, precision="int8", session=None):
@@ -79,11 +87,14 @@ def export(end_to_end, metadata, path, force=False, precision="int8", session=No
         function = serving_function(end_to_end)
     with stage(TARGET, "freeze variables"):
         frozen = freeze(function)
+    ranges_rule = RANGES[session.method]
     with stage(TARGET, "calibrate"):
         calibrated = calibrate(frozen, data)
+        ranges = (None if ranges_rule == "min_max"
+                  else image_ranges(calibrated, data, RANGE_QUANTILES[ranges_rule]))
     with stage(TARGET, "quantize"):
         content, floats = quantize(calibrated, quantize_head=session.quantize_head,
-                                   float_blocks=float_blocks)
+                                   float_blocks=float_blocks, ranges=ranges)
     with stage(TARGET, "check"):
         check(content)
     metadata = dataclasses.replace(
@@ -94,6 +105,7 @@ def export(end_to_end, metadata, path, force=False, precision="int8", session=No
             "quantization": {
                 "format": "tflite-int8",
                 "calibration_images": len(data),
+                "activation_ranges": ranges_rule,
                 "data_key": data.key(),
                 "float_ops": len(floats),
                 "float_blocks": list(float_blocks),
@@ -135,6 +147,57 @@ def calibrate(frozen, data):
             calibrated = converter.convert()
     data.check_degenerate()
     return calibrated
+
+
+def image_ranges(calibrated, data, quantile=None):
+    """`{tensor index: (min, max)}` from each image's extremes, instead of the extremes of all.
+
+    The TFLite calibrator keeps the extremes over all images, so one image
+    with a rare large activation widens the range, and coarsens the steps,
+    for every image. Here each tensor's min and max are taken per image,
+    then combined over the images: their mean (`quantile` None), or their
+    `quantile` (the max's; `1 - quantile` of the mins), which drops only the
+    rarest images' extremes. Only the tensors the calibrator gave a range
+    are measured, by running the float calibrated model with every
+    intermediate tensor kept.
+    """
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgedet import backend
+    from edgedet.calibration.data import INPUT_NAME
+
+    backend.tensorflow()  # Imported quietly before its submodules.
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
+    tensors = model.subgraphs[0].tensors
+    measured = [i for i, t in enumerate(tensors) if t.quantization is not None
+                and t.quantization.min is not None and len(t.quantization.min) == 1]
+    with warnings.catch_warnings():  # "intended for debugging": keeping them is the point.
+        warnings.simplefilter("ignore", UserWarning)
+        interpreter = Interpreter(model_content=calibrated,
+                                  experimental_preserve_all_tensors=True)
+    (entry,) = interpreter.get_input_details()
+    lows, highs, shape = {i: [] for i in measured}, {i: [] for i in measured}, None
+    for feed in data:
+        image = feed[INPUT_NAME]
+        if image.shape != shape:
+            interpreter.resize_tensor_input(entry["index"], image.shape, strict=False)
+            interpreter.allocate_tensors()
+            shape = image.shape
+        interpreter.set_tensor(entry["index"], image)
+        interpreter.invoke()
+        for index in measured:
+            values = interpreter.get_tensor(index)
+            if values.size:
+                lows[index].append(float(values.min()))
+                highs[index].append(float(values.max()))
+    if quantile is None:
+        return {i: (float(np.mean(lows[i])), float(np.mean(highs[i]))) for i in measured
+                if lows[i]}
+    return {i: (float(np.quantile(lows[i], 1.0 - quantile)), float(np.quantile(highs[i], quantile)))
+            for i in measured if lows[i]}
 
 
 def _op_graph(content):
@@ -207,8 +270,12 @@ def float_ops(ops, names, quantize_head=False, float_blocks=()):
     return floats, kept
 
 
-def quantize(calibrated, quantize_head=False, float_blocks=()):
-    """Quantizes the body of a calibrated flatbuffer; returns `(bytes, float op indices)`."""
+def quantize(calibrated, quantize_head=False, float_blocks=(), ranges=None):
+    """Quantizes the body of a calibrated flatbuffer; returns `(bytes, float op indices)`.
+
+    `ranges` (`{tensor index: (min, max)}`, from `image_ranges`) replaces the
+    calibrator's ranges of those tensors; None keeps them.
+    """
     from edgedet import backend
 
     backend.tensorflow()  # Imported quietly before its submodules.
@@ -229,6 +296,10 @@ def quantize(calibrated, quantize_head=False, float_blocks=()):
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
     tensors = model.subgraphs[0].tensors
     # Kept blocks keep their output ranges: their int8 consumers need them.
+    for index, (low, high) in (ranges or {}).items():
+        if tensors[index].quantization is not None:
+            tensors[index].quantization.min = [min(low, high)]
+            tensors[index].quantization.max = [max(low, high)]
     for index in outside:
         for tensor in ops[index]["outputs"]:
             tensors[tensor].quantization = None  # No range: cannot be quantized.

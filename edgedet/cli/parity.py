@@ -225,6 +225,8 @@ def _echo_result(result, paths):
 
     click.echo(summary_table(result, markdown=False))
     click.echo(result.machine_text())
+    if result.labels_note():
+        click.echo(result.labels_note())
     for artifact in result.artifacts:
         if artifact.status == "skipped":
             click.echo(f"skipped {artifact.name}: {artifact.reason}")

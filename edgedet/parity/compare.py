@@ -11,14 +11,17 @@ predict fails again, one skipped stays skipped, unreadable images fail the
 run, and a run in which nothing was compared does not pass.
 """
 
+import dataclasses
+
 import numpy as np
 
 from edgedet import thresholds as _thresholds
+from edgedet.detections import Detections
 from edgedet.files import printable
 from edgedet.matching import DEFAULT_IOU_THRESHOLD, match_detections
 from edgedet.metrics import coco_map, summarize_matches
 from edgedet.parity.inputs import ParityInputError
-from edgedet.parity.result import ArtifactResult, ParityResult, ReferenceRun
+from edgedet.parity.result import NOISE_SCORE, ArtifactResult, ParityResult, ReferenceRun
 
 
 def threshold_config(thresholds):
@@ -44,6 +47,18 @@ def threshold_config(thresholds):
     )
 
 
+def labels_settings(inference):
+    """`{"confidence_threshold", "max_detections"}` a label mAP was computed at.
+
+    The reference and its artifacts output what their NMS keeps, so their
+    mAP against labels is the one of a deployed model at that threshold (a
+    validation-style figure needs `--conf 0.001 --max-det 300` at export).
+    """
+    nms = (inference or {}).get("nms") or {}
+    return {"confidence_threshold": nms.get("confidence_threshold"),
+            "max_detections": nms.get("max_detections")}
+
+
 def check_iou_threshold(iou_threshold):
     """Raises `ParityInputError` unless `iou_threshold` is a float in (0, 1]."""
     if not isinstance(iou_threshold, (int, float)) or not 0.0 < iou_threshold <= 1.0:
@@ -66,17 +81,11 @@ def _image_record(index, name, match, reference, artifact, limits, class_names):
         "worst_corner_shift_px": worst(match.corner_shifts, np.max),
         "worst_score_delta": worst(np.abs(match.score_deltas), np.max),
     }
-    moved = (
-        limits.max_corner_shift_px is not None
-        and record["worst_corner_shift_px"] is not None
-        and record["worst_corner_shift_px"] > limits.max_corner_shift_px
-    )
-    rescored = (
-        limits.max_score_delta is not None
-        and record["worst_score_delta"] is not None
-        and record["worst_score_delta"] > limits.max_score_delta
-    )
-    record["flagged"] = bool(match.disagrees or moved or rescored)
+    out_of_limit = any(
+        (limit := _thresholds.pair_limit(limits, metric)) is not None
+        and record[metric] is not None and record[metric] > limit
+        for metric in _thresholds.PAIR_LIMITS)
+    record["flagged"] = bool(match.disagrees or out_of_limit)
     if record["flagged"]:
         names = class_names if class_names else None
         ref_rows, art_rows = reference.to_dict(names), artifact.to_dict(names)
@@ -85,17 +94,42 @@ def _image_record(index, name, match, reference, artifact, limits, class_names):
     return record
 
 
+def counted(match, artifact, reference, min_score=NOISE_SCORE):
+    """`match` without the missing and extra detections scored below `min_score`.
+
+    A validation-style export (`--conf 0.001 --max-det 300`) outputs
+    hundreds of near-zero detections per image; any rounding moves some of
+    them across the threshold or the `max_det` cut. They are the noise tail
+    of the curve, not detections anyone acts on, so a pair that was not
+    matched counts as missing or extra only from `min_score` up. Matched
+    pairs always count. At the default `--conf 0.25` nothing changes.
+    """
+    missing = match.missing[reference.confidence[match.missing] >= min_score]
+    extra = match.extra[artifact.confidence[match.extra] >= min_score]
+    return dataclasses.replace(match, missing=missing, extra=extra,
+                               num_reference=match.num_matched + len(missing),
+                               num_artifact=match.num_matched + len(extra))
+
+
+def _at_least(detections, min_score):
+    keep = detections.confidence >= min_score
+    return Detections(detections.boxes[keep], detections.confidence[keep],
+                      detections.classes[keep], detections.bounding_box_format)
+
+
 def _compare_artifact(artifact, run, record, limits, iou_threshold):
     """The `ArtifactResult` of one artifact that ran."""
     shapes, class_names = record.image_shapes, record.class_names
     detections = artifact.detections
     matches = [
-        match_detections(art, refd, iou_threshold, shape)
+        counted(match_detections(art, refd, iou_threshold, shape), art, refd)
         for art, refd, shape in zip(detections, run.detections, shapes)
     ]
     summary = summarize_matches(matches)
     summary["disagreeing_fraction"] = summary["disagreeing_images"] / len(record.image_names)
-    vs_ref = coco_map(run.detections, detections, shapes)
+    # The reference's noise tail is no ground truth either (see `counted`).
+    truth = [_at_least(d, NOISE_SCORE) for d in run.detections]
+    vs_ref = coco_map(truth, detections, shapes)
     summary["map50_95_vs_reference"] = vs_ref["map50_95"]
     summary["map50_vs_reference"] = vs_ref["map50"]
     if record.truth is not None:
@@ -146,7 +180,8 @@ def compare(record, thresholds=None, iou_threshold=DEFAULT_IOU_THRESHOLD):
                            precision=recorded.precision, detections=recorded.detections,
                            latency_ms=recorded.latency_ms)
         if record.truth is not None:
-            run.labels_map = coco_map(record.truth, run.detections, record.image_shapes)
+            run.labels_map = {**coco_map(record.truth, run.detections, record.image_shapes),
+                              **labels_settings(recorded.inference)}
         runs.append(run)
     results = []
     for artifact in record.artifacts:

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgedet.detections import Detections
 from edgedet.files import printable
-from edgedet.parity.result import LATENCY_NOTE
+from edgedet.parity.result import LATENCY_NOTE, pair_text
 
 MATCHED_COLOR = "#00C853"
 MISSING_COLOR = "#D500F9"
@@ -122,7 +122,8 @@ def _gallery(result, artifact, limit, images):
         return f"<p>Images are not drawn: {_e(why_not)}.</p>"
     run = result.reference_runs[artifact.reference_run]
     parts = [f"<p>The {len(flagged)} worst of {len(artifact.flagged_images)} flagged images "
-             "(missing or extra detections first, then the largest box shift).</p>"]
+             "(missing or extra detections first, then the largest box shift, then the largest "
+             "score delta).</p>"]
     for record in flagged:
         index = record["index"]
         try:
@@ -139,7 +140,8 @@ def _gallery(result, artifact, limit, images):
                                (_subset(art, match.extra), EXTRA_COLOR)], result.class_names)
         caption = (f"{record['missing']} missing, {record['extra']} extra, "
                    f"{record['matched']} matched; worst IoU {_num(record['worst_iou'])}, "
-                   f"worst corner shift {_num(record['worst_corner_shift_px'], 2)} px")
+                   f"worst corner shift {_num(record['worst_corner_shift_px'], 2)} px, "
+                   f"worst score delta {_num(record['worst_score_delta'])}")
         name = _e(record["image"])
         parts.append(
             f'<h4 class="image-name">{name}</h4><div class="pair">'
@@ -159,14 +161,15 @@ def _badge(status):
 def _summary_table(result):
     labelled = result.labels is not None
     head = ["Artifact", "Target", "Precision", "Result", "Recall", "Precision vs ref",
-            "Mean IoU", "Worst shift px", "mAP vs ref", "Disagreeing images"]
+            "Mean IoU", "Shift px p95 / worst", "Score delta p95 / worst", "mAP vs ref",
+            "Disagreeing images"]
     if labelled:
         head += ["mAP50-95 (labels)", "mAP drop"]
     head.append("Latency ms (median / p90)")
     rows = ["<tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]
     for i, run in enumerate(result.reference_runs):
         cells = [_e("reference" + (f" #{i}" if len(result.reference_runs) > 1 else "")),
-                 _e(run.target), _e(run.precision)] + [""] * 7
+                 _e(run.target), _e(run.precision)] + [""] * 8
         if labelled:
             cells += [_num((run.labels_map or {}).get("map50_95")), ""]
         lat = run.latency_ms
@@ -177,10 +180,10 @@ def _summary_table(result):
         cells = [f'<a href="#artifact-{i}">{_e(a.name)}</a>']
         cells += [_e(a.target), _e(a.precision), _badge(a.status)]
         if a.summary is None:
-            cells += [""] * (6 + (2 if labelled else 0) + 1)
+            cells += [""] * (7 + (2 if labelled else 0) + 1)
         else:
             cells += [_num(s.get("recall")), _num(s.get("precision")), _num(s.get("mean_iou")),
-                      _num(s.get("worst_corner_shift_px"), 2),
+                      _e(pair_text(s, "corner_shift_px", 2)), _e(pair_text(s, "score_delta")),
                       _num(s.get("map50_95_vs_reference")),
                       f"{s.get('disagreeing_images', 0)}/{s.get('num_images', 0)}"]
             if labelled:
@@ -231,6 +234,7 @@ def render_html(result, max_gallery=DEFAULT_GALLERY_SIZE, images=None):
         + (f"; labels <code>{_e(result.labels)}</code>" if result.labels else "")
         + f". Matching: same class, IoU &ge; {result.iou_threshold:g}, greedy by score, "
         f"one-to-one. Created {_e(result.created)}.</p>",
+        f'<p class="note">{_e(result.labels_note())}</p>' if result.labels_note() else "",
         _summary_table(result),
         f'<p class="note">Latency: {_e(LATENCY_NOTE)} Machine: {_e(machine)}.</p>',
         legend,

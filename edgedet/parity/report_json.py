@@ -3,13 +3,17 @@
 The document is described by the JSON Schema shipped beside this module
 (`parity.schema.json`, `schema()` returns it). Top-level keys:
 
-- `schema_version` (1), `edgedet_version`, `created` (UTC ISO 8601),
+- `schema_version` (2: added the 95th-percentile pair metrics and
+  thresholds, and `labels_note`), `edgedet_version`, `created` (UTC ISO 8601),
   `passed` (bool).
 - `reference`: `name`, `class_names`, `runs` (one per distinct inference
-  config among the artifacts: `inference`, `latency_ms`, `labels_map`).
+  config among the artifacts: `inference`, `latency_ms`, `labels_map`
+  with the `confidence_threshold` and `max_detections` it was computed at).
 - `matching`: the IoU threshold and the rule in words.
 - `images`: `source`, `count`, `names`, `shapes` (`[height, width]`).
-- `labels`: where real labels came from, or null.
+- `labels`: where real labels came from, or null; `labels_note`: the
+  confidence threshold of the label mAP in words, and how to get a
+  validation-style figure (null without labels).
 - `latency`: what the latency numbers mean and the machine they came from.
 - `counts`: artifacts, passed, failed, skipped.
 - `artifacts`: per artifact `name`, `path`, `target`, `precision`,

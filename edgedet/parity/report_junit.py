@@ -83,6 +83,7 @@ def render_junit(result):
                 lines.append(
                     f"  {r['image']}: {r['missing']} missing, {r['extra']} extra, "
                     f"worst corner shift {_fmt(r['worst_corner_shift_px'])} px, "
+                    f"worst score delta {_fmt(r['worst_score_delta'])}, "
                     f"worst IoU {_fmt(r['worst_iou'])}")
             failure = ET.SubElement(case, "failure", message=message or "parity failed",
                                     type="ParityFailure")

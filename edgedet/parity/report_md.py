@@ -1,7 +1,7 @@
 """`parity.md`: a Markdown summary fit for a pull-request comment."""
 
 from edgedet.files import printable
-from edgedet.parity.result import LATENCY_NOTE
+from edgedet.parity.result import LATENCY_NOTE, pair_text
 
 STATUS = {"passed": "✅ pass", "failed": "❌ FAIL", "skipped": "⏭️ skipped"}
 PLAIN_STATUS = {"passed": "pass", "failed": "FAIL", "skipped": "skipped"}
@@ -47,14 +47,15 @@ def summary_table(result, markdown=True):
     cell = _cell if markdown else (lambda v: printable(str(v).replace("\n", " ")))
     labelled = result.labels is not None
     header = ["Artifact", "Target", "Precision", "Result", "Recall", "Precision vs ref",
-              "Mean IoU", "Worst shift px", "mAP vs ref", "Disagreeing images"]
+              "Mean IoU", "Shift px p95 / worst", "Score delta p95 / worst", "mAP vs ref",
+              "Disagreeing images"]
     if labelled:
         header += ["mAP50-95 (labels)", "mAP drop"]
     header.append("Latency ms median / p90")
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for run_index, run in enumerate(result.reference_runs):
         name = "reference" + (f" #{run_index}" if len(result.reference_runs) > 1 else "")
-        row = [name, run.target, run.precision, "", "", "", "", "", "", ""]
+        row = [name, run.target, run.precision] + [""] * 8
         if labelled:
             row += [_num((run.labels_map or {}).get("map50_95")), ""]
         row.append(_latency(run.latency_ms))
@@ -62,7 +63,7 @@ def summary_table(result, markdown=True):
     for a in result.artifacts:
         s = a.summary or {}
         if a.summary is None:  # Skipped, or failed before any comparison.
-            row = [a.name, a.target, a.precision, status[a.status]] + [""] * 6
+            row = [a.name, a.target, a.precision, status[a.status]] + [""] * 7
             if labelled:
                 row += ["", ""]
             row.append("")
@@ -70,7 +71,8 @@ def summary_table(result, markdown=True):
             row = [
                 a.name, a.target, a.precision, status[a.status],
                 _num(s.get("recall")), _num(s.get("precision")), _num(s.get("mean_iou")),
-                _num(s.get("worst_corner_shift_px"), 2), _num(s.get("map50_95_vs_reference")),
+                pair_text(s, "corner_shift_px", 2), pair_text(s, "score_delta"),
+                _num(s.get("map50_95_vs_reference")),
                 f"{s.get('disagreeing_images', 0)}/{s.get('num_images', 0)}",
             ]
             if labelled:
@@ -105,6 +107,8 @@ def render_markdown(result, html_name="report.html"):
         "",
         _cell(result.machine_text()),
     ]
+    if result.labels_note():
+        lines += ["", _cell(result.labels_note())]
     if not result.compared:
         lines += ["", "No artifact could be compared, so nothing was verified."]
     unreadable = list(getattr(result, "unreadable_images", ()))

@@ -9,11 +9,23 @@ import datetime
 
 import edgedet
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Unmatched detections scored below this are noise, not disagreements (`compare.counted`).
+NOISE_SCORE = 0.1
+# Validation-style settings (Ultralytics' `val`, COCO): the whole precision-recall curve.
+VALIDATION_CONF, VALIDATION_MAX_DET = 0.001, 300
 LATENCY_NOTE = (
     "Wall-clock time of one predict() call per image (batch of 1, after one warm-up call), "
     "measured on the machine that ran the parity check; not a benchmark of the target device."
 )
+
+
+def pair_text(summary, metric, digits=3):
+    """`"p95 / worst"` of a pair metric (`"score_delta"` or `"corner_shift_px"`), or `"n/a"`."""
+    p95, worst = summary.get(f"{metric}_p95"), summary.get(f"worst_{metric}")
+    if p95 is None or worst is None:
+        return "n/a"
+    return f"{p95:.{digits}f} / {worst:.{digits}f}"
 
 
 @dataclasses.dataclass
@@ -26,7 +38,9 @@ class ReferenceRun:
         precision: str. Its precision (`"fp32"`).
         detections: list of `Detections`, one per image.
         latency_ms: dict `{"median", "p90", "images"}`.
-        labels_map: dict `{"map50_95", "map50"}` against real labels, or None.
+        labels_map: dict `{"map50_95", "map50", "confidence_threshold",
+            "max_detections"}` against real labels (at the NMS settings the
+            detections came out with), or None.
     """
 
     inference: dict
@@ -100,7 +114,7 @@ class ArtifactResult:
         return sorted(
             flagged,
             key=lambda r: (-(r["missing"] + r["extra"]), -(r["worst_corner_shift_px"] or 0.0),
-                           r["index"]),
+                           -(r["worst_score_delta"] or 0.0), r["index"]),
         )
 
     def to_dict(self):
@@ -176,6 +190,32 @@ class ParityResult:
                 return artifact
         raise KeyError(f"No artifact named {name!r}; have {[a.name for a in self.artifacts]}.")
 
+    def labels_note(self):
+        """One sentence: the confidence threshold of the label mAP, and how to get val's; or None.
+
+        None without labels.
+        """
+        if self.labels is None:
+            return None
+        settings = sorted({(m.get("confidence_threshold"), m.get("max_detections"))
+                           for m in (run.labels_map or {} for run in self.reference_runs)
+                           if m}, key=str)
+        if not settings:
+            return None
+        at = " and ".join(
+            f"confidence >= {conf:g}, at most {max_det} detections per image"
+            if conf is not None else "the artifacts' own NMS settings"
+            for conf, max_det in settings)
+        text = (f"mAP against the labels is computed on what the artifacts output, at {at} "
+                "(the export's NMS settings): the accuracy of the deployed model.")
+        if all(conf is not None and conf <= VALIDATION_CONF and (max_det or 0) >= VALIDATION_MAX_DET
+               for conf, max_det in settings):
+            return text + " These are validation-style settings (the whole precision-recall curve)."
+        return text + (
+            " A validation-style figure, comparable to `yolo val` or a training log, needs "
+            f"the whole precision-recall curve: export with `--conf {VALIDATION_CONF:g} "
+            f"--max-det {VALIDATION_MAX_DET}` and run parity on those artifacts.")
+
     def machine_text(self):
         """One line: the CPU the check ran on and its INT8 instruction sets."""
         machine = self.machine or {}
@@ -214,7 +254,9 @@ class ParityResult:
             },
             "matching": {"iou_threshold": self.iou_threshold, "rule": (
                 "greedy by artifact score (ties by index), same class, highest IoU "
-                f">= {self.iou_threshold:g}, one-to-one")},
+                f">= {self.iou_threshold:g}, one-to-one; unmatched detections scored below "
+                f"{NOISE_SCORE:g} are not counted as missing or extra, nor as ground truth "
+                "of the mAP vs reference"), "noise_score": NOISE_SCORE},
             "images": {
                 "source": self.image_source,
                 "count": len(self.image_names),
@@ -223,6 +265,7 @@ class ParityResult:
                 "unreadable": [dict(u) for u in self.unreadable_images],
             },
             "labels": self.labels,
+            "labels_note": self.labels_note(),
             "latency": {"note": LATENCY_NOTE, "machine": self.machine},
             "counts": {
                 "artifacts": len(self.artifacts),

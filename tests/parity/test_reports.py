@@ -52,7 +52,7 @@ def test_json_validates_against_the_schema(result, tmp_path):
     paths = write_reports(result, tmp_path / "out")
     document = json.loads(paths["parity.json"].read_text())
     validate(document)
-    assert document["schema_version"] == 1 and document["passed"] is False
+    assert document["schema_version"] == 2 and document["passed"] is False
     assert document["counts"] == {"artifacts": 3, "passed": 1, "failed": 1, "skipped": 1}
     bad = document["artifacts"][1]
     assert bad["status"] == "failed" and bad["failing_images"] == [HOSTILE]
@@ -69,7 +69,7 @@ def test_json_validates_against_the_schema(result, tmp_path):
     del broken["artifacts"][0]["status"]
     with pytest.raises(jsonschema.ValidationError):
         validate(broken)
-    assert schema()["properties"]["schema_version"]["const"] == 1
+    assert schema()["properties"]["schema_version"]["const"] == 2
 
 
 def test_markdown_and_junit(result, tmp_path):
