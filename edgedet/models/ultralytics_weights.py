@@ -13,6 +13,7 @@ read. Converting the arrays into an edgedet model is
 
 import dataclasses
 import os
+import re
 
 import numpy as np
 
@@ -25,6 +26,16 @@ _NOT_DETECTION_MODELS = {
     "WorldModel": "a YOLO-World model",
     "YOLOEModel": "a YOLOE model",
 }
+
+
+def module_keys(state_dict):
+    """Groups state_dict keys by top-level module index: `{22: {"cv2.0.0.conv.weight", ...}}`."""
+    groups = {}
+    for key in state_dict:
+        match = re.match(r"model\.(\d+)\.(.+)$", key)
+        if match:
+            groups.setdefault(int(match.group(1)), set()).add(match.group(2))
+    return groups
 
 
 class UltralyticsImportError(ValueError):
