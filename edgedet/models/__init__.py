@@ -10,6 +10,7 @@ import importlib
 
 _EXPORTS = {
     "YOLOV8Detector": "edgedet.models.yolo_v8_detector",
+    "YOLO11Detector": "edgedet.models.yolo11_detector",
     "PRESETS": "edgedet.models.yolo_v8_presets",
     "preset_names": "edgedet.models.families",
     "get_preset": "edgedet.models.families",

@@ -24,7 +24,7 @@ family_of_model(model) is family      # True
 import dataclasses
 import importlib
 
-from edgedet.models import yolo_v8_presets
+from edgedet.models import yolo11_presets, yolo_v8_presets
 from edgedet.suggest import closest
 
 DFL_DECODE = "edgedet.decode:decode"
@@ -146,6 +146,17 @@ _FAMILIES = {
         head_output_layers=_head_outputs("yolo_v8_head"),
         input_layers=("rescaling",),
         ultralytics_path="edgedet.models.yolo_v8_ultralytics",
+    ),
+    "yolo11": ModelFamily(
+        name="yolo11",
+        title="YOLO11",
+        model_class_path="edgedet.models.yolo11_detector:YOLO11Detector",
+        registered_names=("edgedet>YOLO11Detector", "edgedet>MultiHeadAttention2D"),
+        preset_names=yolo11_presets.preset_names,
+        get_preset=yolo11_presets.get_preset,
+        head_output_layers=_head_outputs("yolo11_head"),
+        input_layers=("rescaling",),
+        ultralytics_path="edgedet.models.yolo11_ultralytics",
     ),
 }
 _BUILT_IN = tuple(_FAMILIES)
