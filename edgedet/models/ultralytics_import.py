@@ -141,8 +141,12 @@ class _Copier:
         return value
 
     def kernel(self, prefix, layer):
-        kernel = self.model.get_layer(layer).kernel
-        h, w, i, o = kernel.shape
+        keras_layer = self.model.get_layer(layer)
+        if hasattr(keras_layer, "depth_multiplier"):  # DWConv: (C * m, 1, h, w) -> (h, w, C, m)
+            h, w, i, m = keras_layer.kernel.shape
+            value = self.take(f"{prefix}.weight", layer, "kernel", (i * m, 1, h, w))
+            return None if value is None else value.transpose(2, 3, 0, 1).reshape(h, w, i, m)
+        h, w, i, o = keras_layer.kernel.shape
         value = self.take(f"{prefix}.weight", layer, "kernel", (o, i, h, w))
         return None if value is None else value.transpose(2, 3, 1, 0)  # OIHW -> HWIO
 
@@ -231,8 +235,8 @@ def copy_weights(weights, model, keymap=None):
             f"Cannot import {weights.source}: {len(copier.problems)} tensor(s) do not fit "
             f"edgedet's {title}:\n  {shown}" + (f"\n  ... and {more} more" if more > 0 else "")
         )
-    covered = {n + ("_conv" if k in ("conv_bn", "dwconv_bn") else "") for _, n, k in table}
-    covered |= {n + "_bn" for _, n, k in table if k in ("conv_bn", "dwconv_bn")}
+    covered = {n + ("_conv" if k == "conv_bn" else "") for _, n, k in table}
+    covered |= {n + "_bn" for _, n, k in table if k == "conv_bn"}
     missed = sorted(layer.name for layer in model.layers if layer.weights and layer.name not in covered)
     if missed:  # a bug in weight_table, not in the user's file
         raise RuntimeError(f"edgedet layers without Ultralytics weights: {missed}")
@@ -281,10 +285,11 @@ def from_ultralytics(source, size=None, num_classes=None, class_names=None, imag
     prefix = keymap.PRESET_PREFIX
     if size is not None and preset != f"{prefix}{size}":
         expected = family.get_preset(f"{prefix}{size}")
+        keys = [k for k in layout if k in expected and layout[k] != expected[k]]
         raise UltralyticsImportError(
-            f"--size {size}: {prefix}{size} has channels {expected['stackwise_channels']} and "
-            f"depths {expected['stackwise_depth']}, but {weights.source} has channels "
-            f"{layout['stackwise_channels']} and depths {layout['stackwise_depth']}"
+            f"--size {size}: {prefix}{size} has "
+            + ", ".join(f"{k} {expected[k]}" for k in keys)
+            + f", but {weights.source} has " + ", ".join(f"{k} {layout[k]}" for k in keys)
             + (f" (it is {preset})." if preset else " (a custom scale).")
         )
     if num_classes is not None and num_classes != layout["num_classes"]:

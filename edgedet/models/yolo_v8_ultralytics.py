@@ -54,13 +54,13 @@ def why_not(state_dict):
     return None
 
 
-def _out_channels(state_dict, key):
+def out_channels(state_dict, key):
     if key not in state_dict:
         raise UltralyticsImportError(f"Missing tensor '{key}': the weights are incomplete.")
     return int(state_dict[key].shape[0])
 
 
-def _bottlenecks(state_dict, index):
+def count_blocks(state_dict, index):
     found = {int(m.group(1)) for k in state_dict if (m := re.match(rf"model\.{index}\.m\.(\d+)\.", k))}
     return len(found)
 
@@ -78,39 +78,47 @@ def infer_layout(state_dict):
     Raises:
         UltralyticsImportError: for another family or task, or a missing tensor.
     """
-    box_channels = _out_channels(state_dict, f"{HEAD}.cv2.0.2.weight")
+    box_channels = out_channels(state_dict, f"{HEAD}.cv2.0.2.weight")
     if box_channels != 4 * REG_MAX:
         raise UltralyticsImportError(
             f"'{HEAD}.cv2.0.2.weight' has {box_channels} output channels, i.e. reg_max "
             f"{box_channels // 4}; edgedet's YOLOv8 uses reg_max {REG_MAX} (64 channels)."
         )
     return {
-        "num_classes": _out_channels(state_dict, f"{HEAD}.cv3.0.2.weight"),
-        "stackwise_channels": [_out_channels(state_dict, f"model.{i}.cv2.conv.weight")
+        "num_classes": out_channels(state_dict, f"{HEAD}.cv3.0.2.weight"),
+        "stackwise_channels": [out_channels(state_dict, f"model.{i}.cv2.conv.weight")
                                for i in (2, 4, 6, 8)],
-        "stackwise_depth": [_bottlenecks(state_dict, i) for i in (2, 4, 6, 8)],
-        "neck_depths": [_bottlenecks(state_dict, i) for i in (12, 15, 18, 21)],
-        "head_class_channels": _out_channels(state_dict, f"{HEAD}.cv3.0.0.conv.weight"),
+        "stackwise_depth": [count_blocks(state_dict, i) for i in (2, 4, 6, 8)],
+        "neck_depths": [count_blocks(state_dict, i) for i in (12, 15, 18, 21)],
+        "head_class_channels": out_channels(state_dict, f"{HEAD}.cv3.0.0.conv.weight"),
     }
+
+
+def match_preset(layout, prefix, get_preset, p3_index):
+    """The preset `{prefix}n` ... `{prefix}x` whose arguments `layout` equals, else None.
+
+    Every key of the preset but `letterbox` and `head_class_channels` must be
+    equal; the class branch must be Ultralytics' width for the P3 channels
+    `stackwise_channels[p3_index]` (`max(p3, min(num_classes, 100))`).
+    """
+    from edgedet.models.detector_common import ultralytics_class_channels
+
+    for size in SIZES:
+        preset = get_preset(f"{prefix}{size}")
+        keys = set(preset) - {"letterbox", "head_class_channels"}
+        p3 = preset["stackwise_channels"][p3_index]
+        if all(layout.get(k) == preset[k] for k in keys) and layout.get(
+            "head_class_channels"
+        ) == ultralytics_class_channels(p3, layout["num_classes"]):
+            return f"{prefix}{size}"
+    return None
 
 
 def matching_preset(layout):
     """Returns `"yolov8n"` ... `"yolov8x"` when `layout` is that Ultralytics scale, else None."""
-    from edgedet.models.yolo_v8_detector import ultralytics_class_channels
     from edgedet.models.yolo_v8_presets import get_preset
 
-    for size in SIZES:
-        preset = get_preset(f"yolov8{size}")
-        channels = preset["stackwise_channels"]
-        if (
-            layout["stackwise_channels"] == channels
-            and layout["stackwise_depth"] == preset["stackwise_depth"]
-            and layout["neck_depths"] == preset["neck_depths"]
-            and layout["head_class_channels"]
-            == ultralytics_class_channels(channels[1], layout["num_classes"])
-        ):
-            return f"yolov8{size}"
-    return None
+    return match_preset(layout, PRESET_PREFIX, get_preset, 1)
 
 
 def weight_table(model):
