@@ -231,6 +231,21 @@ def family_of_preset(preset):
     )
 
 
+def preset_summary():
+    """Every family's presets in short, for help texts: `"yolov8n/s/m/l/x, pico, ..."`."""
+    parts = []
+    for family in families():
+        names = family.preset_names()
+        scaled = [n for n in names if n[:-1] + "n" in names and n[-1] in "nsmlx"]
+        for name in names:
+            if name in scaled and name.endswith("n"):
+                parts.append(name + "/" + "/".join(n[-1] for n in scaled
+                                                     if n[:-1] == name[:-1] and n != name))
+            elif name not in scaled:
+                parts.append(name)
+    return ", ".join(parts)
+
+
 def get_preset(name):
     """Returns a copy of the constructor arguments of preset `name`, of any family."""
     return family_of_preset(name).get_preset(name)
