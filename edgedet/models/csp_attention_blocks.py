@@ -145,10 +145,14 @@ class MultiHeadAttention2D(keras.layers.Layer):
 
     def call(self, qkv):
         ops = keras.ops
-        shape = ops.shape(qkv)
-        batch, height, width = shape[0], shape[1], shape[2]
+        # Static sides where known (the exported graphs): no Shape ops on the
+        # body's tensors, which the INT8 body search would leave outside it.
+        height, width = qkv.shape[1], qkv.shape[2]
+        if height is None or width is None:
+            shape = ops.shape(qkv)
+            height, width = shape[1], shape[2]
         heads, kd, hd = self.num_heads, self.key_dim, self.head_dim
-        x = ops.reshape(qkv, (batch, height * width, heads, 2 * kd + hd))
+        x = ops.reshape(qkv, (-1, height * width, heads, 2 * kd + hd))
         x = ops.transpose(x, (0, 2, 1, 3))  # [B, heads, N, 2kd + hd]
         q, k, v = x[..., :kd], x[..., kd:2 * kd], x[..., 2 * kd:]
         scores = ops.matmul(q * (kd ** -0.5), ops.transpose(k, (0, 1, 3, 2)))
@@ -157,7 +161,7 @@ class MultiHeadAttention2D(keras.layers.Layer):
 
         def to_map(t):
             t = ops.transpose(t, (0, 2, 1, 3))
-            return ops.reshape(t, (batch, height, width, heads * hd))
+            return ops.reshape(t, (-1, height, width, heads * hd))
 
         return to_map(out), to_map(v)
 
