@@ -1,6 +1,8 @@
 """Tests for edgedet.models.YOLO11Detector, its presets and its attention block."""
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -103,6 +105,13 @@ def test_keras_save_load_round_trip_after_import_edgedet(tiny, tmp_path):
         assert isinstance(loaded, YOLO11Detector)
         np.testing.assert_allclose(loaded(images)["classes"], tiny(images)["classes"], atol=1e-5)
     assert loaded.get_config() == tiny.get_config()
+    # A fresh process: `import edgedet` is enough for Keras to find the classes.
+    code = ("import edgedet, keras; m = keras.saving.load_model(%r); "
+            "print(type(m).__name__, m.preset)" % str(path))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("YOLO11Detector yolo11_tiny")
 
 
 def test_describe_model_names_the_family(tiny):
