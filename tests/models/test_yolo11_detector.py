@@ -106,8 +106,8 @@ def test_keras_save_load_round_trip_after_import_edgedet(tiny, tmp_path):
         np.testing.assert_allclose(loaded(images)["classes"], tiny(images)["classes"], atol=1e-5)
     assert loaded.get_config() == tiny.get_config()
     # A fresh process: `import edgedet` is enough for Keras to find the classes.
-    code = ("import edgedet, keras; m = keras.saving.load_model(%r); "
-            "print(type(m).__name__, m.preset)" % str(path))
+    code = (f"import edgedet, keras; m = keras.saving.load_model({str(path)!r}); "
+            "print(type(m).__name__, m.preset)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
