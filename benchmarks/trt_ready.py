@@ -56,8 +56,8 @@ def log(message):
 
 def export_files(model, config, args, out):
     """The TensorRT-ready files at every precision and the ONNX U8S8 model; name -> path."""
-    from edgedet.exporters.base import ExportError
     from edgedet.export import export
+    from edgedet.exporters.base import ExportError
 
     calibration = {"data": args.calib_data, "size": args.calib_size,
                    "method": args.calib_method}

@@ -320,6 +320,7 @@ def quantize(model, ranges, path=None, flavour="u8s8", body=None, quantize_head=
     seven_bit = reduce_range(target_cpu)
     proto = _load(model)
     body = body or find_body(proto, quantize_head=quantize_head, exclude=exclude)
+    proto = unshare_initializers(proto, body.quantize)
     symmetric = flavour == "s8s8"
     if symmetric:
         extra_options, op_types = dict(TENSORRT_OPTIONS), list(TENSORRT_OP_TYPES)
@@ -389,6 +390,45 @@ def unround_other_readers(model, op_types):
             break
         for n in unused:
             graph.node.remove(n)
+
+
+def unshare_initializers(model, quantize):
+    """A copy of `model` where no initializer is shared by a node to quantize and another node.
+
+    tf2onnx merges equal constants, so a body constant (an attention's
+    `key_dim ** -0.5`) can be the very initializer the NMS compares scores
+    with (a 0.25 confidence threshold); quantizing it would put a Q/DQ pair
+    on the post-processing's input. The quantized nodes get their own copy.
+
+    Args:
+        model: `onnx.ModelProto`.
+        quantize: iterable of str. The names of the nodes to quantize.
+    """
+    import onnx
+
+    quantize = set(quantize)
+    users = {}
+    for node in model.graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    shared = [
+        init for init in model.graph.initializer
+        if {n.name in quantize for n in users.get(init.name, [])} == {True, False}
+    ]
+    if not shared:
+        return model
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    users = {}
+    for node in model.graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    for init in shared:
+        copy = model.graph.initializer.add()
+        copy.CopyFrom(init)
+        copy.name = f"{init.name}__body"
+        for node in users[init.name]:
+            if node.name in quantize:
+                node.input[:] = [copy.name if i == init.name else i for i in node.input]
     return model
 
 

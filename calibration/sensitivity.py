@@ -83,7 +83,7 @@ def block_of(node_name, scope):
 
 
 def conv_blocks(model, body):
-    """`{block: [node names]}` of every body block holding a quantized Conv, in graph order.
+    """`{block: [node names]}` of every body block holding a quantized Conv or MatMul, in order.
 
     tf2onnx renames a convolution it fuses with its batch norm (`Conv__665`);
     such an unnamed node joins the block of the first named node it feeds
@@ -106,7 +106,7 @@ def conv_blocks(model, body):
     for node in model.graph.node:
         if node.name in quantized and (name := block(node)) is not None:
             blocks.setdefault(name, []).append(node.name)
-            if node.op_type == "Conv":
+            if node.op_type in ("Conv", "MatMul"):  # MatMul: an attention core (YOLO11)
                 has_conv.add(name)
     return {name: nodes for name, nodes in blocks.items() if name in has_conv}
 

@@ -121,6 +121,21 @@ def _model_attributes(model, config):
     return strides, reg_max
 
 
+def model_decoder(model):
+    """The decode function of `model`'s family (`edgedet.models.families`).
+
+    A model of no registered family (a KerasCV `YOLOV8Detector`, any Keras
+    model returning the `Detect` head) is decoded like YOLOv8: DFL
+    expectation, anchor points, strides (`edgedet.decode.decode`).
+    """
+    from edgedet.models import families
+
+    family = families.family_of_model(model)
+    if family is None:
+        return families.load_attr(families.DFL_DECODE)
+    return family.decoder()
+
+
 def split_outputs(outputs, anchors, reg_max):
     """Checks the raw head and returns `(raw_boxes, raw_classes, reg_max)`.
 
@@ -170,7 +185,6 @@ def split_outputs(outputs, anchors, reg_max):
 def _end_to_end_class():
     import tensorflow as tf
 
-    from edgedet.decode import decode
     from edgedet.letterbox import letterbox, unletterbox, unletterbox_unclipped
     from edgedet.nms import non_max_suppression
 
@@ -207,6 +221,7 @@ def _end_to_end_class():
             self.debug = bool(debug)
             self.classes_are_logits = bool(classes_are_logits)
             self.pre_nms_topk = pre_nms_topk
+            self.decode = model_decoder(model)
 
         @property
         def output_names(self):
@@ -252,12 +267,12 @@ def _end_to_end_class():
             return split_outputs(outputs, anchors, self._reg_max)
 
         def decode_stage(self, raw_boxes, raw_classes, reg_max):
-            """Stage 3: decodes the raw head (DFL, anchor points, strides).
+            """Stage 3: decodes the raw head with the model family's decode.
 
             Returns `(boxes, scores)`: xyxy boxes in letterboxed pixels
             `[B, A, 4]` and class scores `[B, A, C]`.
             """
-            return decode(
+            return self.decode(
                 raw_boxes, raw_classes, self.config.letterbox.size, self.strides, reg_max,
                 classes_are_logits=self.classes_are_logits,
             )

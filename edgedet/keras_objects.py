@@ -29,7 +29,13 @@ def register():
     keras = sys.modules["keras"]
     if keras.backend.backend() != "tensorflow":
         return
-    from edgedet.models import yolo_v8_detector  # noqa: F401
+    import importlib
+
+    from edgedet.models import families
+
+    for family in families.families():
+        for module in family.modules_to_register():
+            importlib.import_module(module)
     from edgedet.train import trainer  # noqa: F401
 
 
@@ -65,7 +71,7 @@ class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
 
                     warnings.warn(f"edgedet could not register its Keras objects "
                                   f"({type(error).__name__}: {error}); load_model will not "
-                                  "find YOLOV8Detector until `import edgedet.models` works.",
+                                  "find edgedet's detectors until `import edgedet.models` works.",
                                   stacklevel=2)
 
         spec.loader = Loader()

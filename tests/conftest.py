@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402 - after the environment defaults above.
 import pytest  # noqa: E402
 
 
-def _make_decisive_tiny_model(**kwargs):
+def _make_decisive_tiny_model(preset="tiny", **kwargs):
     """A tiny YOLOv8 whose outputs are decisive, as a trained model's are.
 
     A randomly initialised YOLOv8 scores every anchor about 0.5, so which
@@ -17,20 +17,21 @@ def _make_decisive_tiny_model(**kwargs):
     that runtimes legitimately round differently. This one draws BatchNorm
     statistics at random and scales the class-head kernels up (biased
     down), so agreement between runtimes means what it does for a trained
-    model. `kwargs` go to `YOLOV8Detector.from_preset("tiny", ...)`.
+    model. `kwargs` go to `from_preset(preset, ...)` (any family's preset,
+    e.g. `"yolo11_tiny"`).
     """
     keras = pytest.importorskip("keras")
-    from edgedet.models import YOLOV8Detector
+    from edgedet.models import families
 
-    model = YOLOV8Detector.from_preset("tiny", **kwargs)
+    model = families.from_preset(preset, **kwargs)
     rng = np.random.default_rng(0)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             n = layer.gamma.shape[0]
             layer.gamma.assign(rng.uniform(0.5, 1.5, n))
             layer.beta.assign(rng.normal(0.0, 0.2, n))
-    for level in (1, 2, 3):
-        layer = model.get_layer(f"yolo_v8_head_{level}_class_3_conv")
+    for name in families.family_of_model(model).head_output_layers[1::2]:  # class convs
+        layer = model.get_layer(name)
         kernel, bias = layer.get_weights()
         layer.set_weights([kernel * 15.0, bias - 2.0])
     return model

@@ -9,6 +9,9 @@ ultralytics 8.4.190 and torch 2.13.0+cpu (recorded in each file's `config`):
     YOLO_OFFLINE=1 YOLO_CONFIG_DIR=/tmp/ul-config \\
         /work/venv-ul/bin/python tools/make_ultralytics_fixture.py tests/fixtures/ultralytics
 
+(Naming cases after the folder, e.g. `... tests/fixtures/ultralytics yolo11n
+yolo11s`, writes only those and leaves the shapes file as it is.)
+
 (`torch==2.13.0` is the CPU wheel on these machines; an unpinned `torch`
 may pull a multi-GB CUDA build.) No weights are downloaded: the models are
 built from Ultralytics' packaged yaml files with random weights. The output
@@ -16,8 +19,9 @@ is deterministic: running it again reproduces the same arrays.
 
 It writes, into the output folder:
 
-- `golden_<case>.npz`, one per case: a small random-weight YOLOv8 built by
-  Ultralytics' own `DetectionModel` from `yolov8.yaml` at a reduced scale,
+- `golden_<case>.npz`, one per case: a random-weight model built by
+  Ultralytics' own `DetectionModel`: YOLOv8 from `yolov8.yaml` at a reduced
+  scale, or the real `yolo11n.yaml` / `yolo11s.yaml`,
   the uint8 input images, and Ultralytics' eval-mode outputs (raw DFL box
   logits `[B, 64, A]`, raw class logits `[B, nc, A]`, and the decoded
   `[B, 4 + nc, A]`: xywh in pixels and sigmoid scores). The weights are not
@@ -42,7 +46,9 @@ import sys
 
 import numpy as np
 
-# name: (depth, width, max_channels, num_classes, batch, height, width_px, seed)
+# name: (depth, width, max_channels, num_classes, batch, height, width_px, seed[, yaml])
+# Without a yaml the case is `yolov8.yaml` at that reduced scale; with one,
+# the yaml's own scale (depth, width, max_channels are recorded only).
 CASES = {
     # yolov8n's depths (C2f repeats 1, 2, 2, 1; neck 1) at 1/8 width (channels
     # 16, 32, 64, 128): 3 classes, so the class branch is as wide as P3 (32).
@@ -51,6 +57,12 @@ CASES = {
     # (16, 32, 64, 96): 40 classes, so the class branch is min(nc, 100) = 40
     # wide, not P3's 32.
     "m_w8": (0.67, 0.125, 768, 40, 1, 96, 64, 1),
+    # The real yolo11n (80 classes: class branch 80 wide, P3 is 64) and
+    # yolo11s (3 classes: class branch as wide as P3, 128); C2PSA, C3k and
+    # the depthwise class branch all run. The input is small (the attention
+    # runs on the 1/32 map), the weights full size.
+    "yolo11n": (0.50, 0.25, 1024, 80, 2, 64, 96, 2, "yolo11n.yaml"),
+    "yolo11s": (0.50, 0.50, 1024, 3, 1, 96, 128, 3, "yolo11s.yaml"),
 }
 
 # Models whose state_dict keys and shapes are recorded (yaml, task, nc).
@@ -148,8 +160,11 @@ def _build(yaml_name, nc, scale=None):
 def make_case(name, out_dir):
     import torch
 
-    depth, width, max_channels, nc, batch, height, width_px, seed = CASES[name]
-    model = _build("yolov8.yaml", nc, (depth, width, max_channels)).eval()
+    depth, width, max_channels, nc, batch, height, width_px, seed, *yaml = CASES[name]
+    if yaml:
+        model = _build(yaml[0], nc).eval()
+    else:
+        model = _build("yolov8.yaml", nc, (depth, width, max_channels)).eval()
     state = model.state_dict()
     shapes = [(k, list(v.shape)) for k, v in state.items() if is_random(k)]
     drawn = synthetic_weights(shapes, seed)
@@ -179,6 +194,7 @@ def make_case(name, out_dir):
                     "max_channels": max_channels,
                     "num_classes": nc,
                     "seed": seed,
+                    "yaml": yaml[0] if yaml else "yolov8.yaml",
                     "weights_sha256": weights_digest(drawn),
                     "state_dict_order": list(state),
                     "ultralytics": _version(),
@@ -224,17 +240,20 @@ def make_shapes(out_dir):
 
 
 def main(argv):
-    if len(argv) != 1:
+    """`OUT_DIR [CASE ...]`: every case and the shapes file, or only the named cases."""
+    if not argv or any(name not in CASES for name in argv[1:]):
         print(__doc__)
+        print(f"Cases: {list(CASES)}")
         return 2
     out_dir = argv[0]
     os.makedirs(out_dir, exist_ok=True)
     import torch
 
     torch.manual_seed(0)
-    for name in CASES:
+    for name in argv[1:] or CASES:
         make_case(name, out_dir)
-    make_shapes(out_dir)
+    if not argv[1:]:
+        make_shapes(out_dir)
     return 0
 
 

@@ -90,8 +90,8 @@ def _missing_packages():
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
               help="The .keras file to write.")
 @click.option("--size", type=click.Choice(["n", "s", "m", "l", "x"]), default=None,
-              help="Check that the weights are this scale of yolov8.yaml (e.g. for a plain "
-                   "state_dict). Default: any layout, read from the tensor shapes.")
+              help="Check that the weights are this scale of their family's yaml (yolov8.yaml, "
+                   "yolo11.yaml), e.g. for a plain state_dict. Default: any layout, read from the tensor shapes.")
 @click.option("--classes", default=None, metavar="N|FILE|A,B,...",
               help="The class count, a file of class names (one per line, or a data.yaml "
                    "with 'names'), or a comma list of names (cat,dog,bird). Default: the "
@@ -105,12 +105,13 @@ def _missing_packages():
                    "only plain state_dicts (and .npz) are read.")
 @click.option("--force", is_flag=True, help="Replace the output file if it exists.")
 def ultralytics_command(weights, out, size, classes, imgsz, force, trust_pickle):
-    """Import Ultralytics YOLOv8 detection weights (best.pt, a state_dict, or a .npz).
+    """Import Ultralytics YOLOv8 or YOLO11 detection weights (best.pt, a state_dict, or a .npz).
 
     WEIGHTS is a full Ultralytics checkpoint (needs the `ultralytics` package:
     pip install 'edgedet[ultralytics]'), a plain PyTorch state_dict file (read
     with torch.load(weights_only=True); give --size and --classes), or a .npz of
-    the state_dict (no torch needed). The model gets Ultralytics'
+    the state_dict (no torch needed). The family is recognised from the
+    tensor names, the layout from their shapes. The model gets Ultralytics'
     preprocessing: centred letterbox padded with 114, RGB, /255, class-aware
     NMS.
 
@@ -119,7 +120,7 @@ def ultralytics_command(weights, out, size, classes, imgsz, force, trust_pickle)
     Import only checkpoints you trust (a plain state_dict is read without
     running code).
 
-    Not importable: YOLOv5u, YOLO11, YOLOv8-p2/p6, segmentation, pose, OBB
+    Not importable: YOLOv5u, YOLO26, YOLOv8-p2/p6, segmentation, pose, OBB
     and classification models.
 
     \b
@@ -139,9 +140,12 @@ def ultralytics_command(weights, out, size, classes, imgsz, force, trust_pickle)
         path, model = import_ultralytics(weights, out, size=size, num_classes=num_classes,
                                          class_names=names, image_size=imgsz, force=force,
                                          trust_pickle=trust_pickle)
+    from edgedet.models import families
+
     letterbox = model.letterbox
+    layout = f"custom {families.family_of_model(model).title} layout"
     click.echo(
-        f"Wrote {path}: {model.preset or 'custom YOLOv8 layout'}, {model.num_classes} classes, "
+        f"Wrote {path}: {model.preset or layout}, {model.num_classes} classes, "
         f"{model.count_params():,} parameters, input {letterbox.size} "
         f"(letterbox {letterbox.pad_position}, pad {letterbox.pad_value})."
     )

@@ -18,6 +18,7 @@ from edgedet.cli.parity import parity_command
 from edgedet.cli.predict import predict_command
 from edgedet.cli.train import train_command
 from edgedet.cli.triton import triton_group
+from edgedet.models.families import preset_summary
 
 
 class EdgedetGroup(click.Group):
@@ -50,10 +51,10 @@ class EdgedetGroup(click.Group):
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(edgedet.__version__, prog_name="edgedet")
 def cli():
-    """Ship a Keras 3 YOLOv8 detector to the edge.
+    """Ship a Keras 3 YOLO detector (YOLOv8, YOLO11) to the edge.
 
     A model is a `.keras` file, a KerasCV `.keras` file, or a preset name
-    (yolov8n/s/m/l/x, tiny: random weights, for trying the pipeline).
+    ({presets}: random weights, for trying the pipeline).
     Artifacts (SavedModel folder, .onnx, .tflite, .engine, Triton repository,
     parity bundle) carry their class names and settings inside;
     `edgedet info ARTIFACT` prints them.
@@ -67,6 +68,7 @@ def cli():
     """
 
 
+cli.help = cli.help.replace("{presets}", preset_summary())
 cli.add_command(info_command)
 cli.add_command(predict_command)
 cli.add_command(export_command)

@@ -1,8 +1,9 @@
-"""`edgedet train`: train a YOLOv8 on a dataset or on synthetic shapes."""
+"""`edgedet train`: train a YOLOv8 or YOLO11 on a dataset or on synthetic shapes."""
 
 import click
 
 from edgedet.cli.common import user_errors
+from edgedet.models.families import preset_summary
 
 
 @click.command("train")
@@ -11,7 +12,7 @@ from edgedet.cli.common import user_errors
                    "synthetic:shapes?n=2000&size=256 (options: n, seed, size, min_objects, "
                    "max_objects, min_object_size, max_object_size, ...).")
 @click.option("--model", "-m", default="yolov8n", show_default=True, metavar="PRESET|FILE",
-              help="Architecture preset (yolov8n/s/m/l/x, pico, tiny) or a .keras file to "
+              help=f"Architecture preset ({preset_summary()}) or a .keras file to "
                    "fine-tune (same classes).")
 @click.option("--imgsz", type=int, default=None,
               help="Model input size (multiple of 32). Default: the preset's / model's own.")
@@ -53,7 +54,7 @@ from edgedet.cli.common import user_errors
 def train_command(data, model, imgsz, epochs, batch, out, resume, val_data, val_images,
                   eval_every, optimizer, lr, warmup_epochs, decay, ema_tau, mosaic, scale, flip,
                   hsv, max_boxes, holdout, seed, quiet):
-    """Train a YOLOv8 detector with Keras fit.
+    """Train a YOLOv8 or YOLO11 detector with Keras fit.
 
     Shows a progress bar per epoch, evaluates the EMA weights each epoch
     (COCO mAP50-95 / mAP50 through the same end-to-end graph as `predict`),

@@ -1,17 +1,20 @@
-"""YOLOv8 in Keras 3: layers, detector, presets and weight importers.
+"""The model families in Keras 3 (YOLOv8, YOLO11): detectors, presets, importers.
 
 The names below are imported lazily (PEP 562), so `edgedet.models.preset_names`
-and `edgedet.models.yolo_v8_presets` cost no Keras import (the CLI's `--help`
-lists presets); `YOLOV8Detector`, `load_model`, ... import Keras on first use.
+and `get_preset` (every family's presets, from `edgedet.models.families`) cost
+no Keras import (the CLI's `--help` lists presets); `YOLOV8Detector`,
+`from_preset`, `load_model`, ... import Keras on first use.
 """
 
 import importlib
 
 _EXPORTS = {
     "YOLOV8Detector": "edgedet.models.yolo_v8_detector",
+    "YOLO11Detector": "edgedet.models.yolo11_detector",
     "PRESETS": "edgedet.models.yolo_v8_presets",
-    "preset_names": "edgedet.models.yolo_v8_presets",
-    "get_preset": "edgedet.models.yolo_v8_presets",
+    "preset_names": "edgedet.models.families",
+    "get_preset": "edgedet.models.families",
+    "from_preset": "edgedet.models.families",
     "load_model": "edgedet.models.loading",
     "describe_model": "edgedet.models.loading",
     "ModelLoadError": "edgedet.models.loading",

@@ -2,25 +2,39 @@
 
 A family row (keras-hub style) names the Keras class (imported only when a
 model is built, so this module costs no Keras import), its presets, the name
-Keras serializes it under, and the Keras layers the INT8 path treats apart:
-the head's output convolutions (kept float, found by name in the exported
-graphs) and the input layers kept float. A new family is its own modules
-(layers, model, presets) plus one row in `_FAMILIES` below.
+Keras serializes it under, the Keras layers the INT8 path treats apart (the
+head's output convolutions, kept float and found by name in the exported
+graphs, and the input layers kept float), and the family's hooks: its decode
+(stage 3 of the end-to-end graph), its head-bias initialisation (training),
+its layout description (`edgedet info`), the modules that register its Keras
+objects, and its Ultralytics key map. Hooks are `"module:attr"` strings,
+imported on use. A new family is its own modules (layers, model, presets,
+Ultralytics key map) plus one row: `_FAMILIES` below, or `register_family`.
 
 ```python
-from edgedet.models.families import get_family, family_of_preset
+from edgedet.models.families import family_of_model, family_of_preset
 
 family = family_of_preset("yolov8n")  # the "yolo_v8" row
 model = family.model_class().from_preset("yolov8n", num_classes=3)
 family.head_output_layers             # ("yolo_v8_head_1_box_3_conv", ...)
+family_of_model(model) is family      # True
 ```
 """
 
 import dataclasses
 import importlib
 
-from edgedet.models import yolo_v8_presets
+from edgedet.models import yolo11_presets, yolo_v8_presets
 from edgedet.suggest import closest
+
+DFL_DECODE = "edgedet.decode:decode"
+DETECT_BIAS_INIT = "edgedet.models.heads:init_detect_head_biases"
+
+
+def load_attr(path):
+    """Imports and returns the object named by a `"module:attr"` string."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,10 +52,28 @@ class ModelFamily:
         get_preset: callable `(name) -> dict`, a preset's constructor
             arguments (its `letterbox` among them).
         head_output_layers: tuple of str. Keras layers whose outputs are the
-            raw head (kept float by default when quantizing; the exported
-            graphs keep Keras layer names, see `edgedet.calibration.body`).
+            raw head, per level box then class (kept float by default when
+            quantizing; the exported graphs keep Keras layer names, see
+            `edgedet.calibration.body`).
         input_layers: tuple of str. Layers at the network's input kept float
             when quantizing. Defaults to `()`.
+        keras_modules: tuple of str. Modules whose import registers the
+            family's Keras objects (`edgedet.keras_objects`). Defaults to
+            the model class's module.
+        decode_path: str. `"module:function"` decoding the raw head,
+            called as `edgedet.decode.decode` is. Defaults to the DFL decode.
+        head_bias_init_path: str. `"module:function"` called as
+            `(detector, head_output_layers, objects_per_image)` before
+            training a fresh model. Defaults to Ultralytics' `Detect.bias_init`.
+        describe_path: str or None. `"module:function"` returning the
+            JSON-ready layout of a model (`edgedet info`). None: the model's
+            `get_config()` without the settings every family shares.
+            Defaults to None.
+        ultralytics_path: str or None. Module of the family's Ultralytics
+            key map (`why_not`, `infer_layout`, `matching_preset`,
+            `weight_table`, `HEAD`, `PRESET_PREFIX`; see
+            `edgedet.models.ultralytics_import`). None: no Ultralytics import.
+            Defaults to None.
     """
 
     name: str
@@ -52,16 +84,50 @@ class ModelFamily:
     get_preset: object
     head_output_layers: tuple
     input_layers: tuple = ()
+    keras_modules: tuple = None
+    decode_path: str = DFL_DECODE
+    head_bias_init_path: str = DETECT_BIAS_INIT
+    describe_path: str = None
+    ultralytics_path: str = None
 
     def model_class(self):
         """Imports and returns the Keras model class (imports Keras)."""
-        module, _, name = self.model_class_path.partition(":")
-        return getattr(importlib.import_module(module), name)
+        return load_attr(self.model_class_path)
+
+    def modules_to_register(self):
+        """The modules whose import registers this family's Keras objects."""
+        if self.keras_modules is not None:
+            return tuple(self.keras_modules)
+        return (self.model_class_path.partition(":")[0],)
+
+    def decoder(self):
+        """Returns the family's decode function (stage 3 of the end-to-end graph)."""
+        return load_attr(self.decode_path)
+
+    def init_head_biases(self, detector, objects_per_image=5.0):
+        """Initialises the head biases of a fresh `detector` for training."""
+        load_attr(self.head_bias_init_path)(detector, self.head_output_layers, objects_per_image)
+
+    def describe_layout(self, model):
+        """Returns the JSON-ready layout of `model` (for `edgedet info`)."""
+        if self.describe_path is not None:
+            return load_attr(self.describe_path)(model)
+        shared = {"name", "trainable", "num_classes", "class_names", "letterbox", "preset",
+                  "bounding_box_format", "include_rescaling", "dtype"}
+        layout = {k: v for k, v in model.get_config().items() if k not in shared}
+        layout.update(strides=list(model.strides), reg_max=model.reg_max)
+        return layout
+
+    def ultralytics(self):
+        """Returns the family's Ultralytics key map module, or None."""
+        if self.ultralytics_path is None:
+            return None
+        return importlib.import_module(self.ultralytics_path)
 
 
-def _yolo_v8_head_outputs(levels=3, name="yolo_v8_head"):
-    # The names `edgedet.models.yolo_v8_layers.apply_yolo_v8_head` gives the
-    # last convolution of each level's box and class branch.
+def _head_outputs(name, levels=3):
+    # The names the families' head helpers give the last convolution of each
+    # level's box and class branch (`{name}_{level}_{box|class}_3_conv`).
     return tuple(
         f"{name}_{level}_{branch}_3_conv"
         for level in range(1, levels + 1)
@@ -77,10 +143,53 @@ _FAMILIES = {
         registered_names=("edgedet>YOLOV8Detector",),
         preset_names=yolo_v8_presets.preset_names,
         get_preset=yolo_v8_presets.get_preset,
-        head_output_layers=_yolo_v8_head_outputs(),
+        head_output_layers=_head_outputs("yolo_v8_head"),
         input_layers=("rescaling",),
+        ultralytics_path="edgedet.models.yolo_v8_ultralytics",
+    ),
+    "yolo11": ModelFamily(
+        name="yolo11",
+        title="YOLO11",
+        model_class_path="edgedet.models.yolo11_detector:YOLO11Detector",
+        registered_names=("edgedet>YOLO11Detector", "edgedet>MultiHeadAttention2D"),
+        preset_names=yolo11_presets.preset_names,
+        get_preset=yolo11_presets.get_preset,
+        head_output_layers=_head_outputs("yolo11_head"),
+        input_layers=("rescaling",),
+        ultralytics_path="edgedet.models.yolo11_ultralytics",
     ),
 }
+_BUILT_IN = tuple(_FAMILIES)
+
+
+def register_family(family):
+    """Adds a `ModelFamily` row to the table (a plug-in family, or a test's).
+
+    Raises:
+        ValueError: for a name or a preset that another family already has.
+    """
+    if not isinstance(family, ModelFamily):
+        raise ValueError(f"Expected a ModelFamily, received: {type(family).__name__}.")
+    if family.name in _FAMILIES:
+        raise ValueError(f"A model family named {family.name!r} is already registered.")
+    taken = set(family.preset_names()) & set(preset_names())
+    if taken:
+        raise ValueError(
+            f"Family {family.name!r} has presets {sorted(taken)} that another family has."
+        )
+    _FAMILIES[family.name] = family
+
+
+def unregister_family(name):
+    """Removes a family added by `register_family` (built-in rows stay).
+
+    Raises:
+        ValueError: for an unknown or built-in family.
+    """
+    get_family(name)
+    if name in _BUILT_IN:
+        raise ValueError(f"The built-in model family {name!r} cannot be removed.")
+    del _FAMILIES[name]
 
 
 def families():
@@ -120,6 +229,51 @@ def family_of_preset(preset):
     raise ValueError(
         f"Unknown preset: {preset!r}. Expected one of {names}." + closest(preset, names)
     )
+
+
+def preset_summary():
+    """Every family's presets in short, for help texts: `"yolov8n/s/m/l/x, pico, ..."`."""
+    parts = []
+    for family in families():
+        names = family.preset_names()
+        scaled = [n for n in names if n[:-1] + "n" in names and n[-1] in "nsmlx"]
+        for name in names:
+            if name in scaled and name.endswith("n"):
+                parts.append(name + "/" + "/".join(n[-1] for n in scaled
+                                                     if n[:-1] == name[:-1] and n != name))
+            elif name not in scaled:
+                parts.append(name)
+    return ", ".join(parts)
+
+
+def get_preset(name):
+    """Returns a copy of the constructor arguments of preset `name`, of any family."""
+    return family_of_preset(name).get_preset(name)
+
+
+def from_preset(name, num_classes=None, class_names=None, **overrides):
+    """Builds a randomly initialised model of any family from preset `name`.
+
+    Args:
+        name: str. One of `preset_names()` (`"yolov8n"`, `"yolo11n"`, ...).
+        num_classes, class_names, **overrides: see the family class's
+            `from_preset`.
+    """
+    return family_of_preset(name).model_class().from_preset(
+        name, num_classes=num_classes, class_names=class_names, **overrides)
+
+
+def family_of_model(model):
+    """Returns the `ModelFamily` whose class `model` is an instance of, or None.
+
+    Compares the class path of `model`'s type and its bases with each row's
+    `model_class_path`, so no family module is imported.
+    """
+    paths = {f"{cls.__module__}:{cls.__qualname__}" for cls in type(model).__mro__}
+    for family in families():
+        if family.model_class_path in paths:
+            return family
+    return None
 
 
 def head_output_layers():

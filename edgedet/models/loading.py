@@ -144,19 +144,31 @@ def load_model(path, compile=False):
 
 
 def describe_model(model):
-    """Returns a JSON-ready summary of an edgedet `YOLOV8Detector` (for `edgedet info`).
+    """Returns a JSON-ready summary of an edgedet detector (for `edgedet info`).
+
+    The settings every family shares, then the family's own `layout`
+    (`ModelFamily.describe_layout`).
 
     Args:
-        model: `edgedet.models.YOLOV8Detector`.
-    """
-    from edgedet.models.yolo_v8_detector import YOLOV8Detector
+        model: a model of a registered family (`edgedet.models.families`),
+            such as `edgedet.models.YOLOV8Detector`.
 
-    if not isinstance(model, YOLOV8Detector):
-        raise ValueError(f"Expected an edgedet YOLOV8Detector, received: {type(model).__name__}.")
+    Raises:
+        ValueError: for a model of no registered family.
+    """
+    from edgedet.models import families
+
+    family = families.family_of_model(model)
+    if family is None:
+        known = ", ".join(f.model_class_path.rpartition(":")[2] for f in families.families())
+        raise ValueError(
+            f"Expected an edgedet detector ({known}), received: {type(model).__name__}."
+        )
     size = model.letterbox.size
     trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
     return {
-        "model": "YOLOV8Detector",
+        "model": type(model).__name__,
+        "family": family.name,
         "preset": model.preset,
         "num_classes": model.num_classes,
         "class_names": list(model.class_names),
@@ -168,13 +180,5 @@ def describe_model(model):
         "parameters": int(model.count_params()),
         "trainable_parameters": trainable,
         "dtype_policy": model.dtype_policy.name,
-        "layout": {
-            "stackwise_channels": list(model.stackwise_channels),
-            "stackwise_depth": list(model.stackwise_depth),
-            "neck_depths": list(model.neck_depths),
-            "head_class_channels": model.head_class_channels,
-            "activation": model.activation,
-            "strides": list(model.strides),
-            "reg_max": model.reg_max,
-        },
+        "layout": family.describe_layout(model),
     }

@@ -1,35 +1,22 @@
-"""Import Ultralytics YOLOv8 detection weights into an edgedet `YOLOV8Detector`.
+"""Import Ultralytics detection weights into an edgedet model of the right family.
 
-Ultralytics' YOLOv8 (`yolov8.yaml`) and edgedet's are the same network, so
-every tensor has one place to go. The layout (widths, C2f depths, classes,
-class-branch width) is read from the tensor shapes, so custom scales import
-too; a checkpoint that is not a 3-level YOLOv8 detector (YOLOv5u, YOLO11,
-YOLOv8-p2/p6, segmentation, pose, OBB, classification, NMS-free heads) is
-refused with the reason. Ultralytics module indices and edgedet layer names:
-
-    model.0, model.1        Conv      stem_1, stem_2
-    model.2/4/6/8           C2f       stack1..4_c2f  (cv1 -> _pre, m.k.cv1 -> _pre_k_1,
-                                                      m.k.cv2 -> _pre_k_2, cv2 -> _output)
-    model.3/5/7             Conv      stack2..4_downsample
-    model.9                 SPPF      stack4_spp_fast (cv1 -> _pre, cv2 -> _output)
-    model.12, model.15      C2f       pa_fpn_p4p5, pa_fpn_p3p4p5
-    model.16, model.19      Conv      pa_fpn_p3p4p5_downsample1, _downsample2
-    model.18, model.21      C2f       pa_fpn_p3p4p5_downsample1_block, _downsample2_block
-    model.22.cv2.i.{0,1,2}  box       yolo_v8_head_{i+1}_box_1, _box_2, _box_3_conv
-    model.22.cv3.i.{0,1,2}  class     yolo_v8_head_{i+1}_class_1, _class_2, _class_3_conv
-    model.22.dfl            fixed     (checked to be arange(16); edgedet's decode applies it)
-
-(10, 13: Upsample and 11, 14, 17, 20: Concat have no weights.) A `Conv` is a
-Conv2d without bias (OIHW, transposed to Keras' HWIO) and a BatchNorm2d whose
-eps (1e-3 in Ultralytics; read from the module when a model is given) is
-folded into the running variance when it differs from Keras' 1e-3.
+The checkpoint's family (YOLOv8, YOLO11, ...) is recognised from its keys:
+each row of `edgedet.models.families` with an Ultralytics key map
+(`ModelFamily.ultralytics_path`: `why_not`, `infer_layout`,
+`matching_preset`, `weight_table`, `HEAD`, `PRESET_PREFIX`) is asked in
+turn, after the checks every family shares (a segmentation, pose, OBB or
+classification model, or an NMS-free one-to-one head, is refused with the
+reason). The layout is read from the tensor shapes, so custom scales import
+too. A `Conv` is a Conv2d without bias (OIHW, transposed to Keras' HWIO) and
+a BatchNorm2d whose eps (1e-3 in Ultralytics; read from the module when a
+model is given) is folded into the running variance when it differs from
+Keras' 1e-3; a depthwise Conv2d (OIHW with I = 1) becomes Keras' HWC1.
 
 Sources (checkpoint, state_dict file, `.npz`, dict, torch module) are read by
 `edgedet.models.ultralytics_weights`; its public names are re-exported here.
 """
 
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -40,32 +27,17 @@ from edgedet.config import LetterboxConfig
 from edgedet.models.ultralytics_weights import (  # noqa: F401  (re-exported)
     UltralyticsImportError,
     UltralyticsWeights,
+    module_keys,
     read_ultralytics_weights,
 )
 
 SIZES = ("n", "s", "m", "l", "x")
 ULTRALYTICS_BN_EPSILON = 1e-3
-HEAD = "model.22"
-REG_MAX = 16
 
 
-def _modules(keys):
-    """Groups state_dict keys by top-level module index: `{22: {"cv2.0.0.conv.weight", ...}}`."""
-    groups = {}
-    for key in keys:
-        match = re.match(r"model\.(\d+)\.(.+)$", key)
-        if match:
-            groups.setdefault(int(match.group(1)), set()).add(match.group(2))
-    return groups
-
-
-def identify(state_dict):
-    """Returns why `state_dict` is not a YOLOv8 detector, or None when it looks like one.
-
-    Args:
-        state_dict: dict `{key: array}` of an Ultralytics model.
-    """
-    modules = _modules(state_dict)
+def _task_problem(state_dict):
+    """Why `state_dict` is no Ultralytics detection model of any family, or None."""
+    modules = module_keys(state_dict)
     if not modules:
         some = list(state_dict)[:3]
         return f"it is not an Ultralytics model state_dict (no 'model.N.' keys; keys like {some})"
@@ -81,126 +53,68 @@ def identify(state_dict):
         return f"it is {what} (model.{last} has an extra 'cv4' branch)"
     if any(k.startswith("one2one_") for k in head):
         return f"it has an NMS-free one-to-one head at model.{last} (YOLOv10 / YOLO26 style)"
-    if any(".attn." in k for m in modules.values() for k in m) or any(
-        k.startswith("cv3.0.0.0.") for k in head
-    ) or any(k.startswith("m.0.m.") for m in modules.values() for k in m):
-        return "it is a YOLO11 model (C3k2 / C2PSA blocks, depthwise class branch)"
-    if any(k == "cv3.conv.weight" for m in modules.values() for k in m):
-        return "it is a YOLOv5u model (C3 blocks)"
-    levels = {k.split(".")[1] for k in head if k.startswith("cv2.")}
-    if last != 22 or len(levels) != 3:
-        return (
-            f"its head is at model.{last} with {len(levels)} levels; edgedet imports the "
-            "3-level (P3-P5) YOLOv8 with its head at model.22 (not YOLOv8-p2 / -p6 or other "
-            "families)"
-        )
     return None
 
 
-def _out_channels(state_dict, key):
-    if key not in state_dict:
-        raise UltralyticsImportError(f"Missing tensor '{key}': the weights are incomplete.")
-    return int(state_dict[key].shape[0])
+def _keymaps():
+    from edgedet.models import families
+
+    return [(f, f.ultralytics()) for f in families.families() if f.ultralytics_path]
 
 
-def _bottlenecks(state_dict, index):
-    found = {int(m.group(1)) for k in state_dict if (m := re.match(rf"model\.{index}\.m\.(\d+)\.", k))}
-    return len(found)
+def identify(state_dict):
+    """Returns why `state_dict` is no detector of a known family, or None when it is one.
+
+    Args:
+        state_dict: dict `{key: array}` of an Ultralytics model.
+    """
+    try:
+        recognise(state_dict)
+    except UltralyticsImportError as e:
+        return str(e)
+    return None
+
+
+def recognise(state_dict):
+    """Returns `(family, keymap)` of the family whose Ultralytics key map takes `state_dict`.
+
+    Raises:
+        UltralyticsImportError: naming, per family, why it is not that family.
+    """
+    problem = _task_problem(state_dict)
+    reasons = []
+    if problem is None:
+        for family, keymap in _keymaps():
+            reason = keymap.why_not(state_dict)
+            if reason is None:
+                return family, keymap
+            reasons.append(f"not {family.title}: {reason}")
+    titles = "; ".join(keymap.TITLE for _, keymap in _keymaps())
+    raise UltralyticsImportError(
+        f"Cannot import these weights: {problem or '; '.join(reasons)}. edgedet imports "
+        f"{titles}."
+    )
 
 
 def infer_layout(state_dict):
-    """Reads the YOLOv8 layout (edgedet constructor arguments) from tensor shapes.
+    """Reads the layout (the family class's constructor arguments) from tensor shapes.
 
     Args:
-        state_dict: dict `{key: array}` of an Ultralytics YOLOv8 detector.
-
-    Returns:
-        dict with `num_classes`, `stackwise_channels`, `stackwise_depth`,
-        `neck_depths`, `head_class_channels`.
+        state_dict: dict `{key: array}` of an Ultralytics detector.
 
     Raises:
-        UltralyticsImportError: for another family or task, or a missing tensor.
+        UltralyticsImportError: for an unknown family or task, or a missing tensor.
     """
-    problem = identify(state_dict)
-    if problem:
-        raise UltralyticsImportError(
-            f"Cannot import these weights: {problem}. edgedet imports Ultralytics YOLOv8 "
-            "detection models (yolov8n/s/m/l/x.yaml and custom scales of it)."
-        )
-    box_channels = _out_channels(state_dict, f"{HEAD}.cv2.0.2.weight")
-    if box_channels != 4 * REG_MAX:
-        raise UltralyticsImportError(
-            f"'{HEAD}.cv2.0.2.weight' has {box_channels} output channels, i.e. reg_max "
-            f"{box_channels // 4}; edgedet's YOLOv8 uses reg_max {REG_MAX} (64 channels)."
-        )
-    return {
-        "num_classes": _out_channels(state_dict, f"{HEAD}.cv3.0.2.weight"),
-        "stackwise_channels": [_out_channels(state_dict, f"model.{i}.cv2.conv.weight")
-                               for i in (2, 4, 6, 8)],
-        "stackwise_depth": [_bottlenecks(state_dict, i) for i in (2, 4, 6, 8)],
-        "neck_depths": [_bottlenecks(state_dict, i) for i in (12, 15, 18, 21)],
-        "head_class_channels": _out_channels(state_dict, f"{HEAD}.cv3.0.0.conv.weight"),
-    }
+    return recognise(state_dict)[1].infer_layout(state_dict)
 
 
 def matching_preset(layout):
-    """Returns `"yolov8n"` ... `"yolov8x"` when `layout` is that Ultralytics scale, else None."""
-    from edgedet.models.yolo_v8_detector import ultralytics_class_channels
-    from edgedet.models.yolo_v8_presets import get_preset
-
-    for size in SIZES:
-        preset = get_preset(f"yolov8{size}")
-        channels = preset["stackwise_channels"]
-        if (
-            layout["stackwise_channels"] == channels
-            and layout["stackwise_depth"] == preset["stackwise_depth"]
-            and layout["neck_depths"] == preset["neck_depths"]
-            and layout["head_class_channels"]
-            == ultralytics_class_channels(channels[1], layout["num_classes"])
-        ):
-            return f"yolov8{size}"
+    """Returns the preset (`"yolov8n"`, `"yolo11s"`, ...) `layout` equals, else None."""
+    for _, keymap in _keymaps():
+        preset = keymap.matching_preset(layout)
+        if preset is not None:
+            return preset
     return None
-
-
-def weight_table(model):
-    """Lists `(ultralytics_prefix, edgedet_layer_prefix, kind)` for every weighted block.
-
-    `kind` is `"conv_bn"` (an Ultralytics `Conv`: `{prefix}.conv` +
-    `{prefix}.bn` onto `{layer}_conv` + `{layer}_bn`) or `"conv"` (a plain
-    `nn.Conv2d` with bias onto layer `{layer}`).
-
-    Args:
-        model: edgedet `YOLOV8Detector` (its depths select the bottlenecks).
-    """
-    table = [("model.0", "stem_1", "conv_bn"), ("model.1", "stem_2", "conv_bn")]
-
-    def c2f(index, name, depth):
-        table.append((f"model.{index}.cv1", f"{name}_pre", "conv_bn"))
-        for k in range(depth):
-            table.append((f"model.{index}.m.{k}.cv1", f"{name}_pre_{k}_1", "conv_bn"))
-            table.append((f"model.{index}.m.{k}.cv2", f"{name}_pre_{k}_2", "conv_bn"))
-        table.append((f"model.{index}.cv2", f"{name}_output", "conv_bn"))
-
-    for stage, depth in enumerate(model.stackwise_depth):
-        if stage:
-            table.append((f"model.{2 * stage + 1}", f"stack{stage + 1}_downsample", "conv_bn"))
-        c2f(2 * stage + 2, f"stack{stage + 1}_c2f", depth)
-    table.append(("model.9.cv1", "stack4_spp_fast_pre", "conv_bn"))
-    table.append(("model.9.cv2", "stack4_spp_fast_output", "conv_bn"))
-    d_p4p5, d_p3p4p5, d_down1, d_down2 = model.neck_depths
-    c2f(12, "pa_fpn_p4p5", d_p4p5)
-    c2f(15, "pa_fpn_p3p4p5", d_p3p4p5)
-    table.append(("model.16", "pa_fpn_p3p4p5_downsample1", "conv_bn"))
-    c2f(18, "pa_fpn_p3p4p5_downsample1_block", d_down1)
-    table.append(("model.19", "pa_fpn_p3p4p5_downsample2", "conv_bn"))
-    c2f(21, "pa_fpn_p3p4p5_downsample2_block", d_down2)
-    for i in range(3):
-        for branch, part in (("cv2", "box"), ("cv3", "class")):
-            level = f"yolo_v8_head_{i + 1}_{part}"
-            table.append((f"{HEAD}.{branch}.{i}.0", f"{level}_1", "conv_bn"))
-            table.append((f"{HEAD}.{branch}.{i}.1", f"{level}_2", "conv_bn"))
-            table.append((f"{HEAD}.{branch}.{i}.2", f"{level}_3_conv", "conv"))
-    return table
 
 
 class _Copier:
@@ -227,8 +141,12 @@ class _Copier:
         return value
 
     def kernel(self, prefix, layer):
-        kernel = self.model.get_layer(layer).kernel
-        h, w, i, o = kernel.shape
+        keras_layer = self.model.get_layer(layer)
+        if hasattr(keras_layer, "depth_multiplier"):  # DWConv: (C * m, 1, h, w) -> (h, w, C, m)
+            h, w, i, m = keras_layer.kernel.shape
+            value = self.take(f"{prefix}.weight", layer, "kernel", (i * m, 1, h, w))
+            return None if value is None else value.transpose(2, 3, 0, 1).reshape(h, w, i, m)
+        h, w, i, o = keras_layer.kernel.shape
         value = self.take(f"{prefix}.weight", layer, "kernel", (o, i, h, w))
         return None if value is None else value.transpose(2, 3, 1, 0)  # OIHW -> HWIO
 
@@ -272,39 +190,50 @@ class _Copier:
         if kernel is not None and bias is not None:
             self.assignments.append((name, [kernel, bias]))
 
-    def dfl(self):
-        key = f"{HEAD}.dfl.conv.weight"
-        expected = np.arange(REG_MAX, dtype=np.float32).reshape(1, REG_MAX, 1, 1)
+    def dfl(self, head, reg_max):
+        key = f"{head}.dfl.conv.weight"
+        expected = np.arange(reg_max, dtype=np.float32).reshape(1, reg_max, 1, 1)
         value = self.take(key, "decode", "DFL projection", expected.shape)
         if value is not None and not np.array_equal(value, expected):
-            self.problems.append(f"'{key}' is not arange({REG_MAX}); edgedet's decode assumes it")
+            self.problems.append(f"'{key}' is not arange({reg_max}); edgedet's decode assumes it")
 
 
-def copy_weights(weights, model):
+WeightCopier = _Copier
+
+
+def copy_weights(weights, model, keymap=None):
     """Copies Ultralytics weights into an edgedet model, checking every tensor first.
 
     Args:
         weights: `UltralyticsWeights` (or anything `read_ultralytics_weights` takes).
-        model: edgedet `YOLOV8Detector` with the same layout.
+        model: an edgedet detector with the same layout.
+        keymap: the family's Ultralytics key map module, or None to
+            recognise it from the weights. Defaults to None.
 
     Raises:
         UltralyticsImportError: listing every missing tensor, shape mismatch
             (naming the tensor and both shapes) and unused tensor.
     """
     weights = read_ultralytics_weights(weights)
+    if keymap is None:
+        keymap = recognise(weights.state_dict)[1]
     copier = _Copier(model, weights)
-    table = weight_table(model)
+    table = keymap.weight_table(model)
     for prefix, name, kind in table:
         getattr(copier, kind)(prefix, name)
-    copier.dfl()
+    copier.dfl(keymap.HEAD, model.reg_max)
     unused = sorted(set(weights.state_dict) - copier.used)
-    copier.problems.extend(f"'{k}' is not part of a YOLOv8 detector" for k in unused)
+    from edgedet.models import families
+
+    family = families.family_of_model(model)
+    title = f"{family.title} detector" if family else type(model).__name__
+    copier.problems.extend(f"'{k}' is not part of a {title}" for k in unused)
     if copier.problems:
         shown = "\n  ".join(copier.problems[:20])
         more = len(copier.problems) - 20
         raise UltralyticsImportError(
             f"Cannot import {weights.source}: {len(copier.problems)} tensor(s) do not fit "
-            f"edgedet's YOLOv8:\n  {shown}" + (f"\n  ... and {more} more" if more > 0 else "")
+            f"edgedet's {title}:\n  {shown}" + (f"\n  ... and {more} more" if more > 0 else "")
         )
     covered = {n + ("_conv" if k == "conv_bn" else "") for _, n, k in table}
     covered |= {n + "_bn" for _, n, k in table if k == "conv_bn"}
@@ -317,18 +246,20 @@ def copy_weights(weights, model):
 
 def from_ultralytics(source, size=None, num_classes=None, class_names=None, image_size=None,
                      trust_pickle=False):
-    """Converts Ultralytics YOLOv8 detection weights into an edgedet `YOLOV8Detector`.
+    """Converts Ultralytics detection weights into an edgedet model of their family.
 
-    The model carries Ultralytics' preprocessing (centred letterbox, pad
-    114, RGB, /255) and the default class-aware NMS, so exporting it needs
-    no extra settings.
+    The family (YOLOv8, YOLO11) is recognised from the keys. The model
+    carries Ultralytics' preprocessing (centred letterbox, pad 114, RGB,
+    /255) and the default class-aware NMS, so exporting it needs no extra
+    settings.
 
     Args:
         source: see `read_ultralytics_weights`. A full Ultralytics checkpoint
             is a pickle, read only with `trust_pickle`.
         size: str or None. `"n"`, `"s"`, `"m"`, `"l"` or `"x"`: check that
-            the weights are that scale of `yolov8.yaml`. Defaults to None (any
-            layout, read from the tensor shapes).
+            the weights are that scale of the family's yaml (`yolov8.yaml`,
+            `yolo11.yaml`). Defaults to None (any layout, read from the
+            tensor shapes).
         num_classes: int or None. Check the class count. Defaults to None.
         class_names: list of str or None. Defaults to the checkpoint's names,
             else `class_0`, ...
@@ -336,8 +267,8 @@ def from_ultralytics(source, size=None, num_classes=None, class_names=None, imag
             training `imgsz`, else 640.
 
     Returns:
-        An edgedet `YOLOV8Detector` whose raw head equals the Ultralytics
-        model's (box DFL logits and class logits).
+        An edgedet detector (`YOLOV8Detector`, `YOLO11Detector`) whose raw
+        head equals the Ultralytics model's (box DFL logits and class logits).
 
     Example:
     ```python
@@ -345,27 +276,26 @@ def from_ultralytics(source, size=None, num_classes=None, class_names=None, imag
     model.save("best.keras")
     ```
     """
-    from edgedet.models.yolo_v8_detector import YOLOV8Detector
-
     if size is not None and size not in SIZES:
         raise UltralyticsImportError(f"Invalid size: {size!r}. Expected one of {list(SIZES)}.")
     weights = read_ultralytics_weights(source, trust_pickle=trust_pickle)
-    layout = infer_layout(weights.state_dict)
-    preset = matching_preset(layout)
-    if size is not None and preset != f"yolov8{size}":
-        from edgedet.models.yolo_v8_presets import get_preset
-
-        expected = get_preset(f"yolov8{size}")
+    family, keymap = recognise(weights.state_dict)
+    layout = keymap.infer_layout(weights.state_dict)
+    preset = keymap.matching_preset(layout)
+    prefix = keymap.PRESET_PREFIX
+    if size is not None and preset != f"{prefix}{size}":
+        expected = family.get_preset(f"{prefix}{size}")
+        keys = [k for k in layout if k in expected and layout[k] != expected[k]]
         raise UltralyticsImportError(
-            f"--size {size}: yolov8{size} has channels {expected['stackwise_channels']} and "
-            f"C2f depths {expected['stackwise_depth']}, but {weights.source} has channels "
-            f"{layout['stackwise_channels']} and depths {layout['stackwise_depth']}"
+            f"--size {size}: {prefix}{size} has "
+            + ", ".join(f"{k} {expected[k]}" for k in keys)
+            + f", but {weights.source} has " + ", ".join(f"{k} {layout[k]}" for k in keys)
             + (f" (it is {preset})." if preset else " (a custom scale).")
         )
     if num_classes is not None and num_classes != layout["num_classes"]:
         raise UltralyticsImportError(
-            f"Expected {num_classes} classes, but the class head '{HEAD}.cv3.0.2.weight' of "
-            f"{weights.source} has {layout['num_classes']}."
+            f"Expected {num_classes} classes, but the class head '{keymap.HEAD}.cv3.0.2.weight' "
+            f"of {weights.source} has {layout['num_classes']}."
         )
     names = class_names if class_names is not None else weights.class_names
     if names is not None and len(names) != layout["num_classes"]:
@@ -374,21 +304,21 @@ def from_ultralytics(source, size=None, num_classes=None, class_names=None, imag
             f"{layout['num_classes']} classes."
         )
     size_px = image_size or weights.image_size or 640
-    model = YOLOV8Detector(
+    model = family.model_class()(
         **layout,
         include_rescaling=True,
         class_names=None if names is None else list(names),
         letterbox=LetterboxConfig.ultralytics(size_px),
         preset=preset,
-        name=preset or "yolov8",
+        name=preset or prefix,
     )
-    copy_weights(weights, model)
+    copy_weights(weights, model, keymap)
     return model
 
 
 def import_ultralytics(weights, out, size=None, num_classes=None, class_names=None,
                        image_size=None, force=False, trust_pickle=False):
-    """Imports Ultralytics YOLOv8 weights and writes an edgedet `.keras` file atomically.
+    """Imports Ultralytics detection weights and writes an edgedet `.keras` file atomically.
 
     Args:
         weights: see `read_ultralytics_weights`.
@@ -398,7 +328,7 @@ def import_ultralytics(weights, out, size=None, num_classes=None, class_names=No
         trust_pickle: bool. See `read_ultralytics_weights`. Defaults to False.
 
     Returns:
-        `(path, model)`: the written `pathlib.Path` and the `YOLOV8Detector`.
+        `(path, model)`: the written `pathlib.Path` and the model.
     """
     from edgedet.files import check_writable_output
 

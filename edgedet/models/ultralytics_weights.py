@@ -1,4 +1,4 @@
-"""Read Ultralytics YOLOv8 weights into numpy arrays (`UltralyticsWeights`).
+"""Read Ultralytics detection weights (YOLOv8, YOLO11) into numpy arrays (`UltralyticsWeights`).
 
 Sources: an Ultralytics checkpoint (`best.pt`, a pickle of ultralytics
 classes: needs the `ultralytics` package, and runs code stored in the file,
@@ -13,6 +13,7 @@ read. Converting the arrays into an edgedet model is
 
 import dataclasses
 import os
+import re
 
 import numpy as np
 
@@ -27,8 +28,23 @@ _NOT_DETECTION_MODELS = {
 }
 
 
+def module_keys(state_dict):
+    """Groups state_dict keys by top-level module index: `{22: {"cv2.0.0.conv.weight", ...}}`."""
+    groups = {}
+    for key in state_dict:
+        match = re.match(r"model\.(\d+)\.(.+)$", key)
+        if match:
+            groups.setdefault(int(match.group(1)), set()).add(match.group(2))
+    return groups
+
+
+# Convs that Ultralytics builds with act=False: the attention's qkv, proj and
+# pe, and a PSABlock FFN's second conv (YOLO11's C2PSA).
+_UNACTIVATED = re.compile(r"\.(attn\.(qkv|proj|pe)|ffn\.1)$")
+
+
 class UltralyticsImportError(ValueError):
-    """Ultralytics weights that cannot be converted to an edgedet YOLOv8."""
+    """Ultralytics weights that cannot be converted to an edgedet model."""
 
 
 @dataclasses.dataclass
@@ -95,24 +111,25 @@ def _from_module(model, checkpoint=None, source="model"):
     kind = _NOT_DETECTION_MODELS.get(type(model).__name__)
     if kind:
         raise UltralyticsImportError(
-            f"{source} is {kind}; edgedet imports YOLOv8 detection models only."
+            f"{source} is {kind}; edgedet imports detection models only."
         )
     yaml = getattr(model, "yaml", None)
     if isinstance(yaml, dict) and yaml.get("activation"):
         raise UltralyticsImportError(
-            f"{source} sets activation {yaml['activation']!r}; edgedet's YOLOv8 uses SiLU."
+            f"{source} sets activation {yaml['activation']!r}; edgedet's models use SiLU."
         )
     bn_epsilon = {}
     for name, module in model.named_modules():
         kind = type(module).__name__
         if kind == "BatchNorm2d":
             bn_epsilon[name] = float(module.eps)
-        elif kind == "Conv" and hasattr(module, "act"):
+        elif kind in ("Conv", "DWConv") and hasattr(module, "act"):
             act = type(module.act).__name__
-            if act != "SiLU":
+            if act != "SiLU" and not (act == "Identity" and _UNACTIVATED.search(name)):
                 raise UltralyticsImportError(
-                    f"{source}: module '{name}' uses activation {act}; edgedet's YOLOv8 uses "
-                    "SiLU in every convolution (a YOLO26-style SPPF has none on model.9.cv1)."
+                    f"{source}: module '{name}' uses activation {act}; edgedet's models use "
+                    "SiLU in every convolution but an attention block's (a YOLO26-style SPPF has "
+                    "none on model.9.cv1)."
                 )
     args = (checkpoint or {}).get("train_args") or getattr(model, "args", None)
     return UltralyticsWeights(

@@ -7,29 +7,19 @@ and `class_names` from the model.
 
 from edgedet import boxes as _boxes
 from edgedet.backend import keras as _keras
-from edgedet.config import InferenceConfig, LetterboxConfig
+from edgedet.config import LetterboxConfig
 from edgedet.models import yolo_v8_layers as layers
 from edgedet.models import yolo_v8_presets
+from edgedet.models.detector_common import (  # noqa: F401  (ultralytics_class_channels re-exported)
+    STRIDES,
+    DetectHeadMixin,
+    check_class_names,
+    check_num_classes,
+    int_list,
+    ultralytics_class_channels,
+)
 
 keras = _keras()
-
-STRIDES = (8, 16, 32)
-
-
-def _int_list(name, value, length):
-    if (
-        not isinstance(value, (list, tuple))
-        or len(value) != length
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
-    ):
-        raise ValueError(f"Invalid {name}: {value!r}. Expected a list of {length} positive ints.")
-    return [int(v) for v in value]
-
-
-def ultralytics_class_channels(p3_channels, num_classes):
-    """Ultralytics' class-branch width: `max(p3_channels, min(num_classes, 100))`."""
-    return max(p3_channels, min(num_classes, 100))
-
 
 def kerascv_class_channels(p3_channels, num_classes):
     """KerasCV's class-branch width: `max(num_classes, p3_channels)`."""
@@ -37,7 +27,7 @@ def kerascv_class_channels(p3_channels, num_classes):
 
 
 @keras.saving.register_keras_serializable(package="edgedet")
-class YOLOV8Detector(keras.Model):
+class YOLOV8Detector(DetectHeadMixin, keras.Model):
     """YOLOv8 detector (CSPDarknet-C2f backbone, PAN-FPN neck, DFL head).
 
     The model takes float32 images `[B, H, W, 3]` (H and W multiples of 32;
@@ -102,11 +92,10 @@ class YOLOV8Detector(keras.Model):
         preset=None,
         **kwargs,
     ):
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-            raise ValueError(f"Invalid num_classes: {num_classes!r}. Expected an int >= 1.")
-        stackwise_channels = _int_list("stackwise_channels", stackwise_channels, 4)
-        stackwise_depth = _int_list("stackwise_depth", stackwise_depth, 4)
-        neck_depths = _int_list("neck_depths", neck_depths, 4)
+        check_num_classes(num_classes)
+        stackwise_channels = int_list("stackwise_channels", stackwise_channels, 4)
+        stackwise_depth = int_list("stackwise_depth", stackwise_depth, 4)
+        neck_depths = int_list("neck_depths", neck_depths, 4)
         if any(c % 2 for c in stackwise_channels):
             raise ValueError(
                 f"Invalid stackwise_channels: {stackwise_channels}. Expected even numbers "
@@ -120,7 +109,7 @@ class YOLOV8Detector(keras.Model):
                 "or None."
             )
         _boxes.check_format(bounding_box_format)
-        class_names = self._check_class_names(class_names, num_classes)
+        class_names = check_class_names(class_names, num_classes)
         letterbox = LetterboxConfig.kerascv(640) if letterbox is None else letterbox
         letterbox = LetterboxConfig.from_dict(letterbox)
 
@@ -154,35 +143,6 @@ class YOLOV8Detector(keras.Model):
         self.class_names = class_names
         self.letterbox = letterbox
         self.preset = preset
-
-    @staticmethod
-    def _check_class_names(class_names, num_classes):
-        if class_names is None:
-            return tuple(f"class_{i}" for i in range(num_classes))
-        if isinstance(class_names, str) or not all(isinstance(n, str) for n in class_names):
-            raise ValueError(f"Invalid class_names: {class_names!r}. Expected a list of str.")
-        if len(class_names) != num_classes:
-            raise ValueError(
-                f"Got {len(class_names)} class_names for num_classes={num_classes}; "
-                "expected one name per class."
-            )
-        return tuple(class_names)
-
-    @property
-    def strides(self):
-        """Strides of the three output levels, in anchor order: `(8, 16, 32)`."""
-        return STRIDES
-
-    @property
-    def reg_max(self):
-        """DFL bins per box side (16): `boxes` has `4 * reg_max` channels."""
-        return layers.REG_MAX
-
-    def default_inference_config(self):
-        """Returns the `InferenceConfig` matching the model's letterbox and box format."""
-        return InferenceConfig(
-            letterbox=self.letterbox, bounding_box_format=self.bounding_box_format
-        )
 
     def get_config(self):
         return {

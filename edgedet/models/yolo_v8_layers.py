@@ -202,6 +202,23 @@ def apply_path_aggregation_fpn(features, neck_depths, activation="swish", name="
     return [p3p4p5, down1, down2]
 
 
+def head_box_channels(p3_channels):
+    """Width of the box branch (Ultralytics `Detect`): `max(16, p3 // 4, 4 * reg_max)`."""
+    return max(BOX_REGRESSION_CHANNELS, p3_channels // 4)
+
+
+def apply_box_branch(feature, box_channels, activation="swish", name="head_1"):
+    """A `Detect` box branch: two 3x3 conv-BN-acts and a 1x1 conv to `4 * reg_max`.
+
+    Returns the `[B, H*W, 64]` DFL logits, row-major; layers `{name}_box_1`,
+    `{name}_box_2`, `{name}_box_3_conv`, `{name}_box_reshape`.
+    """
+    x = apply_conv_bn(feature, box_channels, 3, activation=activation, name=f"{name}_box_1")
+    x = apply_conv_bn(x, box_channels, 3, activation=activation, name=f"{name}_box_2")
+    x = keras.layers.Conv2D(BOX_REGRESSION_CHANNELS, 1, name=f"{name}_box_3_conv")(x)
+    return keras.layers.Reshape((-1, BOX_REGRESSION_CHANNELS), name=f"{name}_box_reshape")(x)
+
+
 def apply_yolo_v8_head(
     features, num_classes, class_channels, activation="swish", name="yolo_v8_head"
 ):
@@ -218,16 +235,11 @@ def apply_yolo_v8_head(
         `(boxes, classes)`: per-level lists of `[B, H*W, 64]` box
         distributions and `[B, H*W, num_classes]` class logits, row-major.
     """
-    box_channels = max(BOX_REGRESSION_CHANNELS, features[0].shape[-1] // 4)
+    box_channels = head_box_channels(features[0].shape[-1])
     boxes, classes = [], []
     for i, feature in enumerate(features):
         level = f"{name}_{i + 1}"
-        x = apply_conv_bn(feature, box_channels, 3, activation=activation, name=f"{level}_box_1")
-        x = apply_conv_bn(x, box_channels, 3, activation=activation, name=f"{level}_box_2")
-        x = keras.layers.Conv2D(BOX_REGRESSION_CHANNELS, 1, name=f"{level}_box_3_conv")(x)
-        boxes.append(
-            keras.layers.Reshape((-1, BOX_REGRESSION_CHANNELS), name=f"{level}_box_reshape")(x)
-        )
+        boxes.append(apply_box_branch(feature, box_channels, activation, level))
         y = apply_conv_bn(
             feature, class_channels, 3, activation=activation, name=f"{level}_class_1"
         )

@@ -267,8 +267,10 @@ def train(
     monitor = cb.EpochMonitor(trainer, out, evaluator, steps * batch, save_state,
                               eval_every=eval_every, best=best, plot=plot, total_epochs=epochs)
     if initial_epoch < epochs:
+        # shuffle=False: the tf.data pipeline shuffles; Keras would warn that its
+        # default shuffle=True is ignored for a dataset.
         trainer.fit(train_data, epochs=epochs, steps_per_epoch=steps, initial_epoch=initial_epoch,
-                    callbacks=[monitor, *(callbacks or [])], verbose=verbose)
+                    callbacks=[monitor, *(callbacks or [])], verbose=verbose, shuffle=False)
     if evaluator is not None:
         evaluator.close()
     if monitor.failure is not None:

@@ -95,19 +95,23 @@ def make_optimizer(name, schedule, weight_decay=5e-4, momentum=0.937, clipnorm=1
 
 
 def init_head_biases(detector, objects_per_image=5.0):
-    """Ultralytics' `Detect.bias_init`: box biases 1, class biases at a low prior.
+    """Initialises a fresh detector's head biases with its family's hook.
 
-    The class bias of level `i` is `log(objects / num_classes / cells_i)`,
-    so the initial class loss is small and the first steps are stable.
+    For the `Detect`-head families this is Ultralytics' `Detect.bias_init`
+    (`edgedet.models.heads.init_detect_head_biases`).
+
+    Raises:
+        ValueError: for a model of no registered family.
     """
-    size = detector.letterbox.size
-    for i, stride in enumerate(detector.strides):
-        level = f"yolo_v8_head_{i + 1}"
-        box = detector.get_layer(f"{level}_box_3_conv")
-        box.bias.assign(np.ones(box.bias.shape, "float32"))
-        cls = detector.get_layer(f"{level}_class_3_conv")
-        prior = math.log(objects_per_image / detector.num_classes / (size / stride) ** 2)
-        cls.bias.assign(np.full(cls.bias.shape, prior, "float32"))
+    from edgedet.models import families
+
+    family = families.family_of_model(detector)
+    if family is None:
+        raise ValueError(
+            f"{type(detector).__name__} is not a model of a registered family "
+            f"({[f.name for f in families.families()]}); cannot initialise its head."
+        )
+    family.init_head_biases(detector, objects_per_image)
 
 
 class DetectorTrainer(keras.Model):

@@ -33,7 +33,10 @@ from edgedet.models.ultralytics_import import (  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "ultralytics"
-CASES = ("n_w8", "m_w8")
+CASES = ("n_w8", "m_w8", "yolo11n", "yolo11s")
+V8_CASES = ("n_w8", "m_w8")
+# The preset each case imports as: the YOLOv8 cases are reduced scales.
+CASE_PRESETS = {"yolo11n": "yolo11n", "yolo11s": "yolo11s"}
 BOX_TOLERANCE_PX = 1e-3
 SCORE_TOLERANCE = 1e-5
 
@@ -130,11 +133,20 @@ def test_golden_npz_matches_ultralytics(case, tmp_path):
     assert model.num_classes == config["num_classes"]
     assert model.class_names == tuple(f"class_{i}" for i in range(config["num_classes"]))
     assert model.letterbox.to_dict() == {"size": 640, "pad_position": "center", "pad_value": 114}
-    assert model.include_rescaling and model.preset is None
+    assert model.include_rescaling and model.preset == CASE_PRESETS.get(case)
 
 
 def test_layout_read_from_the_shapes(case, imported):
     config, _, _ = golden(case)
+    if case not in V8_CASES:
+        from edgedet.models.yolo11_presets import get_preset
+
+        expected = get_preset(case)
+        assert list(imported.stackwise_channels) == expected["stackwise_channels"]
+        assert list(imported.c3k) == expected["c3k"] and imported.psa_depth == 1
+        p3 = expected["stackwise_channels"][2]
+        assert imported.head_class_channels == max(p3, min(config["num_classes"], 100))
+        return
     expected_depths = {"n_w8": [1, 2, 2, 1], "m_w8": [2, 4, 4, 2]}[case]
     assert list(imported.stackwise_depth) == expected_depths
     assert list(imported.neck_depths) == [expected_depths[0]] * 4
@@ -149,6 +161,13 @@ def test_real_ultralytics_scales_are_edgedet_presets(size):
     assert layout["num_classes"] == 80
 
 
+def test_real_yolo11n_is_recognised_and_imports_every_tensor():
+    model = from_ultralytics(zeros_like_real("yolo11n"))
+    assert type(model).__name__ == "YOLO11Detector" and model.preset == "yolo11n"
+    with pytest.raises(UltralyticsImportError, match=r"--size s: yolo11s has stackwise_channels"):
+        from_ultralytics(zeros_like_real("yolo11n"), size="s")
+
+
 def test_full_yolov8n_imports_every_tensor():
     model = from_ultralytics(zeros_like_real("yolov8n"), size="n", num_classes=80)
     assert model.preset == "yolov8n" and model.name == "yolov8n"
@@ -159,7 +178,6 @@ def test_full_yolov8n_imports_every_tensor():
 @pytest.mark.parametrize(
     "name, words",
     [
-        ("yolo11n", "YOLO11"),
         ("yolov5nu", "YOLOv5u"),
         ("yolov8n-seg", "segmentation"),
         ("yolov8n-pose", "pose"),
@@ -310,12 +328,13 @@ def test_module_imports_neither_torch_nor_tensorflow():
 # --- the PyTorch paths (skipped without torch / ultralytics) -----------------------------
 
 
-def test_torch_state_dict_file(tmp_path):
+@pytest.mark.parametrize("case_name", ["m_w8", "yolo11s"])
+def test_torch_state_dict_file(tmp_path, case_name):
     torch = pytest.importorskip("torch")
-    _, state, arrays = golden("m_w8")
+    config, state, arrays = golden(case_name)
     path = tmp_path / "state_dict.pt"
     torch.save({k: torch.from_numpy(v) for k, v in state.items()}, path)
-    assert_matches_ultralytics(from_ultralytics(path, num_classes=40), arrays)
+    assert_matches_ultralytics(from_ultralytics(path, num_classes=config["num_classes"]), arrays)
     # A half-precision state_dict (as Ultralytics saves) is read as float32.
     torch.save({"model": {k: torch.from_numpy(v).half() if v.dtype == np.float32 else
                           torch.from_numpy(v) for k, v in state.items()}}, path)
@@ -404,8 +423,11 @@ def ultralytics_env(tmp_path, monkeypatch):
 def test_ultralytics_checkpoint_live(ultralytics_env, tmp_path, case_name):
     torch = ultralytics_env
     config, state, arrays = golden(case_name)
-    scale = (config["depth"], config["width"], config["max_channels"])
-    model = _tool()._build("yolov8.yaml", config["num_classes"], scale).eval()
+    if case_name in V8_CASES:
+        scale = (config["depth"], config["width"], config["max_channels"])
+        model = _tool()._build("yolov8.yaml", config["num_classes"], scale).eval()
+    else:
+        model = _tool()._build(config["yaml"], config["num_classes"]).eval()
     model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
     names = {i: f"thing{i}" for i in range(config["num_classes"])}
     model.names = names
