@@ -51,7 +51,8 @@ def parse_args(argv=None):
     parser.add_argument("--imgsz", type=int, default=640,
                         help="Model input size, a multiple of 32 (default: 640).")
     parser.add_argument("--images", default=DEFAULT_IMAGES,
-                        help=f"Benchmark images: folder or synthetic spec (default: {DEFAULT_IMAGES}).")
+                        help="Benchmark images: folder or synthetic spec "
+                             f"(default: {DEFAULT_IMAGES}).")
     parser.add_argument("--batch", default="1", help="Batch sizes, e.g. 1,4 (default: 1).")
     parser.add_argument("--runs", type=int, default=30, help="Timed calls (default: 30).")
     parser.add_argument("--warmup", type=int, default=5, help="Warm-up calls (default: 5).")
@@ -170,7 +171,8 @@ def build_artifacts(model, work, stem, force, calib_size, reuse=False):
                                progress=log, **options)
             paths.append(result.path)
             notes.append(f"{target.name} {precision}: {result.path.name}, "
-                         f"{result.size_bytes / 2**20:.1f} MiB, exported in {result.seconds:.0f} s.")
+                         f"{result.size_bytes / 2**20:.1f} MiB, "
+                         f"exported in {result.seconds:.0f} s.")
             earlier[result.path.name] = notes[-1]
             atomic_write_text(notes_path, json.dumps(earlier, indent=1))
     for target, reason in skipped_targets():

@@ -315,7 +315,8 @@ def report(results, args):
     if all(s in results for s in SIDES):
         e, u = results["edgedet"], results["ultralytics"]
         lines.append(
-            f"edgedet/ultralytics: steady {e['steady_images_per_second'] / u['steady_images_per_second']:.2f}x, "
+            "edgedet/ultralytics: steady "
+            f"{e['steady_images_per_second'] / u['steady_images_per_second']:.2f}x, "
             f"epoch {e['epoch_images_per_second'] / u['epoch_images_per_second']:.2f}x, "
             f"mAP50-95 {e['map50_95'] - u['map50_95']:+.3f}"
         )

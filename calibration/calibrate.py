@@ -153,7 +153,8 @@ def calibrate(onnx_model, data=None, out_dir=".", method=DEFAULT_METHOD, size=DE
 
     record = pipeline.record(metadata, onnx_model.name,
                              files={kind: paths[kind].name for kind in wanted if kind != "json"},
-                             model_bytes=b"" if metadata.source_sha256 else proto.SerializeToString())
+                             model_bytes=(b"" if metadata.source_sha256
+                                          else proto.SerializeToString()))
     if write_cache:
         text, record["tensorrt_cache"] = pipeline.tensorrt_cache(trt_version, paths["cache"].name)
         atomic_write_text(paths["cache"], text)

@@ -216,7 +216,8 @@ def body_tensors(model, body):
     names = set()
     for node in model.graph.node:
         if node.name in wanted:
-            names.update(t for t in list(node.input) + list(node.output) if t and t not in initializers)
+            names.update(t for t in list(node.input) + list(node.output)
+                         if t and t not in initializers)
     return names
 
 
@@ -502,8 +503,8 @@ def check_placement(model, body):
 
     Q/DQ must only touch the body: every `QuantizeLinear` reads a tensor made
     by a body node, every `DequantizeLinear` feeds body nodes only (or another
-    Q/DQ, or a `Shape`, which reads no values), and the float-kept nodes (head output convolutions, ...) read no
-    dequantized weights.
+    Q/DQ, or a `Shape`, which reads no values), and the float-kept nodes (head
+    output convolutions, ...) read no dequantized weights.
 
     Args:
         model: path or `onnx.ModelProto`. The quantized model.
@@ -535,7 +536,8 @@ def check_placement(model, body):
             source = upstream(n.input[0])
             if n.input[0] not in inits and (source is None or source.name not in body_nodes):
                 where = source.name if source is not None else f"graph input {n.input[0]}"
-                problems.append(f"{n.name} quantizes '{n.input[0]}' made outside the body ({where})")
+                problems.append(
+                    f"{n.name} quantizes '{n.input[0]}' made outside the body ({where})")
         elif n.op_type == "DequantizeLinear":
             for user in consumers.get(n.output[0], []):
                 if user.op_type in qdq or user.op_type == "Shape":  # Shape reads no values.

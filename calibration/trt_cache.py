@@ -162,7 +162,8 @@ def parse_cache(text, source="calibration cache"):
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
-            raise CacheFormatError(f"{source} is binary, not a TensorRT calibration cache.") from None
+            raise CacheFormatError(
+                f"{source} is binary, not a TensorRT calibration cache.") from None
     lines = [line.rstrip("\r") for line in text.splitlines() if line.strip()]
     match = _HEADER.match(lines[0]) if lines else None
     if match is None:

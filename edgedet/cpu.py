@@ -69,7 +69,8 @@ def int8_flags(flags=None):
 
 
 def cpu_class(flags, machine):
-    """The CPU class (`CPU_CLASSES` key) of a CPU with `flags` and `platform.machine()` `machine`."""
+    """The CPU class (`CPU_CLASSES` key) of a CPU with `flags` and `platform.machine()`
+    `machine`."""
     machine = (machine or "").lower()
     if machine in ("aarch64", "arm64") or machine.startswith("arm"):
         return "arm"

@@ -120,7 +120,8 @@ def dfl_expectation(raw_boxes, reg_max=16):
 
     anchors = raw_boxes.shape[1]
     # A static anchor count keeps the exported graphs' shapes static.
-    shape = [-1, anchors, 4, reg_max] if anchors is not None else [tf.shape(raw_boxes)[0], -1, 4, reg_max]
+    shape = ([-1, anchors, 4, reg_max] if anchors is not None
+             else [tf.shape(raw_boxes)[0], -1, 4, reg_max])
     probabilities = tf.nn.softmax(tf.reshape(raw_boxes, shape), axis=-1)
     projection = tf.constant(np.arange(reg_max), dtype=raw_boxes.dtype)
     return tf.reduce_sum(probabilities * projection, axis=-1)

@@ -209,7 +209,8 @@ def batch_from_padded(outputs, bounding_box_format="xyxy"):
     """
     if not isinstance(outputs, dict):
         raise ValueError(
-            f"Expected a dict of outputs with keys {list(PADDED_KEYS)}, received {type(outputs).__name__}."
+            f"Expected a dict of outputs with keys {list(PADDED_KEYS)}, "
+            f"received {type(outputs).__name__}."
         )
     missing = [k for k in PADDED_KEYS if k not in outputs]
     if missing:

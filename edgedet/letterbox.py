@@ -99,7 +99,9 @@ def letterbox(images, config=None):
     images = tf.convert_to_tensor(images)
     if images.dtype != tf.uint8:
         raise ValueError(f"letterbox expects uint8 images, received dtype {images.dtype.name}.")
-    if images.shape.rank is not None and (images.shape.rank != 4 or images.shape[-1] not in (3, None)):
+    if images.shape.rank is not None and (
+        images.shape.rank != 4 or images.shape[-1] not in (3, None)
+    ):
         raise ValueError(
             f"letterbox expects images of shape [B, H, W, 3], received shape {images.shape}."
         )

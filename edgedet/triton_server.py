@@ -55,13 +55,15 @@ def bundled_server():
     """
     spec = importlib.util.find_spec("pytriton")  # Located, never imported (needs pyzmq).
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"No Triton server found: nvidia-pytriton is not installed. {INSTALL_HINT}.")
+        raise FileNotFoundError(
+            f"No Triton server found: nvidia-pytriton is not installed. {INSTALL_HINT}.")
     root = Path(spec.submodule_search_locations[0])
     version = f"{sys.version_info[0]}.{sys.version_info[1]}"
     paths = {
         "binary": root / "tritonserver" / "bin" / "tritonserver",
         "python_backend": root / "tritonserver" / "backends" / "python",
-        "stub": root / "tritonserver" / "python_backend_stubs" / version / "triton_python_backend_stub",
+        "stub": (root / "tritonserver" / "python_backend_stubs" / version
+                 / "triton_python_backend_stub"),
         "libs": root.parent / "nvidia_pytriton.libs",
     }
     missing = [f"{key} ({path})" for key, path in paths.items() if not path.exists()]
@@ -185,7 +187,8 @@ class TritonServer:
             if time.monotonic() > deadline:
                 self.stop()
                 raise TritonServerError(
-                    f"tritonserver was not ready after {self.startup_timeout:.0f}s:\n{self._tail()}")
+                    f"tritonserver was not ready after {self.startup_timeout:.0f}s:\n"
+                    f"{self._tail()}")
             time.sleep(0.25)
         return self
 

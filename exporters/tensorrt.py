@@ -126,7 +126,8 @@ def build_engine(onnx_bytes, options, calib_cache_text=None, logger=None):
     with stage(TARGET, "build"):
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
-            raise ExportError(TARGET, "build", "TensorRT could not build the engine (see its log above).")
+            raise ExportError(TARGET, "build",
+                              "TensorRT could not build the engine (see its log above).")
     if timing_path is not None:
         atomic_write_bytes(timing_path, bytes(config.get_timing_cache().serialize()))
     facts = {"version": trt.__version__, "strongly_typed": plan["strongly_typed"],
@@ -355,7 +356,8 @@ def export_without_tensorrt(end_to_end, metadata, path, force=False, precision="
     with stage(TARGET, "prepare ONNX"):
         if int8:
             explicit = dataclasses.replace(options, int8_mode="explicit")
-            implicit = dataclasses.replace(options, int8_mode="implicit", calib_cache=cache_path.name)
+            implicit = dataclasses.replace(options, int8_mode="implicit",
+                                           calib_cache=cache_path.name)
             qdq = prepare_onnx(_onnx_for("s8s8", end_to_end, metadata, session), version)
             lint_or_refuse(qdq, version, options)
             atomic_write_bytes(onnx_path, qdq.SerializeToString())

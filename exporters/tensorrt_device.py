@@ -91,7 +91,8 @@ def build_from_onnx(onnx_path, engine_path, force=False, calib_cache=None, **opt
         model = prepare_onnx(source, version)
     lint_or_refuse(model, version, options)
     onnx_bytes = model.SerializeToString()
-    engine, facts = build_and_describe(onnx_bytes, options, cache_text, built_from=Path(onnx_path).name)
+    engine, facts = build_and_describe(onnx_bytes, options, cache_text,
+                                       built_from=Path(onnx_path).name)
     with stage(TARGET, "write"):
         atomic_write_bytes(engine_path, engine)
         atomic_write_text(sidecar, sidecar_json(metadata, options.precision, facts))

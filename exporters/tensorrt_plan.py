@@ -19,7 +19,7 @@ What is built from what (`build_plan`):
 TensorRT 8.x's ONNX parser has no UINT8 tensors, so for 8.x the engine's
 `images` input is float32 (0-255, same values; the runtime casts). From 10
 on it is uint8, as in every other artifact.
-"""
+"""  # noqa: E501 (the build_plan table)
 
 import dataclasses
 import shlex
@@ -68,7 +68,8 @@ class BuildOptions:
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ValueError(
-                f"Invalid TensorRT precision '{self.precision}'. Expected one of {list(PRECISIONS)}."
+                f"Invalid TensorRT precision '{self.precision}'. "
+                f"Expected one of {list(PRECISIONS)}."
             )
         if self.int8_mode not in INT8_MODES:
             raise ValueError(
@@ -87,12 +88,14 @@ class BuildOptions:
             )
         object.__setattr__(self, "shapes", shapes)
         if not isinstance(self.workspace_mib, int) or self.workspace_mib < 1:
-            raise ValueError(f"Invalid workspace: {self.workspace_mib!r} MiB. Expected an int >= 1.")
+            raise ValueError(
+                f"Invalid workspace: {self.workspace_mib!r} MiB. Expected an int >= 1.")
         if self.dla_core is not None:
             if not isinstance(self.dla_core, int) or self.dla_core < 0:
                 raise ValueError(f"Invalid DLA core: {self.dla_core!r}. Expected an int >= 0.")
             if self.precision == "fp32":
-                raise ValueError("DLA runs fp16 or int8 only; use --precision fp16 or int8 with a DLA core.")
+                raise ValueError("DLA runs fp16 or int8 only; "
+                                 "use --precision fp16 or int8 with a DLA core.")
 
 
 def parse_shape(text):
@@ -104,7 +107,8 @@ def parse_shape(text):
     if len(values) == 2:
         values = (1, *values)
     if len(values) != 3 or min(values) < 1:
-        raise ValueError(f"Invalid input shape {text!r}. Expected 'HxW' or 'BxHxW', e.g. '720x1280'.")
+        raise ValueError(
+            f"Invalid input shape {text!r}. Expected 'HxW' or 'BxHxW', e.g. '720x1280'.")
     return values
 
 

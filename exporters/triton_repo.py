@@ -21,8 +21,9 @@ dimension; its dynamic batcher only merges requests of equal shape), the
 four outputs with their per-image shapes, and `num_detections` declared as
 `dims: [1]` with `reshape: { shape: [] }` (the model's output is `[B]`;
 clients receive `[B, 1]`); or, with `max_batch_size=0`, an explicit batch
-dimension (`[-1, -1, -1, 3]`, the ONNX's own shapes, no Triton batching). The edgedet metadata (JSON) and the class names
-are `parameters`, so a client reads thresholds and names from the server.
+dimension (`[-1, -1, -1, 3]`, the ONNX's own shapes, no Triton batching).
+The edgedet metadata (JSON) and the class names are `parameters`, so a
+client reads thresholds and names from the server.
 
 The config text is written here rather than through Triton's
 `model_config_pb2` so that writing a repository needs no Triton package;
@@ -96,13 +97,16 @@ class RepoOptions:
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"Invalid Triton {name}: {value!r}. Expected an int >= 0.")
         if self.backend not in BACKENDS:
-            raise ValueError(f"Invalid Triton backend {self.backend!r}. Expected one of {list(BACKENDS)}.")
+            raise ValueError(
+                f"Invalid Triton backend {self.backend!r}. Expected one of {list(BACKENDS)}.")
         if self.accelerator not in ACCELERATORS:
             raise ValueError(
-                f"Invalid Triton accelerator {self.accelerator!r}. Expected one of {list(ACCELERATORS)}."
+                f"Invalid Triton accelerator {self.accelerator!r}. "
+                f"Expected one of {list(ACCELERATORS)}."
             )
         if self.fp16 and self.accelerator != "tensorrt":
-            raise ValueError("fp16 applies to the TensorRT accelerator only (accelerator='tensorrt').")
+            raise ValueError(
+                "fp16 applies to the TensorRT accelerator only (accelerator='tensorrt').")
         sizes = tuple(int(s) for s in self.preferred_batch_sizes)
         if any(not 1 <= s <= self.max_batch_size for s in sizes):
             raise ValueError(
@@ -112,7 +116,8 @@ class RepoOptions:
         object.__setattr__(self, "preferred_batch_sizes", sizes)
         warmup = tuple((int(h), int(w)) for h, w in self.warmup_sizes)
         if any(min(size) < 1 for size in warmup):
-            raise ValueError(f"Invalid warm-up sizes {self.warmup_sizes!r}. Expected (height, width) >= 1.")
+            raise ValueError(
+                f"Invalid warm-up sizes {self.warmup_sizes!r}. Expected (height, width) >= 1.")
         object.__setattr__(self, "warmup_sizes", warmup)
 
 

@@ -39,7 +39,7 @@ report = lint_onnx(onnx.load("model_trt.onnx"), "10.3.0", max_batch=8)
 if not report:
     raise SystemExit(report.text())
 ```
-"""
+"""  # noqa: E501 (the rule table)
 
 import dataclasses
 
@@ -183,7 +183,8 @@ def _check_opset(model, rules):
     if opset > rules.max_opset:
         return [Finding("opset", "error",
                         f"opset {opset} is newer than TensorRT {rules.name} parses "
-                        f"(up to {rules.max_opset}; {rules.source}). Re-export with a lower opset.")]
+                        f"(up to {rules.max_opset}; {rules.source}). "
+                        "Re-export with a lower opset.")]
     return []
 
 

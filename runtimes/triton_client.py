@@ -27,7 +27,8 @@ OUTPUT_NAMES = ("boxes", "confidence", "classes", "num_detections")
 def client_module(protocol):
     """`tritonclient.http` or `tritonclient.grpc`, with a clear error when missing."""
     if protocol not in PROTOCOLS:
-        raise ValueError(f"Invalid Triton protocol {protocol!r}. Expected one of {list(PROTOCOLS)}.")
+        raise ValueError(
+            f"Invalid Triton protocol {protocol!r}. Expected one of {list(PROTOCOLS)}.")
     try:
         if protocol == "http":
             import tritonclient.http as module
@@ -105,7 +106,8 @@ class TritonRuntime(Runtime):
         try:
             ready = self.client.is_model_ready(self.model)
         except Exception as error:  # noqa: BLE001
-            raise ConnectionError(f"Cannot reach Triton at {self.url} ({self.protocol}): {error}") from error
+            raise ConnectionError(
+                f"Cannot reach Triton at {self.url} ({self.protocol}): {error}") from error
         if not ready:
             raise ValueError(f"Model '{self.model}' is not ready on Triton at {self.url}.")
         self.metadata  # noqa: B018 - fail early without edgedet metadata.

@@ -70,7 +70,8 @@ def trained_like_ultralytics_state(name="yolov8n", seed=0):
     import json
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent / "fixtures" / "ultralytics" / "state_dict_shapes.json.gz"
+    path = (Path(__file__).resolve().parent / "fixtures" / "ultralytics"
+            / "state_dict_shapes.json.gz")
     with gzip.open(path) as f:
         shapes = json.loads(f.read())[name]["shapes"]
     tool = _tool("make_ultralytics_fixture")

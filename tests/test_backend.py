@@ -28,14 +28,16 @@ def test_other_backend_fails_with_a_clear_message(monkeypatch):
 
 
 def test_tensorflow_backend_is_the_default():
-    result = _run("import os\nos.environ.pop('KERAS_BACKEND', None)\nimport edgedet, edgedet.backend\n"
+    result = _run("import os\nos.environ.pop('KERAS_BACKEND', None)\n"
+                  "import edgedet, edgedet.backend\n"
                   "print(edgedet.backend.keras().backend.backend())")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "tensorflow"
 
 
 def test_importing_edgedet_and_cli_help_do_not_import_tensorflow():
-    result = _run("import sys\nfrom click.testing import CliRunner\nfrom edgedet.cli.main import cli\n"
+    result = _run("import sys\nfrom click.testing import CliRunner\n"
+                  "from edgedet.cli.main import cli\n"
                   "r = CliRunner().invoke(cli, ['--help'])\nassert r.exit_code == 0, r.output\n"
                   "print(sorted(m for m in ('tensorflow', 'keras', 'onnx', 'onnxruntime') "
                   "if m in sys.modules))")

@@ -98,10 +98,12 @@ def test_known_boxes_at_odd_sizes(model, letterbox):
         assert out["num_detections"].tolist() == [2], (height, width)
         np.testing.assert_allclose(
             out["boxes"][0, :2],
-            [expected_box(28, height, width, letterbox), expected_box(64, height, width, letterbox)],
+            [expected_box(28, height, width, letterbox),
+             expected_box(64, height, width, letterbox)],
             rtol=1e-5, atol=1e-3, err_msg=f"{(height, width)}",
         )
-        np.testing.assert_allclose(out["confidence"][0, :2], 1 / (1 + np.exp([-5.0, -3.0])), rtol=1e-5)
+        np.testing.assert_allclose(out["confidence"][0, :2], 1 / (1 + np.exp([-5.0, -3.0])),
+                                   rtol=1e-5)
         assert out["classes"][0].tolist() == [1, 0, -1, -1, -1]
         assert not out["boxes"][0, 2:].any() and not out["confidence"][0, 2:].any()
 
@@ -159,11 +161,13 @@ def test_signature_and_variables(model):
     e2e = build_end_to_end(model, config())
     function = e2e.serve.get_concrete_function()
     (spec,) = function.structured_input_signature[0]
-    assert spec.name == "images" and spec.dtype == tf.uint8 and spec.shape.as_list() == [None] * 3 + [3]
+    assert (spec.name == "images" and spec.dtype == tf.uint8
+            and spec.shape.as_list() == [None] * 3 + [3])
     outputs = function.structured_outputs
     assert sorted(outputs) == sorted(OUTPUT_NAMES)
     assert {k: v.dtype for k, v in outputs.items()} == {
-        "boxes": tf.float32, "confidence": tf.float32, "classes": tf.int32, "num_detections": tf.int32
+        "boxes": tf.float32, "confidence": tf.float32, "classes": tf.int32,
+        "num_detections": tf.int32,
     }
     assert outputs["boxes"].shape.as_list() == [None, 5, 4]
     assert outputs["num_detections"].shape.as_list() == [None]

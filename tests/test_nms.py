@@ -67,7 +67,8 @@ def test_best_class_per_anchor():
 
 
 def test_max_detections_truncates_and_pads():
-    rows = [([20 * i, 0, 20 * i + 10, 10], i % 2, s) for i, s in enumerate([0.3, 0.9, 0.5, 0.7, 0.8])]
+    rows = [([20 * i, 0, 20 * i + 10, 10], i % 2, s)
+            for i, s in enumerate([0.3, 0.9, 0.5, 0.7, 0.8])]
     boxes, scores = one_image(rows)
     out = run(boxes, scores, max_detections=3)
     assert out["num_detections"].tolist() == [3]
@@ -121,7 +122,8 @@ def test_dynamic_batch_in_one_trace():
         return non_max_suppression(boxes, scores, config)
 
     for batch in (1, 5):
-        out = nms(np.array([[A, B, FAR]] * batch, np.float32), np.full((batch, 3, 2), 0.5, np.float32))
+        out = nms(np.array([[A, B, FAR]] * batch, np.float32),
+                  np.full((batch, 3, 2), 0.5, np.float32))
         assert out["boxes"].shape == (batch, 4, 4)
         assert out["num_detections"].numpy().tolist() == [2] * batch
 

@@ -27,7 +27,8 @@ def _source_packages():
     names = set()
     for init in REPO.glob("**/__init__.py"):
         rel = init.parent.relative_to(REPO)
-        if rel.parts[0] in ("tests", "build", ".venv", "benchmarks") or "site-packages" in rel.parts:
+        if (rel.parts[0] in ("tests", "build", ".venv", "benchmarks")
+                or "site-packages" in rel.parts):
             continue
         top = MAPPED.get(rel.parts[0], rel.parts[0])
         names.add(".".join([top, *rel.parts[1:]]))

@@ -111,7 +111,8 @@ def test_synthetic_spec_has_names_labels_and_its_split():
     labels = source.labels(2)
     assert labels["boxes"].shape[1] == 4 and len(labels["classes"]) == len(labels["boxes"])
     assert source.class_names == tuple(source.dataset.class_names)
-    assert ImageSource("synthetic:shapes?n=3&seed=5&size=24").names[0] == "shapes_train_5_000000.png"
+    assert (ImageSource("synthetic:shapes?n=3&seed=5&size=24").names[0]
+            == "shapes_train_5_000000.png")
     with pytest.raises(ValueError, match="synthetic:shapez"):
         ImageSource("synthetic:shapez")
 

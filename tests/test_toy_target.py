@@ -179,7 +179,8 @@ def test_a_toy_target_works_in_every_command(toy, decisive_model_file, image_dir
     info = json.loads(result.output[result.output.index("{"):])
     assert info["target"] == "toy" and info["class_names"] == ["circle", "square", "triangle"]
 
-    assert run("predict", "--model", artifact, image_dir, "--out", tmp_path / "p_toy").exit_code == 0
+    assert run("predict", "--model", artifact, image_dir, "--out",
+               tmp_path / "p_toy").exit_code == 0
     result = run("predict", "--model", decisive_model_file, image_dir, "--out", tmp_path / "p_ref")
     assert result.exit_code == 0, result.output
     got, expected = _detections(tmp_path / "p_toy"), _detections(tmp_path / "p_ref")

@@ -94,8 +94,9 @@ def load_test(url, model, images, protocol="http", clients=4, requests=20, batch
         `latency_ms` (`median`, `p90`, `p99`, `min`, `max`, `mean`),
         `throughput_images_per_s`, `wall_seconds`, `server`
         (`inference_count` (images; requests for a model without batching),
-        `execution_count` during the timed part, `average_batch`), `batches` (the request batches) and, with
-        `keep_detections`, `responses`: `(client, batch index, detections)`.
+        `execution_count` during the timed part, `average_batch`), `batches`
+        (the request batches) and, with `keep_detections`, `responses`:
+        `(client, batch index, detections)`.
 
     Raises:
         ValueError: invalid counts or no images.
@@ -112,7 +113,8 @@ def load_test(url, model, images, protocol="http", clients=4, requests=20, batch
     batches = make_batches(list(images), batch_size)
     # One connection per thread, opened in that thread (tritonclient.http's
     # gevent client must stay on the thread that made it).
-    runtimes = [TritonRuntime(url, model, protocol=protocol, timeout=timeout) for _ in range(clients)]
+    runtimes = [TritonRuntime(url, model, protocol=protocol, timeout=timeout)
+                for _ in range(clients)]
     latencies = [[] for _ in range(clients)]
     responses, errors = [], []
     lock = threading.Lock()
@@ -171,7 +173,8 @@ def load_test(url, model, images, protocol="http", clients=4, requests=20, batch
         raise errors[0]
     seconds = [value for values in latencies for value in values]
     counts = {key: after[key] - before[key] for key in after}
-    counts["average_batch"] = round(counts["inference_count"] / max(1, counts["execution_count"]), 3)
+    counts["average_batch"] = round(
+        counts["inference_count"] / max(1, counts["execution_count"]), 3)
     result = {
         "url": url, "model": model, "protocol": protocol, "clients": clients,
         "requests": len(seconds), "batch_size": batch_size,

@@ -57,8 +57,8 @@ def _command_line(artifacts, images, batch, runs, warmup, threads, max_images):
               callback=_check_images, metavar="DIR|SPEC",
               help="A folder of images, one image, or a synthetic spec "
                    "'synthetic:shapes?n=8&seed=0&size=720x1280' (size is HxW).")
-@click.option("--batch", "-b", default="1", show_default=True, callback=_parse_batch, metavar="SIZES",
-              help="Batch sizes, comma-separated, e.g. 1,4.")
+@click.option("--batch", "-b", default="1", show_default=True, callback=_parse_batch,
+              metavar="SIZES", help="Batch sizes, comma-separated, e.g. 1,4.")
 @click.option("--runs", "-n", type=click.IntRange(min=1), default=20, show_default=True,
               help="Timed calls per batch size.")
 @click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True,

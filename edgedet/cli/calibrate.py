@@ -45,7 +45,8 @@ from edgedet.cpu import CPU_CHOICES
 @inference_options
 @click.option("--force", is_flag=True, help="Replace files that already exist.")
 def calibrate_command(model_spec, data, method, size, seed, out, trt_version, quantize_head,
-                      sensitivity_data, sensitivity_size, sensitivity_recall, cpu, force, **options):
+                      sensitivity_data, sensitivity_size, sensitivity_recall, cpu, force,
+                      **options):
     """Calibrate once; write every INT8 artifact that needs no GPU.
 
     \b

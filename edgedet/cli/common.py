@@ -82,7 +82,8 @@ def resolve_model(spec):
     if spec in names:
         from edgedet.models import families
 
-        click.echo(f"note: '{spec}' is a preset: random weights, for trying the pipeline.", err=True)
+        click.echo(f"note: '{spec}' is a preset: random weights, for trying the pipeline.",
+                   err=True)
         return families.family_of_preset(spec).model_class().from_preset(spec)
     raise click.ClickException(
         f"Model '{spec}' is neither an existing file, a built-in model nor a preset. "

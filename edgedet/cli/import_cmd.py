@@ -91,7 +91,8 @@ def _missing_packages():
               help="The .keras file to write.")
 @click.option("--size", type=click.Choice(["n", "s", "m", "l", "x"]), default=None,
               help="Check that the weights are this scale of their family's yaml (yolov8.yaml, "
-                   "yolo11.yaml), e.g. for a plain state_dict. Default: any layout, read from the tensor shapes.")
+                   "yolo11.yaml), e.g. for a plain state_dict. Default: any layout, read from "
+                   "the tensor shapes.")
 @click.option("--classes", default=None, metavar="N|FILE|A,B,...",
               help="The class count, a file of class names (one per line, or a data.yaml "
                    "with 'names'), or a comma list of names (cat,dog,bird). Default: the "

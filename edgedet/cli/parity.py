@@ -236,7 +236,8 @@ def _echo_result(result, paths):
             failed = ", ".join(c["metric"] for c in artifact.failed_checks)
             images_out = [r["image"] for r in artifact.flagged_images]
             shown = ", ".join(images_out[:5]) + (" ..." if len(images_out) > 5 else "")
-            click.echo(f"FAILED {artifact.name}: {failed}" + (f"; images: {shown}" if shown else ""))
+            click.echo(f"FAILED {artifact.name}: {failed}"
+                       + (f"; images: {shown}" if shown else ""))
     for unreadable in result.unreadable_images:
         click.echo(f"FAILED input {unreadable['image']}: {unreadable['reason']}")
     verdict = "PASSED" if result else (

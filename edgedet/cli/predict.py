@@ -18,8 +18,8 @@ from edgedet.cli.info import is_artifact
 @click.command("predict")
 @click.option("--model", "-m", "model_spec", default="shapes", show_default=True,
               metavar="MODEL",
-              help="A .keras file, the built-in model (shapes), a preset name, or an exported artifact: "
-                   f"{artifact_kinds_text()}.")
+              help="A .keras file, the built-in model (shapes), a preset name, or an exported "
+                   f"artifact: {artifact_kinds_text()}.")
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output folder.")
 @inference_options
@@ -49,7 +49,8 @@ def predict_command(model_spec, images, out, force, **options):
         model_path = [model_spec] if pathlib.Path(model_spec).exists() else []
         check_writable_output(out, force, protected=[*images, *model_path])  # Before any work.
         if is_artifact(model_spec):
-            given = [f"--{k.replace('_', '-')}" for k, v in options.items() if v not in (None, False)]
+            given = [f"--{k.replace('_', '-')}" for k, v in options.items()
+                     if v not in (None, False)]
             if given:
                 raise click.UsageError(
                     f"{', '.join(given)} cannot change an exported artifact: its thresholds and "

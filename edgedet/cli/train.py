@@ -79,7 +79,8 @@ def train_command(data, model, imgsz, epochs, batch, out, resume, val_data, val_
                 data, model=model, imgsz=imgsz, epochs=epochs, batch=batch, out=out,
                 val_data=val_data, val_images=val_images, optimizer=optimizer, lr=lr,
                 warmup_epochs=warmup_epochs, decay=decay, ema_tau=ema_tau, augment=augment,
-                eval_every=eval_every, max_boxes=max_boxes, resume=resume, seed=seed, verbose=0 if quiet else 1,
+                eval_every=eval_every, max_boxes=max_boxes, resume=resume, seed=seed,
+                verbose=0 if quiet else 1,
             )
         except NonFiniteLossError as e:
             raise click.ClickException(str(e)) from e

@@ -50,7 +50,8 @@ def triton_group():
               show_default=True,
               help="cpu: CPU instances. cuda: GPU instances. tensorrt: GPU instances with ONNX "
                    "Runtime's TensorRT provider (engine cache on).")
-@click.option("--fp16", is_flag=True, help="TensorRT provider in FP16 (with --accelerator tensorrt).")
+@click.option("--fp16", is_flag=True,
+              help="TensorRT provider in FP16 (with --accelerator tensorrt).")
 @click.option("--max-batch", type=click.IntRange(min=0), default=8, show_default=True,
               help="max_batch_size: the largest batch the dynamic batcher forms; 0: an "
                    "explicit batch dimension and no Triton batching.")
@@ -76,7 +77,8 @@ def repo_command(artifact, out, name, engine, backend, accelerator, fp16, max_ba
         options = RepoOptions(
             max_batch_size=max_batch, instances=instances, backend=backend,
             accelerator=None if accelerator == "cpu" else accelerator, fp16=fp16,
-            queue_delay_us=queue_delay_us, **({"warmup_sizes": warmup_sizes} if warmup_sizes else {}))
+            queue_delay_us=queue_delay_us,
+            **({"warmup_sizes": warmup_sizes} if warmup_sizes else {}))
         path = write_repository(artifact, out, name=name, engine=engine, force=force,
                                 options=options)
     for config in sorted(path.glob("*/config.pbtxt")):

@@ -237,7 +237,8 @@ def copy_weights(weights, model, keymap=None):
         )
     covered = {n + ("_conv" if k == "conv_bn" else "") for _, n, k in table}
     covered |= {n + "_bn" for _, n, k in table if k == "conv_bn"}
-    missed = sorted(layer.name for layer in model.layers if layer.weights and layer.name not in covered)
+    missed = sorted(layer.name for layer in model.layers
+                    if layer.weights and layer.name not in covered)
     if missed:  # a bug in weight_table, not in the user's file
         raise RuntimeError(f"edgedet layers without Ultralytics weights: {missed}")
     for name, values in copier.assignments:

@@ -2,9 +2,10 @@
 
 Sources: an Ultralytics checkpoint (`best.pt`, a pickle of ultralytics
 classes: needs the `ultralytics` package, and runs code stored in the file,
-so it is read only with `trust_pickle=True`, the CLI's `--trust-pickle`), a plain PyTorch state_dict file (read with
-`torch.load(weights_only=True)`), a `.npz` of the state_dict (no torch
-needed), a `{key: array}` dict, or a live `torch.nn.Module`.
+so it is read only with `trust_pickle=True`, the CLI's `--trust-pickle`), a
+plain PyTorch state_dict file (read with `torch.load(weights_only=True)`), a
+`.npz` of the state_dict (no torch needed), a `{key: array}` dict, or a live
+`torch.nn.Module`.
 
 Neither torch nor ultralytics is imported until a `.pt` / `.pth` file is
 read. Converting the arrays into an edgedet model is
@@ -75,7 +76,8 @@ def _to_numpy(value, key):
     try:
         array = np.asarray(value)
     except Exception as e:
-        raise UltralyticsImportError(f"Tensor '{key}' is not an array: {type(value).__name__}.") from e
+        raise UltralyticsImportError(
+            f"Tensor '{key}' is not an array: {type(value).__name__}.") from e
     return array.astype(np.float32) if np.issubdtype(array.dtype, np.floating) else array
 
 
@@ -197,7 +199,8 @@ def _load_torch_file(path, trust_pickle=False):
     if hasattr(obj, "state_dict") and hasattr(obj, "named_modules"):
         return _from_module(obj, None, f"'{path}'")
     raise UltralyticsImportError(
-        f"'{path}' holds a {type(obj).__name__}; expected an Ultralytics checkpoint or a state_dict."
+        f"'{path}' holds a {type(obj).__name__}; "
+        "expected an Ultralytics checkpoint or a state_dict."
     )
 
 

@@ -61,7 +61,8 @@ def out_channels(state_dict, key):
 
 
 def count_blocks(state_dict, index):
-    found = {int(m.group(1)) for k in state_dict if (m := re.match(rf"model\.{index}\.m\.(\d+)\.", k))}
+    found = {int(m.group(1)) for k in state_dict
+             if (m := re.match(rf"model\.{index}\.m\.(\d+)\.", k))}
     return len(found)
 
 

@@ -252,7 +252,8 @@ def render_html(result, max_gallery=DEFAULT_GALLERY_SIZE, images=None):
         body.append(f"<p>Path <code>{_e(a.path)}</code>; target {_e(a.target)}, "
                     f"precision {_e(a.precision)}.</p>")
         if a.summary is None:
-            body.append(f"<p>{'Skipped' if a.status == 'skipped' else 'Failed'}: {_e(a.reason)}</p>")
+            body.append(f"<p>{'Skipped' if a.status == 'skipped' else 'Failed'}: "
+                        f"{_e(a.reason)}</p>")
             continue
         for note in a.notes:
             body.append(f"<p><b>Note:</b> {_e(note)}</p>")

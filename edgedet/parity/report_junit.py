@@ -78,7 +78,8 @@ def render_junit(result):
                 f"{c['metric']} = {_fmt(c['value'])} (limit {c['op']} {c['limit']:g})"
                 for c in failed)
             flagged = artifact.flagged_images
-            lines = [f"{len(flagged)} of {len(artifact.images)} images disagree with the reference:"]
+            lines = [f"{len(flagged)} of {len(artifact.images)} images "
+                     "disagree with the reference:"]
             for r in flagged:
                 lines.append(
                     f"  {r['image']}: {r['missing']} missing, {r['extra']} extra, "

@@ -207,7 +207,8 @@ class _Reference:
         if inference not in self.runtimes:
             from edgedet.runtimes.keras_model import KerasRuntime
 
-            self.runtimes[inference] = _enter(KerasRuntime(self.model, config=inference), self.stack)
+            self.runtimes[inference] = _enter(KerasRuntime(self.model, config=inference),
+                                              self.stack)
         return self.runtimes[inference]
 
     def problems(self, metadata):

@@ -79,7 +79,8 @@ def distribution_focal_loss(raw_boxes, target_ltrb, reg_max=16):
     log_probabilities = tf.nn.log_softmax(logits, axis=-1)
     left_index = tf.cast(left, tf.int32)
     right_index = tf.minimum(left_index + 1, reg_max - 1)
-    ce_left = -tf.gather(log_probabilities, left_index[..., None], batch_dims=target_ltrb.shape.rank)
+    ce_left = -tf.gather(log_probabilities, left_index[..., None],
+                         batch_dims=target_ltrb.shape.rank)
     ce_right = -tf.gather(
         log_probabilities, right_index[..., None], batch_dims=target_ltrb.shape.rank
     )

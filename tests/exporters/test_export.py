@@ -100,7 +100,8 @@ def test_saved_model_signature_and_plain_json_metadata(exported, model):
     assert data["target"] == "savedmodel" and data["class_names"] == ["person", "car"]
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
     (spec,) = signature.structured_input_signature[1].values()
-    assert (spec.name, spec.dtype, spec.shape.as_list()) == ("images", tf.uint8, [None, None, None, 3])
+    assert (spec.name, spec.dtype, spec.shape.as_list()) == (
+        "images", tf.uint8, [None, None, None, 3])
     assert sorted(signature.structured_outputs) == CONTRACT
 
 
@@ -185,7 +186,8 @@ def test_add_metadata_replaces_an_entry(exported):
 def test_existing_output_without_force(exported, model):
     out, results, _ = exported
     before = {r.path: r.path.stat().st_mtime_ns for r in results}
-    with pytest.raises(OutputExistsError, match=r"yolov8_detector_saved_model' already exists.*--force"):
+    with pytest.raises(OutputExistsError,
+                       match=r"yolov8_detector_saved_model' already exists.*--force"):
         export_all(model, out, [])
     assert {r.path: r.path.stat().st_mtime_ns for r in results} == before
 

@@ -31,7 +31,8 @@ def test_artifact_names():
 @pytest.mark.parametrize("typo, suggestion", [("onxx", "onnx"), ("tflit", "tflite"),
                                               ("savedmodle", "savedmodel")])
 def test_typo_suggests_the_closest_target(typo, suggestion):
-    with pytest.raises(ValueError, match=rf"Unknown export target '{typo}'.*Did you mean '{suggestion}'"):
+    with pytest.raises(ValueError,
+                       match=rf"Unknown export target '{typo}'.*Did you mean '{suggestion}'"):
         get_target(typo)
 
 

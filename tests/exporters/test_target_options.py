@@ -45,7 +45,8 @@ def test_onnx_opset_option_reaches_the_exporter(model, tmp_path, precision):
                        calibration=CALIBRATION, target_options={"onnx": {"opset": 18}})
     assert _opset(result.path) == 18
     metadata, detections = _runs(result.path)
-    assert metadata.precision == precision and len(detections) <= metadata.inference.nms.max_detections
+    assert (metadata.precision == precision
+            and len(detections) <= metadata.inference.nms.max_detections)
     if precision == "int8":
         import onnx
 

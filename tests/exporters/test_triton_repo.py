@@ -73,7 +73,8 @@ def test_onnxruntime_config_follows_the_contract():
     assert list(outputs) == OUTPUTS
     assert list(outputs["boxes"].dims) == [37, 4]
     assert list(outputs["confidence"].dims) == [37] and list(outputs["classes"].dims) == [37]
-    assert outputs["boxes"].data_type == outputs["confidence"].data_type == model_config_pb2.TYPE_FP32
+    assert (outputs["boxes"].data_type == outputs["confidence"].data_type
+            == model_config_pb2.TYPE_FP32)
     assert outputs["classes"].data_type == model_config_pb2.TYPE_INT32
     detections = outputs["num_detections"]
     assert detections.data_type == model_config_pb2.TYPE_INT32
@@ -99,7 +100,8 @@ def test_explicit_batch_config():
     assert not any(o.HasField("reshape") for o in config.output)
     assert not config.HasField("dynamic_batching")  # Triton forbids it without max_batch_size
     assert list(config.model_warmup[0].inputs["images"].dims) == [1, 480, 640, 3]
-    engine = parse(engine_model_config("det_trt", _sidecar(min_batch=2), RepoOptions(max_batch_size=0)))
+    engine = parse(engine_model_config("det_trt", _sidecar(min_batch=2),
+                                       RepoOptions(max_batch_size=0)))
     assert engine.max_batch_size == 0 and list(engine.input[0].dims) == [-1, -1, -1, 3]
 
 
@@ -114,7 +116,8 @@ def test_metadata_and_class_names_travel_as_parameters():
 
 
 def test_gpu_flavours():
-    cuda = parse(onnx_model_config("det", _metadata(), RepoOptions(accelerator="cuda", instances=2)))
+    cuda = parse(onnx_model_config("det", _metadata(),
+                                   RepoOptions(accelerator="cuda", instances=2)))
     (group,) = cuda.instance_group
     assert group.kind == model_config_pb2.ModelInstanceGroup.KIND_GPU and group.count == 2
     assert not cuda.optimization.HasField("execution_accelerators")
@@ -135,7 +138,8 @@ def test_python_backend_config():
                                         warmup_sizes=((64, 96), (32, 32)))))
     assert config.backend == "python" and not config.platform
     assert _parameters(config)["intra_op_threads"] == "2"
-    assert [list(w.inputs["images"].dims) for w in config.model_warmup] == [[64, 96, 3], [32, 32, 3]]
+    assert ([list(w.inputs["images"].dims) for w in config.model_warmup]
+            == [[64, 96, 3], [32, 32, 3]])
 
 
 def _sidecar(min_batch=1, max_batch=4, input_dtype="uint8"):

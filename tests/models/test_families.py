@@ -42,7 +42,8 @@ def test_head_output_layers_are_the_last_convolutions_of_the_head(name, preset):
 
 
 def test_unknown_family_and_preset_suggest_the_closest():
-    with pytest.raises(ValueError, match=r"Unknown model family: 'yolo_v9'.*Did you mean 'yolo_v8'"):
+    with pytest.raises(ValueError,
+                       match=r"Unknown model family: 'yolo_v9'.*Did you mean 'yolo_v8'"):
         families.get_family("yolo_v9")
     with pytest.raises(ValueError, match=r"Unknown preset: 'yolov8q'.*Did you mean 'yolov8"):
         families.family_of_preset("yolov8q")

@@ -155,7 +155,8 @@ def test_odd_image_names_keep_every_report_valid(setup, image_dir, tmp_path):
     renames = {"img_01.png": "esc\x1b[31mred\x07.png", "img_03.png": "amp &lt;b&gt; <i>.png"}
     for old, new in renames.items():
         (image_dir / old).rename(image_dir / new)
-    os.rename(os.fsencode(image_dir / "img_02.png"), os.fsencode(image_dir) + b"/latin1_\xff\xfe.png")
+    os.rename(os.fsencode(image_dir / "img_02.png"),
+              os.fsencode(image_dir) + b"/latin1_\xff\xfe.png")
     out = tmp_path / "report"
     # bad.onnx shifts img_01 and img_03 (matched by content), so both names are listed.
     result = invoke("--model", "ref.keras", setup / "good.onnx", setup / "bad.onnx",

@@ -64,7 +64,8 @@ def test_thresholds_depend_on_precision_and_overrides(case, fakes):
     assert a.summary["mean_iou"] == pytest.approx((5 + 2 * 280 / 360) / 7)
     assert a.summary["recall"] == 1.0  # Still matched: no miss, no extra.
     assert [r["image"] for r in a.flagged_images] == ["img_02.png"]
-    assert "max_corner_shift_px" not in {c["threshold"] for c in run("fp16")["a.onnx"].failed_checks}
+    assert "max_corner_shift_px" not in {
+        c["threshold"] for c in run("fp16")["a.onnx"].failed_checks}
     assert run("int8")
     overrides = {"a.onnx": {"max_corner_shift_px": 3, "min_mean_iou": 0.9},
                  "fp32": {"min_map_vs_reference": 0.8}}

@@ -72,7 +72,8 @@ def test_the_edgedet_group_says_it_for_any_command():
 
     result = CliRunner().invoke(group, ["load"])
     assert result.exit_code == 1
-    assert result.output == "Error: Cannot load 'out/m.onnx' (refusing runtime): RuntimeError: bad graph\n"
+    assert result.output == ("Error: Cannot load 'out/m.onnx' (refusing runtime): "
+                             "RuntimeError: bad graph\n")
 
 
 def _onnx_artifact(path, op_type="Add", external=None):

@@ -1,4 +1,5 @@
-"""TensorRT runtime: sidecar metadata, version / GPU checks, profile checks; real runs need a GPU."""
+"""TensorRT runtime: sidecar metadata, version / GPU checks, profile checks; real runs need a
+GPU."""
 
 import importlib.util
 import json

@@ -21,9 +21,9 @@ from edgedet.train.trainer import WarmupDecay  # noqa: E402
 # Two big, easy classes on 64 px images: a few epochs of the tiny preset find them.
 DATA = ("synthetic:shapes?n=96&size=64&classes=square,circle&min_objects=1&max_objects=2"
         "&min_object_size=16&max_object_size=32&noise=0")
-KWARGS = dict(model="tiny", imgsz=64, batch=8, val_data=DATA, val_images=24, lr=0.01, warmup_epochs=0.2,
-              ema_tau=20, augment=AugmentConfig(mosaic=0, scale=0.1, hsv_h=0, hsv_s=0,
-                                                hsv_v=0),
+KWARGS = dict(model="tiny", imgsz=64, batch=8, val_data=DATA, val_images=24, lr=0.01,
+              warmup_epochs=0.2, ema_tau=20,
+              augment=AugmentConfig(mosaic=0, scale=0.1, hsv_h=0, hsv_s=0, hsv_v=0),
               max_boxes=4, plot=True, verbose=0)
 
 
