@@ -141,7 +141,7 @@ def export(model, targets, out_dir, config=None, force=False, progress=None, ste
             exporter(end_to_end, metadata, path, force=force, **kwargs)
         except ExportError as error:
             failures.append(error)
-            notify(f"{target.name}: FAILED: {error}")
+            notify(f"{target.name}: FAILED: {str(error).splitlines()[0]}")  # The rest below.
             continue
         seconds = time.perf_counter() - started
         result = ExportResult(target.name, path, _size(path), seconds)

@@ -1,7 +1,8 @@
 """What every `Detect`-head detector class shares (YOLOv8, YOLO11): argument checks,
-strides, reg_max and the default inference settings.
+strides, reg_max, the default inference settings and the raw head's outputs.
 
-No Keras import: the mixin is mixed into each family's `keras.Model` subclass.
+No Keras import at import time: the mixin is mixed into each family's `keras.Model`
+subclass.
 """
 
 from edgedet.config import InferenceConfig
@@ -65,3 +66,17 @@ class DetectHeadMixin:
         return InferenceConfig(
             letterbox=self.letterbox, bounding_box_format=self.bounding_box_format
         )
+
+
+def raw_head_outputs(box_levels, class_levels):
+    """The raw head as every family's `call()` returns it: `{"boxes": [B, A, 4 * reg_max],
+    "classes": [B, A, C]}` (logits), levels concatenated stride 8, 16, 32, in float32."""
+    from edgedet.backend import keras
+
+    keras = keras()
+    box_out = keras.layers.Concatenate(axis=1, name="box_concat")(box_levels)
+    class_out = keras.layers.Concatenate(axis=1, name="class_concat")(class_levels)
+    return {
+        "boxes": keras.layers.Activation("linear", dtype="float32", name="boxes")(box_out),
+        "classes": keras.layers.Activation("linear", dtype="float32", name="classes")(class_out),
+    }

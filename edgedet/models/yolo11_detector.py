@@ -18,6 +18,7 @@ from edgedet.models.detector_common import (
     check_class_names,
     check_num_classes,
     int_list,
+    raw_head_outputs,
     ultralytics_class_channels,
 )
 from edgedet.models.yolo_v8_layers import (
@@ -167,14 +168,7 @@ class YOLO11Detector(DetectHeadMixin, keras.Model):
                   "pan_p5_c3k2")
         box_levels, class_levels = apply_yolo11_head(
             [n3, d4, d5], num_classes, head_class_channels, act)
-        box_out = keras.layers.Concatenate(axis=1, name="box_concat")(box_levels)
-        class_out = keras.layers.Concatenate(axis=1, name="class_concat")(class_levels)
-        outputs = {
-            "boxes": keras.layers.Activation("linear", dtype="float32", name="boxes")(box_out),
-            "classes": keras.layers.Activation("linear", dtype="float32", name="classes")(
-                class_out
-            ),
-        }
+        outputs = raw_head_outputs(box_levels, class_levels)
         super().__init__(inputs=images, outputs=outputs, **kwargs)
 
         self.num_classes = num_classes

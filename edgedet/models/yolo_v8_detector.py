@@ -16,6 +16,7 @@ from edgedet.models.detector_common import (  # noqa: F401  (ultralytics_class_c
     check_class_names,
     check_num_classes,
     int_list,
+    raw_head_outputs,
     ultralytics_class_channels,
 )
 
@@ -122,14 +123,7 @@ class YOLOV8Detector(DetectHeadMixin, keras.Model):
         box_levels, class_levels = layers.apply_yolo_v8_head(
             features, num_classes, head_class_channels, activation
         )
-        box_out = keras.layers.Concatenate(axis=1, name="box_concat")(box_levels)
-        class_out = keras.layers.Concatenate(axis=1, name="class_concat")(class_levels)
-        outputs = {
-            "boxes": keras.layers.Activation("linear", dtype="float32", name="boxes")(box_out),
-            "classes": keras.layers.Activation("linear", dtype="float32", name="classes")(
-                class_out
-            ),
-        }
+        outputs = raw_head_outputs(box_levels, class_levels)
         super().__init__(inputs=images, outputs=outputs, **kwargs)
 
         self.num_classes = num_classes
