@@ -156,6 +156,16 @@ TARGETS = (
         int8_exporter="edgedet.exporters.tflite_int8:export",
     ),
     Target(
+        name="openvino",
+        aliases=("ov", "openvino_ir"),
+        suffix=".xml",
+        is_folder=False,
+        exporter="edgedet.exporters.openvino_export:export",
+        requires=("tensorflow", "tf2onnx", "onnx", "openvino"),
+        description="OpenVINO IR (.xml + .bin) from the end-to-end ONNX, dynamic batch and "
+                    "image size; bf16 on CPUs that have it (x86 CPUs: Intel, AMD).",
+    ),
+    Target(
         name="trt",
         aliases=("tensorrt", "engine"),
         suffix=".engine",
