@@ -161,9 +161,11 @@ TARGETS = (
         suffix=".xml",
         is_folder=False,
         exporter="edgedet.exporters.openvino_export:export",
+        precisions=("fp32", "int8"),
         requires=("tensorflow", "tf2onnx", "onnx", "openvino"),
         description="OpenVINO IR (.xml + .bin) from the end-to-end ONNX, dynamic batch and "
                     "image size; bf16 on CPUs that have it (x86 CPUs: Intel, AMD).",
+        int8_exporter="edgedet.exporters.openvino_int8:export",
     ),
     Target(
         name="trt",
