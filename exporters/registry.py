@@ -205,6 +205,25 @@ def target_names():
     return [t.name for t in TARGETS]
 
 
+def precision_names():
+    """Every precision some target exports, in table order (`--precision` choices)."""
+    return list(dict.fromkeys(p for t in TARGETS for p in t.precisions))
+
+
+def targets_help():
+    """`--target` help: each target's name and description, then `all`."""
+    listed = " ".join(f"{t.name}: {t.description}" for t in TARGETS)
+    return (f"{listed} Or all (every target this machine can build, "
+            f"{', '.join(t.name for t in TARGETS if not t.in_all) or 'none'} aside). "
+            "Repeat or comma-separate for several.")
+
+
+def precisions_help():
+    """`--precision` help: which targets export each precision."""
+    return " ".join(f"{p}: {', '.join(t.name for t in TARGETS if p in t.precisions)}."
+                    for p in precision_names())
+
+
 def get_target(name):
     """Returns the `Target` called `name` (or one of its aliases).
 

@@ -72,3 +72,37 @@ def test_exporters_load_lazily():
     from edgedet.exporters import onnx_export
 
     assert get_target("onnx").load_exporter() is onnx_export.export
+
+
+def test_cli_help_and_precisions_come_from_the_table():
+    from edgedet.exporters.registry import (
+        Target,
+        precision_names,
+        precisions_help,
+        register_target,
+        targets_help,
+        unregister_target,
+    )
+
+    register_target(Target(name="toyrt", aliases=(), suffix=".toy", is_folder=False,
+                           exporter="toy:export", precisions=("fp32", "int4"),
+                           description="A toy runtime's file."))
+    try:
+        assert "toyrt: A toy runtime's file." in targets_help()
+        assert precision_names()[-1] == "int4" and "int4: toyrt." in precisions_help()
+    finally:
+        unregister_target("toyrt")
+    assert "openvino: OpenVINO IR" in targets_help() and "int4" not in precision_names()
+    assert "int8: onnx, tflite, openvino, trt." in precisions_help()
+
+
+def test_cli_target_options_reach_every_target():
+    import click
+
+    from edgedet.cli.export import _target_options
+
+    assert _target_options(["onnx:opset=18", "ov:x= [1, 2]", "trt:dla_core=0"]) == {
+        "onnx": {"opset": 18}, "openvino": {"x": [1, 2]}, "trt": {"dla_core": 0}}
+    for bad, words in (("opset=18", "TARGET:KEY=VALUE"), ("onxx:opset=1", "Did you mean 'onnx'")):
+        with pytest.raises(click.BadParameter, match=words):
+            _target_options([bad])
