@@ -44,6 +44,8 @@ def parse_args(argv=None):
                         help="edgedet OpenVINO IRs (FP32 and/or INT8).")
     parser.add_argument("--onnx", nargs="*", default=[], metavar="ONNX",
                         help="edgedet ONNX artifacts, run with ONNX Runtime.")
+    parser.add_argument("--tflite", nargs="*", default=[], metavar="TFLITE",
+                        help="edgedet TFLite artifacts, run with LiteRT.")
     parser.add_argument("--ultralytics", nargs="*", default=[], metavar="DIR",
                         help="Ultralytics OpenVINO export folders (FP32 and/or int8=True).")
     parser.add_argument("--side-packages", default=None, metavar="DIR",
@@ -52,11 +54,15 @@ def parse_args(argv=None):
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall: elapsed time. cpu: this process's CPU time, with "
+                             "--threads 1 the work done, little moved by other processes "
+                             "sharing the machine (before/after comparisons on a busy box).")
     parser.add_argument("--out", default=None, metavar="JSON")
     return parser.parse_args(argv)
 
 
-def edgedet_contenders(paths, onnx_paths, threads):
+def edgedet_contenders(paths, onnx_paths, threads, tflite_paths=()):
     """`{label: callable(frame)}` for the edgedet artifacts."""
     from edgedet.runtimes.onnxrt import OnnxRuntime, thread_options
     from edgedet.runtimes.openvino_rt import OpenVINORuntime
@@ -72,11 +78,19 @@ def edgedet_contenders(paths, onnx_paths, threads):
         options = thread_options(threads) if threads else {}
         runtime = OnnxRuntime(path, providers=["CPUExecutionProvider"], **options).__enter__()
         contenders[f"edgedet onnxrt {runtime.metadata.precision} {path}"] = runtime.predict
+    for path in tflite_paths:
+        from edgedet.runtimes.litert import LiteRTRuntime
+
+        options = {"num_threads": threads} if threads else {}
+        runtime = LiteRTRuntime(path, **options).__enter__()
+        contenders[f"edgedet litert {runtime.metadata.precision} {path}"] = runtime.predict
     return contenders
 
 
 def ultralytics_contenders(folders, threads):
     """`{label: callable(frame)}`: Ultralytics' predict and its body alone."""
+    if not folders:
+        return {}
     import openvino as ov
     from ultralytics import YOLO
 
@@ -105,15 +119,16 @@ def ultralytics_contenders(folders, threads):
     return contenders
 
 
-def alternate(contenders, frame, runs, warmup):
+def alternate(contenders, frame, runs, warmup, clock="wall"):
     """Median and p90 ms per contender, the contenders taking turns."""
+    now = time.perf_counter if clock == "wall" else time.process_time
     times = {label: [] for label in contenders}
     for index in range(warmup + runs):
         for label, run in contenders.items():
-            started = time.perf_counter()
+            started = now()
             run([frame] if label.startswith("edgedet") else frame)
             if index >= warmup:
-                times[label].append(1000 * (time.perf_counter() - started))
+                times[label].append(1000 * (now() - started))
     return {label: {"median_ms": round(float(np.median(t)), 2),
                     "p90_ms": round(float(np.percentile(t, 90)), 2), "runs": len(t)}
             for label, t in times.items()}
@@ -139,14 +154,15 @@ def main(argv=None):
         sys.path.append(args.side_packages)
     width, height = (int(v) for v in args.frame.lower().split("x"))
     frame = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    contenders = edgedet_contenders(args.edgedet, args.onnx, args.threads)
+    contenders = edgedet_contenders(args.edgedet, args.onnx, args.threads, args.tflite)
     contenders.update(ultralytics_contenders(args.ultralytics, args.threads))
     if not contenders:
         sys.exit("Nothing to measure: give --edgedet, --onnx and/or --ultralytics.")
-    results = alternate(contenders, frame, args.runs, args.warmup)
+    results = alternate(contenders, frame, args.runs, args.warmup, args.clock)
     record = {"machine": machine(), "frame": args.frame, "threads": args.threads,
-              "results": results}
-    print(f"{record['machine']}, frame {args.frame}, {args.runs} alternating runs")
+              "clock": args.clock, "results": results}
+    print(f"{record['machine']}, frame {args.frame}, {args.runs} alternating runs, "
+          f"{args.clock} clock, threads {args.threads or 'default'}")
     print("| contender | median ms | p90 ms |\n|---|---|---|")
     for label, row in results.items():
         print(f"| {label} | {row['median_ms']} | {row['p90_ms']} |")

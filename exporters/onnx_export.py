@@ -101,6 +101,7 @@ def convert(end_to_end, opset=OPSET):
             ops=unsupported,
         )
     _name_dynamic_dims(model)
+    split_transposes_removed(model)
     return model
 
 
@@ -194,6 +195,66 @@ def cancelling_transposes(model):
         if first and second and [first[i] for i in second] == list(range(len(first))):
             pairs.append((parent.name, node.name))
     return pairs
+
+
+def split_transposes_removed(model):
+    """Splits the channels where the data is, without a layout round trip; returns how many.
+
+    Keras' C2f block splits its NHWC tensor on the channel axis; tf2onnx,
+    whose convolutions are NCHW, writes that as `Transpose(NCHW->NHWC) ->
+    Split(axis 3) -> Transpose(NHWC->NCHW)` on every half and does not remove
+    the pair (two full copies of a large feature map per block: a tenth of
+    the whole graph's time in OpenVINO). Where a Transpose feeds only a Split
+    whose every output feeds only Transposes that undo it, the Split is
+    moved before the Transpose (axis `perm[axis]`) and all the Transposes
+    go. Pure data movement: the outputs are bit for bit the same. Edits
+    `model` in place (the main graph).
+    """
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    consumers = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+    removed = []
+    for split in [n for n in graph.node if n.op_type == "Split"]:
+        first = producers.get(split.input[0])
+        if first is None or first.op_type != "Transpose" or first.output[0] in outputs:
+            continue
+        perm = _perm(first)
+        if perm is None or [n.name for n in consumers[first.output[0]]] != [split.name]:
+            continue
+        inverse = [consumers.get(out, []) for out in split.output]
+        if any(out in outputs for out in split.output) or not all(
+                len(users) == 1 and users[0].op_type == "Transpose"
+                and [perm[i] for i in (_perm(users[0]) or [])] == list(range(len(perm)))
+                for users in inverse):
+            continue
+        axis = next((a for a in split.attribute if a.name == "axis"), None)
+        rank = len(perm)
+        old_axis = (axis.i if axis is not None else 0) % rank
+        if axis is None:
+            split.attribute.add().CopyFrom(_int_attribute("axis", perm[old_axis]))
+        else:
+            axis.i = perm[old_axis]
+        gone = [first.output[0], *split.output]
+        split.input[0] = first.input[0]
+        for index, (undo,) in enumerate(inverse):
+            split.output[index] = undo.output[0]
+        removed.extend([first, *(undo for (undo,) in inverse)])
+        stale = [v for v in graph.value_info if v.name in gone]
+        for value in stale:
+            graph.value_info.remove(value)
+    for node in removed:
+        graph.node.remove(node)
+    return len(removed)
+
+
+def _int_attribute(name, value):
+    from onnx import helper
+
+    return helper.make_attribute(name, value)
 
 
 def _perm(node):
