@@ -102,6 +102,7 @@ def convert(end_to_end, opset=OPSET):
         )
     _name_dynamic_dims(model)
     split_transposes_removed(model)
+    input_round_trip_removed(model)
     return model
 
 
@@ -249,6 +250,68 @@ def split_transposes_removed(model):
     for node in removed:
         graph.node.remove(node)
     return len(removed)
+
+
+# Elementwise ops that commute with a Transpose when their other input is one number.
+_SCALAR_OPS = ("Mul", "Add", "Sub", "Div")
+
+
+def input_round_trip_removed(model):
+    """Feeds the letterboxed image to the stem in NCHW, without NHWC in between; returns 1 or 0.
+
+    tf2onnx resizes and pads in NCHW, then transposes back to NHWC for the
+    letterbox's static-shape `Reshape` and the network's `/255`, and to NCHW
+    again for the stem convolution: `Transpose -> Reshape -> Mul(scalar) ->
+    Transpose(inverse)`. The Reshape only restates the shape, so the chain is
+    `Reshape(permuted shape) -> Mul(scalar)` on the NCHW tensor: two copies
+    of the image fewer, and the `/255` sits right before the stem, where
+    runtimes fold it into the weights. Exact. Edits `model` in place.
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    consumers = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    initializers = {i.name: i for i in graph.initializer}
+    outputs = {o.name for o in graph.output}
+
+    def only_user(name):
+        users = consumers.get(name, [])
+        return users[0] if len(users) == 1 and name not in outputs else None
+
+    for first in [n for n in graph.node if n.op_type == "Transpose"]:
+        reshape = only_user(first.output[0])
+        if reshape is None or reshape.op_type != "Reshape" or reshape.input[1] not in initializers:
+            continue
+        chain, node = [], only_user(reshape.output[0])
+        while node is not None and node.op_type in _SCALAR_OPS and node.input[0] == (
+                chain[-1] if chain else reshape).output[0] and node.input[1] in initializers and (
+                numpy_helper.to_array(initializers[node.input[1]]).size == 1):
+            chain.append(node)
+            node = only_user(node.output[0])
+        perm, back = _perm(first), _perm(node) if node is not None else None
+        if not (node is not None and node.op_type == "Transpose" and perm and back
+                and [perm[i] for i in back] == list(range(len(perm)))):
+            continue
+        shape = numpy_helper.to_array(initializers[reshape.input[1]])
+        if shape.size != len(perm):
+            continue
+        permuted = numpy_helper.from_array(shape[back], f"{reshape.name}__nchw_shape")
+        graph.initializer.append(permuted)
+        if len(consumers[reshape.input[1]]) == 1:  # The old shape is used nowhere else.
+            graph.initializer.remove(initializers[reshape.input[1]])
+        reshape.input[0], reshape.input[1] = first.input[0], permuted.name
+        last = chain[-1] if chain else reshape
+        gone = [first.output[0], reshape.output[0], *(n.output[0] for n in chain)]
+        last.output[0] = node.output[0]
+        for value in [v for v in graph.value_info if v.name in gone]:
+            graph.value_info.remove(value)
+        graph.node.remove(first)
+        graph.node.remove(node)
+        return 1
+    return 0
 
 
 def _int_attribute(name, value):
