@@ -94,6 +94,9 @@ def ultralytics_contenders(folders, threads):
     import openvino as ov
     from ultralytics import YOLO
 
+    if threads:
+        _limit_ultralytics_threads(ov, threads)
+
     contenders = {}
     for folder in folders:
         model = YOLO(folder, task="detect")
@@ -119,6 +122,20 @@ def ultralytics_contenders(folders, threads):
     return contenders
 
 
+def _limit_ultralytics_threads(ov, threads):
+    """`--threads` for Ultralytics too: torch's threads, and every OpenVINO model it compiles."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+    class Core(ov.Core):
+        def compile_model(self, model, device_name=None, config=None, **kwargs):
+            config = {**(config or {}), "INFERENCE_NUM_THREADS": threads}
+            return super().compile_model(model, device_name, config, **kwargs)
+
+    ov.Core = Core  # Ultralytics' AutoBackend calls `ov.Core()` when it loads the model.
+
+
 def alternate(contenders, frame, runs, warmup, clock="wall"):
     """Median and p90 ms per contender, the contenders taking turns."""
     now = time.perf_counter if clock == "wall" else time.process_time
@@ -135,8 +152,8 @@ def alternate(contenders, frame, runs, warmup, clock="wall"):
 
 
 def machine():
-    import openvino
     import onnxruntime
+    import openvino
 
     from edgedet.benchmark.machine import cpu_model
     from edgedet.cpu import cpu_flags, isa_summary

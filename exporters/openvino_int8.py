@@ -18,6 +18,9 @@ from edgedet.exporters.base import require_precision, stage, with_target
 from edgedet.exporters.openvino_export import TARGET, check_paths, convert, write
 from edgedet.metadata import METADATA_KEY, ArtifactMetadata
 
+#: The Q/DQ flavour OpenVINO compiles (`edgedet.calibration.qdq.FLAVOURS`).
+FLAVOUR = "u8s8"
+
 
 def export(end_to_end, metadata, path, force=False, precision="int8", session=None):
     """Writes the INT8 OpenVINO IR of `end_to_end` at `path` (`.xml`, `.bin` beside it).
@@ -44,7 +47,7 @@ def export(end_to_end, metadata, path, force=False, precision="int8", session=No
     path, weights = check_paths(path, force)
     session = session or ExportCalibration()
     with stage(TARGET, "quantize"):
-        qdq = session.qdq(end_to_end, metadata, "u8s8")
+        qdq = session.qdq(end_to_end, metadata, FLAVOUR)
         props = {p.key: p.value for p in qdq.metadata_props}
         quantized = with_target(ArtifactMetadata.from_json(props[METADATA_KEY]), TARGET)
     write(convert(qdq), quantized, path, weights)
