@@ -1,25 +1,33 @@
-"""OpenVINO INT8 exporter: edgedet's U8S8 Q/DQ ONNX, read and compiled by OpenVINO.
+"""OpenVINO INT8 exporter: NNCF post-training quantization of the edgedet IR.
 
-The Q/DQ model comes from the export's `ExportCalibration`
-(`edgedet.calibration.session`), the same as the ONNX INT8 artifact: the
-body's activations (uint8) and weights (int8, per channel) quantized on the
-calibration ranges; letterbox, decode, NMS, the head's output convolutions
-and the DFL stay float. OpenVINO's low-precision transformations turn each
-QuantizeLinear/DequantizeLinear pair into its own `FakeQuantize` and run the
-convolutions in int8. Weights are 7-bit for x86 CPUs without VNNI (the
-session's `cpu` class, `--calib-cpu`), as OpenVINO's own NNCF does by
-default (`overflow_fix`), so the int8 kernels of AVX2 CPUs do not saturate.
+The FP32 IR (`openvino_export.convert` of the session's FP32 end-to-end
+ONNX) is quantized by NNCF (`nncf.quantize`, OpenVINO's own tool) on the
+export's calibration images (`ExportCalibration.data()`: raw uint8 images,
+since the letterbox is in the graph). NNCF places OpenVINO's `FakeQuantize`
+nodes where its CPU plugin runs them fused into int8 convolutions; edgedet's
+U8S8 Q/DQ ONNX read by OpenVINO measured 23% slower on yolov8n (its
+zero-point subtractions stay unfused; docs/benchmarks.md). The letterbox's
+resize and the DFL/decode arithmetic (`FLOAT_TYPES`) are in NNCF's ignored
+scope, so only the body's convolutions get int8 inputs; the head's output
+convolutions stay float too (unless the session's `quantize_head`), and so
+do the conv blocks of `float_blocks` (`--calib-keep-float`). NNCF collects
+its own statistics: the session's `method` (`--calib-method`) does not apply. On CPUs without VNNI NNCF's default `overflow_fix`
+keeps the first layer's weights at 7 bits.
 
-The metadata is the Q/DQ model's (precision `int8`, `extra.quantization`),
-with target `openvino`.
+The metadata gets precision `int8` and `extra.quantization` (method `nncf`,
+images, what stayed float).
 """
 
-from edgedet.exporters.base import require_precision, stage, with_target
-from edgedet.exporters.openvino_export import TARGET, check_paths, convert, write
-from edgedet.metadata import METADATA_KEY, ArtifactMetadata
+import dataclasses
 
-#: The Q/DQ flavour OpenVINO compiles (`edgedet.calibration.qdq.FLAVOURS`).
-FLAVOUR = "u8s8"
+from edgedet.exporters.base import require_precision, stage
+from edgedet.exporters.openvino_export import TARGET, check_paths, convert, fp32_onnx, write
+
+#: Op types NNCF may quantize that edgedet keeps float: the letterbox's resize,
+#: the DFL and decode arithmetic (body convolutions still get int8 inputs).
+FLOAT_TYPES = ("Interpolate", "MatMul", "Multiply", "Add", "Subtract", "Divide", "Softmax")
+#: Friendly-name part of the head's output convolutions (kept float).
+HEAD_OUTPUTS = "_3_conv"
 
 
 def export(end_to_end, metadata, path, force=False, precision="int8", session=None):
@@ -38,7 +46,7 @@ def export(end_to_end, metadata, path, force=False, precision="int8", session=No
         `path` as a `pathlib.Path`.
 
     Raises:
-        ExportError: naming the stage (`quantize`, `convert`, `check`, `write`).
+        ExportError: naming the stage (`convert`, `check`, `quantize`, `write`).
         OutputExistsError: the `.xml` or `.bin` exists and `force` is False.
     """
     from edgedet.calibration.session import ExportCalibration
@@ -46,9 +54,43 @@ def export(end_to_end, metadata, path, force=False, precision="int8", session=No
     require_precision(TARGET, precision, "int8")
     path, weights = check_paths(path, force)
     session = session or ExportCalibration()
+    ov_model = convert(fp32_onnx(end_to_end, metadata, session))
     with stage(TARGET, "quantize"):
-        qdq = session.qdq(end_to_end, metadata, FLAVOUR)
-        props = {p.key: p.value for p in qdq.metadata_props}
-        quantized = with_target(ArtifactMetadata.from_json(props[METADATA_KEY]), TARGET)
-    write(convert(qdq), quantized, path, weights)
+        quantized, facts = quantize(ov_model, session)
+    metadata = dataclasses.replace(metadata, target=TARGET, precision="int8",
+                                   extra={**metadata.extra, "quantization": facts})
+    write(quantized, metadata, path, weights)
     return path
+
+
+def float_convolutions(ov_model, quantize_head=False, float_blocks=()):
+    """Friendly names of the convolutions kept float: head outputs and `float_blocks`."""
+    names = [op.get_friendly_name() for op in ov_model.get_ordered_ops()
+             if op.get_type_name() == "Convolution"]
+    kept = [n for n in names if any(f"/{block}_" in n for block in float_blocks)]
+    if not quantize_head:
+        kept += [n for n in names if HEAD_OUTPUTS in n and n not in kept]
+    return kept
+
+
+def quantize(ov_model, session):
+    """`(int8 model, facts)`: `nncf.quantize` of `ov_model` on the session's images."""
+    try:
+        import nncf
+    except ImportError as error:
+        raise ImportError("OpenVINO INT8 needs NNCF: pip install 'edgedet[openvino]'.") from error
+
+    data = session.data()
+    images = [item["images"] for item in data]
+    kept = float_convolutions(ov_model, session.quantize_head, session.float_blocks)
+    if session.float_blocks and not any(f"/{b}_" in n for b in session.float_blocks
+                                        for n in kept):
+        raise ValueError(f"No convolution of the blocks {list(session.float_blocks)} was "
+                         "found in the OpenVINO model.")
+    session.notify(f"quantizing with NNCF on {len(images)} images from {data.source}")
+    quantized = nncf.quantize(ov_model, nncf.Dataset(images), subset_size=len(images),
+                              ignored_scope=nncf.IgnoredScope(names=kept, types=list(FLOAT_TYPES),
+                                                              validate=False))
+    facts = {"method": "nncf", "nncf": nncf.__version__, "calibration_images": len(images),
+             "calibration_source": str(data.source), "float_convolutions": kept}
+    return quantized, facts
