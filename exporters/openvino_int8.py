@@ -65,12 +65,29 @@ def export(end_to_end, metadata, path, force=False, precision="int8", session=No
 
 def float_convolutions(ov_model, quantize_head=False, float_blocks=()):
     """Friendly names of the convolutions kept float: head outputs and `float_blocks`."""
-    names = [op.get_friendly_name() for op in ov_model.get_ordered_ops()
-             if op.get_type_name() == "Convolution"]
-    kept = [n for n in names if any(f"/{block}_" in n for block in float_blocks)]
+    convs = [op for op in ov_model.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    names = [op.get_friendly_name() for op in convs]
+    # A block's conv is `<scope>/<block>_bn_1/...`; one tf2onnx fused with its batch norm
+    # is `Conv__N`, named by what it feeds (`<scope>/<block>_1/Sigmoid`), as `block_of` reads it.
+    marks = [f"/{block}_{part}" for block in float_blocks for part in ("bn_", "conv_", "1/")]
+    kept = [op.get_friendly_name() for op in convs
+            if any(mark in name for mark in marks for name in _names_around(op))]
     if not quantize_head:
         kept += [n for n in names if HEAD_OUTPUTS in n and n not in kept]
     return kept
+
+
+def _names_around(op, depth=2):
+    """`op`'s name; for a `Conv__N` (renamed by tf2onnx), also those of the ops it feeds,
+    `depth` levels down (its bias Add, then the SiLU's Sigmoid/Multiply)."""
+    names, frontier = [op.get_friendly_name()], [op]
+    if not names[0].startswith("Conv__"):
+        return names
+    for _ in range(depth):
+        frontier = [target.get_node() for node in frontier for output in node.outputs()
+                    for target in output.get_target_inputs()]
+        names += [node.get_friendly_name() for node in frontier]
+    return names
 
 
 def quantize(ov_model, session):
@@ -83,8 +100,8 @@ def quantize(ov_model, session):
     data = session.data()
     images = [item["images"] for item in data]
     kept = float_convolutions(ov_model, session.quantize_head, session.float_blocks)
-    if session.float_blocks and not any(f"/{b}_" in n for b in session.float_blocks
-                                        for n in kept):
+    if session.float_blocks and len(kept) == len(float_convolutions(ov_model,
+                                                                     session.quantize_head)):
         raise ValueError(f"No convolution of the blocks {list(session.float_blocks)} was "
                          "found in the OpenVINO model.")
     session.notify(f"quantizing with NNCF on {len(images)} images from {data.source}")

@@ -103,3 +103,17 @@ def test_outputs_are_the_contracts(ir, images):
         outputs = runtime.infer(images["17x23"][:2])
     assert outputs["num_detections"].dtype == np.int32 and outputs["num_detections"].shape == (2,)
     assert outputs["classes"].dtype == np.int32
+
+
+def test_int8_keeps_the_head_outputs_and_named_blocks_float(ir):
+    import openvino as ov
+
+    from edgedet.exporters.openvino_int8 import float_convolutions
+
+    model = ov.Core().read_model(str(ir))
+    head = float_convolutions(model)
+    assert len(head) == 6 and all("_3_conv" in name for name in head)
+    kept = float_convolutions(model, float_blocks=("stack2_c2f_pre",))
+    extra = [name for name in kept if name not in head]
+    assert 1 <= len(extra) <= 2, extra  # The block's conv (and a fused BN's), nothing else.
+    assert float_convolutions(model, quantize_head=True) == []
