@@ -8,8 +8,9 @@ module runs ONE single-image `NonMaxSuppressionV4` over the whole batch,
 which tf2onnx turns into ONNX `NonMaxSuppression` and the TFLite converter
 into the builtin `NON_MAX_SUPPRESSION_V4`:
 
-1. every anchor keeps its best class (`reduce_max` / `argmax`);
-2. each image keeps its `pre_nms_topk` best anchors (`top_k`, sorted);
+1. every anchor scores its best class (`reduce_max`);
+2. each image keeps its `pre_nms_topk` best anchors (`top_k`, sorted), and
+   only those get their class (`argmax` over `[B, k, C]`, not `[B, A, C]`);
 3. the boxes of all images are flattened into one list and shifted so that
    groups never overlap: by `batch_index * span` along y, and, when
    class-aware, by `class_id * span` along x, where `span` is the extent of
@@ -94,15 +95,18 @@ def non_max_suppression(boxes, scores, config=None, pre_nms_topk=DEFAULT_PRE_NMS
     k = min(anchors, pre_nms_topk)
     batch = tf.shape(boxes)[0]
 
-    # 1-2. Best class per anchor, then the k best anchors of each image.
+    # 1-2. Best score per anchor, the k best anchors of each image, then the
+    # best class of those k only (an argmax over [B, A, C] costs OpenVINO
+    # more than the whole NMS; over [B, k, C] it is k / A of that).
     best_score = tf.reduce_max(scores, axis=-1)
-    best_class = tf.argmax(scores, axis=-1, output_type=tf.int32)
     top_score, top_index = tf.math.top_k(best_score, k=k, sorted=True)  # [B, k]
     batch_index = tf.range(batch)[:, None]  # [B, 1]
     flat_index = top_index + batch_index * anchors
     top_box = tf.gather(tf.reshape(boxes, [-1, 4]), flat_index)  # [B, k, 4]
-    top_class = tf.gather(tf.reshape(best_class, [-1]), flat_index,
-                          name=CANDIDATE_CLASSES)  # [B, k]
+    top_scores = tf.gather(tf.reshape(scores, [-1, scores.shape[-1]]), flat_index)  # [B, k, C]
+    # The named tensor is an int32 Cast (ONNX ArgMax is int64), as the Gather was.
+    top_class = tf.cast(tf.math.argmax(top_scores, axis=-1), tf.int32,
+                        name=CANDIDATE_CLASSES)  # [B, k]
 
     # 3. Shift the groups apart (2-D layout: images along y, classes along x).
     low = tf.reduce_min(top_box)

@@ -101,6 +101,8 @@ def convert(end_to_end, opset=OPSET):
             ops=unsupported,
         )
     _name_dynamic_dims(model)
+    split_transposes_removed(model)
+    input_round_trip_removed(model)
     return model
 
 
@@ -194,6 +196,128 @@ def cancelling_transposes(model):
         if first and second and [first[i] for i in second] == list(range(len(first))):
             pairs.append((parent.name, node.name))
     return pairs
+
+
+def split_transposes_removed(model):
+    """Splits the channels where the data is, without a layout round trip; returns how many.
+
+    Keras' C2f block splits its NHWC tensor on the channel axis; tf2onnx,
+    whose convolutions are NCHW, writes that as `Transpose(NCHW->NHWC) ->
+    Split(axis 3) -> Transpose(NHWC->NCHW)` on every half and does not remove
+    the pair (two full copies of a large feature map per block: a tenth of
+    the whole graph's time in OpenVINO). Where a Transpose feeds only a Split
+    whose every output feeds only Transposes that undo it, the Split is
+    moved before the Transpose (axis `perm[axis]`) and all the Transposes
+    go. Pure data movement: the outputs are bit for bit the same. Edits
+    `model` in place (the main graph).
+    """
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    consumers = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+    removed = []
+    for split in [n for n in graph.node if n.op_type == "Split"]:
+        first = producers.get(split.input[0])
+        if first is None or first.op_type != "Transpose" or first.output[0] in outputs:
+            continue
+        perm = _perm(first)
+        if perm is None or [n.name for n in consumers[first.output[0]]] != [split.name]:
+            continue
+        inverse = [consumers.get(out, []) for out in split.output]
+        if any(out in outputs for out in split.output) or not all(
+                len(users) == 1 and users[0].op_type == "Transpose"
+                and [perm[i] for i in (_perm(users[0]) or [])] == list(range(len(perm)))
+                for users in inverse):
+            continue
+        axis = next((a for a in split.attribute if a.name == "axis"), None)
+        rank = len(perm)
+        old_axis = (axis.i if axis is not None else 0) % rank
+        if axis is None:
+            split.attribute.add().CopyFrom(_int_attribute("axis", perm[old_axis]))
+        else:
+            axis.i = perm[old_axis]
+        gone = [first.output[0], *split.output]
+        split.input[0] = first.input[0]
+        for index, (undo,) in enumerate(inverse):
+            split.output[index] = undo.output[0]
+        removed.extend([first, *(undo for (undo,) in inverse)])
+        stale = [v for v in graph.value_info if v.name in gone]
+        for value in stale:
+            graph.value_info.remove(value)
+    for node in removed:
+        graph.node.remove(node)
+    return len(removed)
+
+
+# Elementwise ops that commute with a Transpose when their other input is one number.
+_SCALAR_OPS = ("Mul", "Add", "Sub", "Div")
+
+
+def input_round_trip_removed(model):
+    """Feeds the letterboxed image to the stem in NCHW, without NHWC in between; returns 1 or 0.
+
+    tf2onnx resizes and pads in NCHW, then transposes back to NHWC for the
+    letterbox's static-shape `Reshape` and the network's `/255`, and to NCHW
+    again for the stem convolution: `Transpose -> Reshape -> Mul(scalar) ->
+    Transpose(inverse)`. The Reshape only restates the shape, so the chain is
+    `Reshape(permuted shape) -> Mul(scalar)` on the NCHW tensor: two copies
+    of the image fewer, and the `/255` sits right before the stem, where
+    runtimes fold it into the weights. Exact. Edits `model` in place.
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    consumers = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    initializers = {i.name: i for i in graph.initializer}
+    outputs = {o.name for o in graph.output}
+
+    def only_user(name):
+        users = consumers.get(name, [])
+        return users[0] if len(users) == 1 and name not in outputs else None
+
+    for first in [n for n in graph.node if n.op_type == "Transpose"]:
+        reshape = only_user(first.output[0])
+        if reshape is None or reshape.op_type != "Reshape" or reshape.input[1] not in initializers:
+            continue
+        chain, node = [], only_user(reshape.output[0])
+        while node is not None and node.op_type in _SCALAR_OPS and node.input[0] == (
+                chain[-1] if chain else reshape).output[0] and node.input[1] in initializers and (
+                numpy_helper.to_array(initializers[node.input[1]]).size == 1):
+            chain.append(node)
+            node = only_user(node.output[0])
+        perm, back = _perm(first), _perm(node) if node is not None else None
+        if not (node is not None and node.op_type == "Transpose" and perm and back
+                and [perm[i] for i in back] == list(range(len(perm)))):
+            continue
+        shape = numpy_helper.to_array(initializers[reshape.input[1]])
+        if shape.size != len(perm):
+            continue
+        permuted = numpy_helper.from_array(shape[back], f"{reshape.name}__nchw_shape")
+        graph.initializer.append(permuted)
+        if len(consumers[reshape.input[1]]) == 1:  # The old shape is used nowhere else.
+            graph.initializer.remove(initializers[reshape.input[1]])
+        reshape.input[0], reshape.input[1] = first.input[0], permuted.name
+        last = chain[-1] if chain else reshape
+        gone = [first.output[0], reshape.output[0], *(n.output[0] for n in chain)]
+        last.output[0] = node.output[0]
+        for value in [v for v in graph.value_info if v.name in gone]:
+            graph.value_info.remove(value)
+        graph.node.remove(first)
+        graph.node.remove(node)
+        return 1
+    return 0
+
+
+def _int_attribute(name, value):
+    from onnx import helper
+
+    return helper.make_attribute(name, value)
 
 
 def _perm(node):

@@ -156,6 +156,18 @@ TARGETS = (
         int8_exporter="edgedet.exporters.tflite_int8:export",
     ),
     Target(
+        name="openvino",
+        aliases=("ov", "openvino_ir"),
+        suffix=".xml",
+        is_folder=False,
+        exporter="edgedet.exporters.openvino_export:export",
+        precisions=("fp32", "int8"),
+        requires=("tensorflow", "tf2onnx", "onnx", "openvino"),
+        description="OpenVINO IR (.xml + .bin) from the end-to-end ONNX, dynamic batch and "
+                    "image size; bf16 on CPUs that have it (x86 CPUs: Intel, AMD).",
+        int8_exporter="edgedet.exporters.openvino_int8:export",
+    ),
+    Target(
         name="trt",
         aliases=("tensorrt", "engine"),
         suffix=".engine",
@@ -191,6 +203,25 @@ _BUILT_IN = TARGETS
 def target_names():
     """Canonical target names, in table order."""
     return [t.name for t in TARGETS]
+
+
+def precision_names():
+    """Every precision some target exports, in table order (`--precision` choices)."""
+    return list(dict.fromkeys(p for t in TARGETS for p in t.precisions))
+
+
+def targets_help():
+    """`--target` help: each target's name and description, then `all`."""
+    listed = " ".join(f"{t.name}: {t.description}" for t in TARGETS)
+    return (f"{listed} Or all (every target this machine can build, "
+            f"{', '.join(t.name for t in TARGETS if not t.in_all) or 'none'} aside). "
+            "Repeat or comma-separate for several.")
+
+
+def precisions_help():
+    """`--precision` help: which targets export each precision."""
+    return " ".join(f"{p}: {', '.join(t.name for t in TARGETS if p in t.precisions)}."
+                    for p in precision_names())
 
 
 def get_target(name):

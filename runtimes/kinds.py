@@ -14,11 +14,12 @@ table of their own.
 | `bundle`         | folder with `reference.json` (parity bundle)      | `bundle.BundleRuntime`             | `reference.json`       |
 | `onnxrt`         | `.onnx`; Triton repository (`<m>/1/model.onnx` + `config.pbtxt`), opened as its inner ONNX | `onnxrt.OnnxRuntime` | `metadata_props` |
 | `litert`         | `.tflite`                                         | `litert.LiteRTRuntime`             | flatbuffer metadata    |
+| `openvino`       | `.xml` (+ `.bin`)                                 | `openvino_rt.OpenVINORuntime`      | `<rt_info>` of the `.xml` |
 | `keras`          | `.keras` (a model, not an artifact)               | `keras_model.KerasRuntime`         | none (the model itself)|
 | `trt`            | `.engine` (+ `.engine.json` sidecar)              | `trt.TensorRTRuntime`              | the sidecar            |
 
 `--threads`: ONNX Runtime `SessionOptions.intra_op_num_threads`; LiteRT
-`Interpreter(num_threads=...)`; TensorFlow/Keras `tf.config.threading`;
+`Interpreter(num_threads=...)`; OpenVINO `INFERENCE_NUM_THREADS`; TensorFlow/Keras `tf.config.threading`;
 not supported for `trt` and `bundle`. Only `keras` has per-stage timing.
 
 A plugin (or a test) adds a row with `register_kind` and removes it with
@@ -224,6 +225,18 @@ KINDS = (
         threads_via="Interpreter(num_threads=...)",
         requires=("ai_edge_litert",),
         install="pip install ai-edge-litert",
+    ),
+    ArtifactKind(
+        name="openvino",
+        description=".xml (OpenVINO IR, .bin beside it)",
+        suffixes=(".xml",),
+        runtime=f"{_RUNTIMES}.openvino_rt:OpenVINORuntime",
+        metadata=f"{_RUNTIMES}.openvino_rt:read_metadata",
+        imports=("openvino",),
+        threads=f"{_RUNTIMES}.openvino_rt:thread_options",
+        threads_via="compile_model INFERENCE_NUM_THREADS",
+        requires=("openvino",),
+        install="pip install 'edgedet[openvino]'",
     ),
     ArtifactKind(
         name="keras",

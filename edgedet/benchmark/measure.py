@@ -32,6 +32,7 @@ def empty_result(name, artifact):
         "runtime": None,
         "target": None,
         "precision": None,
+        "inference_precision": None,
         "model_size": None,
         "num_classes": None,
         "size_bytes": None,
@@ -219,6 +220,7 @@ def _measure(request, result, threads):
         result["load_seconds"] = round(time.perf_counter() - started, 4)
         memory["rss_after_load_mb"] = round(rss_mb(), 1)
         _fill_metadata(result, runtime.metadata)
+        result["inference_precision"] = inference_precision(runtime)
         providers = _session_providers(runtime) if kind.providers else None
         if providers is not None:
             result["execution_providers"] = providers
@@ -245,6 +247,12 @@ def _measure(request, result, threads):
     peak = peak_rss_mb()
     memory["peak_rss_mb"] = None if peak is None else round(peak, 1)
     result["memory"] = memory
+
+
+def inference_precision(runtime):
+    """What a loaded runtime computes at: its `inference_precision` (OpenVINO: bf16 on CPUs
+    with it) or, for runtimes without one, the artifact's precision."""
+    return getattr(runtime, "inference_precision", None) or runtime.metadata.precision
 
 
 def _session_providers(runtime):

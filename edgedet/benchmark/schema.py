@@ -109,6 +109,10 @@ RESULT = _object(
         "runtime": _field(_NULLABLE_STRING, "Runtime kind: onnxrt, litert, tf_saved_model, keras."),
         "target": _field(_NULLABLE_STRING, "Export target from the artifact's metadata."),
         "precision": _field(_NULLABLE_STRING, "fp32, fp16 or int8 (metadata)."),
+        "inference_precision": _field(
+            _NULLABLE_STRING, "What the runtime computed at: the artifact's precision, or "
+                              "bf16/fp16 where the runtime lowers it (OpenVINO's CPU default "
+                              "on CPUs with bf16; EDGEDET_OPENVINO_PRECISION=f32 forces fp32)."),
         "model_size": {"type": ["integer", "null"],
                        "description": "Square model input side (metadata letterbox size)."},
         "num_classes": {"type": ["integer", "null"], "description": "Classes (metadata)."},

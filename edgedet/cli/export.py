@@ -7,6 +7,7 @@ import click
 
 from edgedet.cli.common import inference_config, inference_options, resolve_model, user_errors
 from edgedet.cpu import CPU_CHOICES
+from edgedet.exporters.registry import precision_names, precisions_help, targets_help
 
 # Default parity images: synthetic shapes of varied sizes and aspect ratios (the
 # letterbox is exercised), generated here, so nothing is downloaded.
@@ -52,15 +53,16 @@ def _trt_shapes(text):
               help="A .keras file (edgedet or KerasCV), a built-in trained model (shapes) "
                    "or a preset name (random weights).")
 @click.option("--target", "-t", "targets", multiple=True, default=("all",), show_default=True,
-              help="savedmodel, onnx, tflite, trt, triton (a Triton model repository around "
-                   "the ONNX) or all (every target this machine can build, triton aside). "
-                   "Repeat or comma-separate for several.")
+              help=targets_help())
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output folder.")
 @inference_options
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32",
+@click.option("--precision", type=click.Choice(precision_names()), default="fp32",
               show_default=True,
-              help="fp16: trt only. int8: onnx (U8S8 Q/DQ for ONNX Runtime CPU), tflite "
-                   "(full-integer body), trt (S8S8 Q/DQ, or calibration cache).")
+              help=precisions_help())
+@click.option("--option", "target_options", multiple=True, metavar="TARGET:KEY=VALUE",
+              help="An option of one target's exporter (the target table's options), e.g. "
+                   "'onnx:opset=18' or 'triton:max_batch_size=4'; VALUE is read as YAML. "
+                   "Repeatable.")
 @click.option("--calib-data", default=None, metavar="PATH",
               help="INT8 calibration images: a folder, a COCO JSON / YOLO data.yaml / VOC root, "
                    "or 'synthetic:shapes?n=300'. Default: edgedet's synthetic shapes.")
@@ -106,7 +108,8 @@ def _trt_shapes(text):
 @click.pass_context
 def export_command(ctx, model_spec, targets, out, force, precision, calib_data, calib_method,
                    calib_size, calib_keep_float, calib_cpu, int8_mode, calib_cache, trt_shapes, workspace,
-                   timing_cache, dla_core, trt_version, parity, parity_images, **options):
+                   timing_cache, dla_core, trt_version, parity, parity_images, target_options,
+                   **options):
     """Export a model with the letterbox and NMS inside the graph.
 
     Every artifact takes `images: uint8 [B, H, W, 3]` RGB of any size and
@@ -153,9 +156,11 @@ def export_command(ctx, model_spec, targets, out, force, precision, calib_data, 
                "model_spec": model_spec, "calib_data": calib_data}
         if trt_shapes:
             trt["shapes"] = _trt_shapes(trt_shapes)
+        by_target = _target_options(target_options)
+        by_target["trt"] = {**trt, **by_target.get("trt", {})}
         results = export(model, names, out, config=config, force=force, progress=progress,
                          stem=stem, precision=precision, calibration=calibration,
-                         target_options={"trt": trt}, protected=inputs)
+                         target_options=by_target, protected=inputs)
     rows = [(r.target, r.path, _size(r.size_bytes), f"{r.seconds:.1f}") for r in results]
     click.echo(_table(rows, ("target", "path", "size", "seconds")))
     if parity and results:
@@ -168,6 +173,31 @@ def export_command(ctx, model_spec, targets, out, force, precision, calib_data, 
         # The report folder was checked above: it is new or edgedet's own report.
         ctx.invoke(parity_command, model_spec=model, artifacts=artifacts, images=parity_images,
                    out=str(report_dir), force=True)
+
+
+def _target_options(texts):
+    """`{target: {key: value}}` from `--option TARGET:KEY=VALUE` values (VALUE read as YAML).
+
+    The one path of every target's options to its exporter: `export` checks
+    them against the target table (naming an unknown target or option).
+    """
+    import yaml
+
+    from edgedet.exporters.registry import get_target
+
+    options = {}
+    for text in texts:
+        target, colon, assignment = text.partition(":")
+        key, equals, value = assignment.partition("=")
+        if not (colon and equals and target.strip() and key.strip()):
+            raise click.BadParameter(f"{text!r}: expected TARGET:KEY=VALUE, e.g. "
+                                     "'onnx:opset=18'.", param_hint="--option")
+        try:
+            name = get_target(target.strip()).name
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--option") from error
+        options.setdefault(name, {})[key.strip()] = yaml.safe_load(value)
+    return options
 
 
 def _earlier_artifacts(results, precision):

@@ -165,7 +165,10 @@ def _open_artifacts(items, stack, skip_missing_runtimes=False):
         if artifact.runtime is not None:
             try:
                 metadata = artifact.runtime.metadata
-                artifact.target, artifact.precision = metadata.target, metadata.precision
+                artifact.target = metadata.target
+                # What it ran at: OpenVINO runs an FP32 artifact in bf16 on CPUs with it.
+                artifact.precision = (getattr(artifact.runtime, "inference_precision", None)
+                                      or metadata.precision)
             except Exception as error:
                 artifact.runtime = None
                 artifact.reason = printable(

@@ -54,6 +54,15 @@ def test_info_errors_name_the_value(args, words):
         assert word in result.output
 
 
+def test_export_option_is_checked_against_the_target_table(tmp_path):
+    result = run("export", "--target", "onnx", "--out", tmp_path / "out", "--no-parity",
+                 "--option", "onnx:opst=18")
+    assert result.exit_code != 0
+    assert "Unknown option 'opst' for target 'onnx'" in result.output
+    assert "Did you mean 'opset'" in result.output
+    assert not list((tmp_path / "out").glob("*.onnx"))
+
+
 def test_export_keep_float_needs_int8(tmp_path):
     result = run("export", "--target", "onnx", "--out", tmp_path / "out",
                  "--calib-keep-float", "stem_2")

@@ -12,6 +12,8 @@ the test threshold 0.15, about half survive NMS) and box distributions
 favour the first bins (boxes of a few strides).
 """
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -26,6 +28,8 @@ IMAGE_SIZES = {
 }
 BATCH = 4
 TARGET_FILES = {"savedmodel": "model_saved_model", "onnx": "model.onnx", "tflite": "model.tflite"}
+if importlib.util.find_spec("openvino") is not None:  # The `openvino` extra (in `dev`).
+    TARGET_FILES["openvino"] = "model.xml"
 
 
 def _smooth_noise(rng, height, width):

@@ -27,7 +27,8 @@ MISSING = "edgedet_no_such_package_x"
 
 def test_every_row_names_importable_code():
     names = [kind.name for kind in KINDS]
-    assert names == ["tf_saved_model", "bundle", "onnxrt", "litert", "keras", "trt"]
+    assert names == ["tf_saved_model", "bundle", "onnxrt", "litert", "openvino", "keras",
+                     "trt"]
     for kind in KINDS:
         for spec in (kind.runtime, kind.metadata, kind.folder, kind.opens, kind.threads):
             if spec is not None:
@@ -108,7 +109,7 @@ def test_help_lists_every_built_in_artifact_kind(command, unrunnable):
 
     text = " ".join(CliRunner().invoke(cli, [command, "--help"]).output.split())
     artifacts = [kind.description for kind in KINDS if kind.artifact]
-    assert len(artifacts) == 5 and all(d in text for d in artifacts), text
+    assert len(artifacts) == 6 and all(d in text for d in artifacts), text
     # Registered at run time: not part of the help, whenever the CLI was imported.
     from edgedet.cli.common import artifact_kinds_text
 

@@ -1,10 +1,12 @@
 """Every artifact computes what the Keras reference computes.
 
-For each target (SavedModel, ONNX, TFLite), image size and batch size: the
+For each target (SavedModel, ONNX, TFLite, OpenVINO in float32 when installed), image size and batch size: the
 outputs follow the contract; the decoded pre-NMS boxes and scores agree
 with the reference (1e-3 px, 1e-4); after NMS every reference detection is
 found in the artifact's (same class, IoU >= 0.99), and vice versa.
 """
+
+import importlib.util
 
 import numpy as np
 import pytest
@@ -16,6 +18,13 @@ SCORE_TOLERANCE = 1e-4
 MIN_IOU = 0.99
 
 TARGETS = ["savedmodel", "onnx", "tflite"]
+KINDS = {"savedmodel": "tf_saved_model", "onnx": "onnxrt", "tflite": "litert"}
+if importlib.util.find_spec("openvino") is not None:  # The `openvino` extra (in `dev`).
+    TARGETS.append("openvino")
+    KINDS["openvino"] = "openvino"
+# OpenVINO runs in float32 here (its CPU default is bf16 where the CPU has it:
+# tests/runtimes/test_openvino.py covers that).
+OPTIONS = {"openvino": {"precision": "f32"}}
 # The keys of conftest.IMAGE_SIZES (test modules cannot import conftest here).
 SIZES = ["640x480", "480x640", "1x2000", "2000x1", "17x23", "model_size"]
 
@@ -24,7 +33,8 @@ SIZES = ["640x480", "480x640", "1x2000", "2000x1", "17x23", "model_size"]
 def runtimes(debug_artifacts):
     from edgedet.runtimes.registry import open_runtime
 
-    opened = {target: open_runtime(path) for target, path in debug_artifacts.items()}
+    opened = {target: open_runtime(path, **OPTIONS.get(target, {}))
+              for target, path in debug_artifacts.items()}
     for runtime in opened.values():
         runtime.__enter__()
     yield opened
@@ -48,11 +58,7 @@ def test_every_size_and_target_is_covered(images, debug_artifacts):
 
 
 def test_runtime_kinds(runtimes):
-    assert {t: r.kind for t, r in runtimes.items()} == {
-        "savedmodel": "tf_saved_model",
-        "onnx": "onnxrt",
-        "tflite": "litert",
-    }
+    assert {t: r.kind for t, r in runtimes.items()} == KINDS
 
 
 def test_the_test_model_detects(reference_outputs):
