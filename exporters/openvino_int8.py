@@ -11,8 +11,8 @@ resize and the DFL/decode arithmetic (`FLOAT_TYPES`) are in NNCF's ignored
 scope, so only the body's convolutions get int8 inputs; the head's output
 convolutions stay float too (unless the session's `quantize_head`), and so
 do the conv blocks of `float_blocks` (`--calib-keep-float`). NNCF collects
-its own statistics: the session's `method` (`--calib-method`) does not apply. On CPUs without VNNI NNCF's default `overflow_fix`
-keeps the first layer's weights at 7 bits.
+its own statistics: the session's `method` (`--calib-method`) does not apply.
+On CPUs without VNNI NNCF's default `overflow_fix` keeps the first layer's weights at 7 bits.
 
 The metadata gets precision `int8` and `extra.quantization` (method `nncf`,
 images, what stayed float).

@@ -8,19 +8,23 @@ it, and which Python packages its runtime needs. `runtimes/registry.py`,
 `edgedet info`/`predict` and `edgedet benchmark` read this table and keep no
 table of their own.
 
-| name             | recognised by                                     | runtime                            | metadata from          |
-| ---------------- | ------------------------------------------------- | ---------------------------------- | ---------------------- |
-| `tf_saved_model` | folder with `saved_model.pb`                      | `tf_saved_model.SavedModelRuntime` | `assets/edgedet.json`  |
-| `bundle`         | folder with `reference.json` (parity bundle)      | `bundle.BundleRuntime`             | `reference.json`       |
-| `onnxrt`         | `.onnx`; Triton repository (`<m>/1/model.onnx` + `config.pbtxt`), opened as its inner ONNX | `onnxrt.OnnxRuntime` | `metadata_props` |
-| `litert`         | `.tflite`                                         | `litert.LiteRTRuntime`             | flatbuffer metadata    |
-| `openvino`       | `.xml` (+ `.bin`)                                 | `openvino_rt.OpenVINORuntime`      | `<rt_info>` of the `.xml` |
-| `keras`          | `.keras` (a model, not an artifact)               | `keras_model.KerasRuntime`         | none (the model itself)|
-| `trt`            | `.engine` (+ `.engine.json` sidecar)              | `trt.TensorRTRuntime`              | the sidecar            |
+- `tf_saved_model`: a folder with `saved_model.pb`; `tf_saved_model.SavedModelRuntime`;
+  metadata from `assets/edgedet.json`.
+- `bundle`: a folder with `reference.json` (parity bundle); `bundle.BundleRuntime`;
+  metadata from `reference.json`.
+- `onnxrt`: `.onnx`, or a Triton repository (`<m>/1/model.onnx` + `config.pbtxt`) opened as
+  its inner ONNX; `onnxrt.OnnxRuntime`; metadata from `metadata_props`.
+- `litert`: `.tflite`; `litert.LiteRTRuntime`; metadata from the flatbuffer metadata.
+- `openvino`: `.xml` (+ `.bin`); `openvino_rt.OpenVINORuntime`; metadata from the `.xml`'s
+  `<rt_info>`.
+- `keras`: `.keras` (a model, not an artifact); `keras_model.KerasRuntime`; no metadata (the
+  model itself).
+- `trt`: `.engine` (+ `.engine.json` sidecar); `trt.TensorRTRuntime`; metadata from the
+  sidecar.
 
 `--threads`: ONNX Runtime `SessionOptions.intra_op_num_threads`; LiteRT
-`Interpreter(num_threads=...)`; OpenVINO `INFERENCE_NUM_THREADS`; TensorFlow/Keras `tf.config.threading`;
-not supported for `trt` and `bundle`. Only `keras` has per-stage timing.
+`Interpreter(num_threads=...)`; OpenVINO `INFERENCE_NUM_THREADS`; TensorFlow/Keras
+`tf.config.threading`; not supported for `trt` and `bundle`. Only `keras` has per-stage timing.
 
 A plugin (or a test) adds a row with `register_kind` and removes it with
 `unregister_kind`; rows added at run time reach the benchmark's measuring
@@ -106,11 +110,13 @@ class ArtifactKind:
 
     def __post_init__(self):
         if not self.name or not isinstance(self.name, str):
-            raise ValueError(f"ArtifactKind name must be a non-empty str, received {self.name!r}.")
+            raise ValueError(
+                f"ArtifactKind name must be a non-empty str, received {self.name!r}.")
         if not self.suffixes and not self.folder:
             raise ValueError(f"ArtifactKind '{self.name}' needs `suffixes` or a `folder` rule.")
         for suffix in self.suffixes:
-            if not (isinstance(suffix, str) and suffix.startswith(".") and suffix == suffix.lower()):
+            lowered = isinstance(suffix, str) and suffix == suffix.lower()
+            if not (lowered and suffix.startswith(".")):
                 raise ValueError(f"ArtifactKind '{self.name}': suffix {suffix!r} must be a "
                                  "lowercase str starting with '.'.")
         for field in ("runtime", "folder", "opens", "metadata", "threads"):

@@ -107,9 +107,9 @@ def _trt_shapes(text):
                    "files this export writes; nothing else in OUT is touched).")
 @click.pass_context
 def export_command(ctx, model_spec, targets, out, force, precision, calib_data, calib_method,
-                   calib_size, calib_keep_float, calib_cpu, int8_mode, calib_cache, trt_shapes, workspace,
-                   timing_cache, dla_core, trt_version, parity, parity_images, target_options,
-                   **options):
+                   calib_size, calib_keep_float, calib_cpu, int8_mode, calib_cache, trt_shapes,
+                   workspace, timing_cache, dla_core, trt_version, parity, parity_images,
+                   target_options, **options):
     """Export a model with the letterbox and NMS inside the graph.
 
     Every artifact takes `images: uint8 [B, H, W, 3]` RGB of any size and

@@ -56,7 +56,8 @@ def test_a_half_used_elsewhere_keeps_the_graph():
 
 
 def test_the_input_layout_round_trip_goes_and_the_result_is_the_same():
-    """Pad-like NCHW image -> NHWC -> static Reshape -> /255 -> NCHW -> Conv, as tf2onnx writes it."""
+    """Pad-like NCHW image -> NHWC -> static Reshape -> /255 -> NCHW -> Conv, as tf2onnx
+    writes it."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 

@@ -12,7 +12,8 @@ from edgedet.files import OutputExistsError
 from edgedet.metadata import MetadataError
 from edgedet.runtimes import openvino_rt
 
-pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install 'edgedet[openvino]')")
+pytest.importorskip("openvino",
+                    reason="OpenVINO is not installed (pip install 'edgedet[openvino]')")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Every artifact computes what the Keras reference computes.
 
-For each target (SavedModel, ONNX, TFLite, OpenVINO in float32 when installed), image size and batch size: the
-outputs follow the contract; the decoded pre-NMS boxes and scores agree
+For each target (SavedModel, ONNX, TFLite, OpenVINO in float32 when installed), image size
+and batch size: the outputs follow the contract; the decoded pre-NMS boxes and scores agree
 with the reference (1e-3 px, 1e-4); after NMS every reference detection is
 found in the artifact's (same class, IoU >= 0.99), and vice versa.
 """
