@@ -125,7 +125,8 @@ class Int8Pipeline:
         Raises:
             ValueError: a Q/DQ node sits outside the body (names the first five).
         """
-        from edgedet.calibration.qdq import check_placement, quantize
+        from edgedet.calibration.qdq import quantize
+        from edgedet.calibration.qdq_graph import check_placement
 
         quantized = quantize(self.model if model is None else model, self.ranges,
                              flavour=flavour, body=self.body, cpu=self.cpu)

@@ -6,7 +6,8 @@ import pytest
 from onnx import numpy_helper
 
 from edgedet.calibration.body import find_body
-from edgedet.calibration.qdq import check_placement, collect_ranges, qdq_summary, quantize
+from edgedet.calibration.qdq import collect_ranges, quantize
+from edgedet.calibration.qdq_graph import check_placement, qdq_summary
 
 QDQ = {"QuantizeLinear", "DequantizeLinear"}
 

@@ -152,7 +152,7 @@ def test_fp16_onnx_converts_the_body_only(onnx_model):
 def test_missing_tensorrt_writes_the_files_and_says_how_to_continue(detector, tmp_path,
                                                                     monkeypatch):
     from edgedet.calibration import trt_cache
-    from edgedet.calibration.qdq import qdq_summary
+    from edgedet.calibration.qdq_graph import qdq_summary
     from edgedet.export import export
     from edgedet.exporters.base import ExportError
 
