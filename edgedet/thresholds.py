@@ -4,22 +4,28 @@ Defaults (`DEFAULTS`), chosen so that a correct export passes and a broken
 one (wrong letterbox, wrong box format, a lost class, a bad quantization)
 fails:
 
-| threshold                 | fp32  | fp16, bf16 | int8  |
-|---------------------------|-------|------------|-------|
-| min_recall                | 0.99  | 0.97       | 0.90  |
-| min_precision             | 0.99  | 0.97       | 0.90  |
-| min_mean_iou              | 0.99  | 0.95       | 0.85  |
-| max_corner_shift_px       | 1.0   | 4.0        | -     |
-| max_score_delta           | 0.01  | 0.05       | -     |
-| max_corner_shift_px_p95   | -     | -          | -     |
-| max_score_delta_p95       | -     | -          | 0.10  |
-| min_map_vs_reference      | 0.95  | 0.90       | 0.80  |
-| max_map_drop (labels)     | 0.005 | 0.01       | 0.01  |
-| max_disagreeing_fraction  | -     | -          | -     |
+| threshold                 | fp32  | fp16  | bf16  | int8  |
+|---------------------------|-------|-------|-------|-------|
+| min_recall                | 0.99  | 0.97  | 0.97  | 0.90  |
+| min_precision             | 0.99  | 0.97  | 0.97  | 0.90  |
+| min_mean_iou              | 0.99  | 0.95  | 0.95  | 0.85  |
+| max_corner_shift_px       | 1.0   | 4.0   | -     | -     |
+| max_score_delta           | 0.01  | 0.05  | -     | -     |
+| max_corner_shift_px_p95   | -     | -     | 4.0   | -     |
+| max_score_delta_p95       | -     | -     | 0.05  | 0.10  |
+| min_map_vs_reference      | 0.95  | 0.90  | 0.90  | 0.80  |
+| max_map_drop (labels)     | 0.005 | 0.01  | 0.01  | 0.01  |
+| max_disagreeing_fraction  | -     | -     | -     | -     |
 
 bf16 is what an FP32 artifact is computed at by OpenVINO's CPU plugin on CPUs
 with bf16 (its default there); parity records and judges it as bf16 (force
-float32 with `EDGEDET_OPENVINO_PRECISION=f32`, judged as fp32).
+float32 with `EDGEDET_OPENVINO_PRECISION=f32`, judged as fp32). bf16 keeps 8
+bits of mantissa to fp16's 11, so a box corner at 600 px moves by up to a few
+pixels at each rounding: on the built-in model at 320 px, 12 images, the
+worst corner moved 6.2 px while the 95th percentile was 0.24 px and mean IoU
+0.989. Like int8 it is judged on the 95th percentiles of the corner and score
+deltas (the worst values are reported, not checked); fp16 keeps its worst-case
+limits.
 
 "-" is None: not checked (reported only). fp32 artifacts run the same graph
 as the reference, so they may differ only by float rounding: a detection
@@ -168,7 +174,7 @@ DEFAULTS = {
                        min_map_vs_reference=0.90, max_map_drop=0.01),
     # An FP32 artifact computed in bf16 (OpenVINO's CPU default where the CPU has it).
     "bf16": Thresholds(min_recall=0.97, min_precision=0.97, min_mean_iou=0.95,
-                       max_corner_shift_px=4.0, max_score_delta=0.05,
+                       max_corner_shift_px_p95=4.0, max_score_delta_p95=0.05,
                        min_map_vs_reference=0.90, max_map_drop=0.01),
     "int8": Thresholds(min_recall=0.90, min_precision=0.90, min_mean_iou=0.85,
                        max_score_delta_p95=0.10, min_map_vs_reference=0.80,

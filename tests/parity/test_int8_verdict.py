@@ -155,3 +155,31 @@ def test_the_noise_tail_of_a_validation_style_export_is_not_a_disagreement(datas
     artifact, _ = _run(dataset, fakes, tail(0.5), labels=False)
     assert artifact.summary["extra"] == 3 * len(dataset)
     assert "min_precision" in {c["threshold"] for c in artifact.failed_checks}
+
+
+def test_bf16_is_judged_on_percentiles_one_corner_outlier_passes(dataset, fakes):
+    """OpenVINO's bf16: one corner moved by 6 px (seen on the built-in model) passes; boxes
+    moved everywhere fail the 95th percentile."""
+    bf16 = T.DEFAULTS["bf16"]
+    assert bf16.max_corner_shift_px is None and bf16.max_corner_shift_px_p95 == 4.0
+    assert T.DEFAULTS["fp16"].max_corner_shift_px == 4.0  # fp16 keeps its worst case.
+
+    def moved(first_only, by):
+        def transform(name, detections):
+            boxes = detections.boxes.copy()
+            if len(boxes) and (name == dataset[3]["file_name"] or not first_only):
+                boxes[0, 2] += by
+            return Detections(boxes, detections.confidence, detections.classes,
+                              detections.bounding_box_format)
+
+        return transform
+
+    table = _table(dataset, fakes)
+    ref = fakes.FakeRuntime(table, name="ref")
+    for first_only, expected in ((True, "passed"), (False, "failed")):
+        art = fakes.FakeRuntime(table, name="m.xml", target="openvino",
+                                transform=moved(first_only, 6.2))
+        art.inference_precision = "bf16"  # As OpenVINO's runtime reports an FP32 IR run in bf16.
+        artifact = run_parity(ref, [art], dataset)["m.xml"]
+        assert artifact.status == expected, artifact.failed_checks
+        assert artifact.summary["worst_corner_shift_px"] == pytest.approx(6.2, abs=1e-3)
