@@ -103,7 +103,9 @@ def parse_args(argv=None):
     ed.add_argument("--calib-size", type=int, default=300)
     ed.add_argument("--calib-method", default="entropy",
                     choices=["minmax", "entropy", "percentile"])
-    ed.add_argument("--ultralytics", required=True, help=f"The {DETECTIONS_FILE} of step 1.")
+    ed.add_argument("--ultralytics", required=True, nargs="+",
+                    help=f"The {DETECTIONS_FILE} of step 1 (several: merged, e.g. a TFLite run "
+                         "from another environment).")
     ed.add_argument("--settings", default=DEFAULT_SETTINGS)
     ed.add_argument("--reuse", action="store_true", help="Reuse the artifacts in --out.")
     ed.add_argument("--out", required=True)
@@ -297,12 +299,25 @@ def markdown(report):
     return "\n".join(lines)
 
 
+def merge_detections(documents):
+    """One step-1 document from several (models, failures and predictions merged, in order)."""
+    merged = {**documents[0], "models": {}, "failed": {}, "predictions": {}}
+    for document in documents:
+        merged["models"].update(document["models"])
+        merged["failed"].update(document["failed"])
+        for key, per_model in document["predictions"].items():
+            merged["predictions"].setdefault(key, {}).update(per_model)
+    for name in merged["models"]:  # A model that exported in one run did not fail.
+        merged["failed"].pop(name, None)
+    return merged
+
+
 def edgedet_side(args):
     from edgedet.benchmark.machine import cpu_model
     from edgedet.cli.common import resolve_model
     from edgedet.cpu import isa_summary
 
-    ultralytics = json.loads(Path(args.ultralytics).read_text())
+    ultralytics = merge_detections([json.loads(Path(p).read_text()) for p in args.ultralytics])
     model = resolve_model(args.model)
     report = {"machine": {"cpu": cpu_model(), **isa_summary()},
               "ultralytics": ultralytics["ultralytics"],
@@ -316,8 +331,8 @@ def edgedet_side(args):
     for conf, max_det in parse_settings(args.settings):
         key = setting_key(conf, max_det)
         if key not in ultralytics["predictions"]:
-            raise ValueError(f"{args.ultralytics} has no predictions at {key}: run step 1 "
-                             f"with --settings including {conf:g}:{max_det}.")
+            raise ValueError(f"{' '.join(args.ultralytics)} has no predictions at {key}: run "
+                             f"step 1 with --settings including {conf:g}:{max_det}.")
         setting = score_setting(model, conf, max_det, args, ultralytics)
         setting["verdict"] = verdict(setting["rows"])
         report["settings"][key] = setting

@@ -60,3 +60,14 @@ def test_markdown(bench):
     text = bench.markdown(report)
     assert "| ul_openvino_int8 | 0.400 | 0.600 | 0.30 | 5 |" in text
     assert "holds" in text and "no onnx2tf" in text
+
+
+def test_merge_detections(bench):
+    first = {"ultralytics": "8.4.190", "models": {"ul_openvino_int8": "a"},
+             "failed": {"ul_tflite_int8": "no tensorflow"},
+             "predictions": {"k": {"ul_openvino_int8": {"a.png": []}}}}
+    second = {"ultralytics": "8.4.190", "models": {"ul_tflite_int8": "b"}, "failed": {},
+              "predictions": {"k": {"ul_tflite_int8": {"a.png": []}}}}
+    merged = bench.merge_detections([first, second])
+    assert merged["failed"] == {}
+    assert list(merged["predictions"]["k"]) == ["ul_openvino_int8", "ul_tflite_int8"]
