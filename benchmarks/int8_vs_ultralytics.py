@@ -93,7 +93,11 @@ def parse_args(argv=None):
                     help="Calibration images from the train split (default: 300, as edgedet).")
     ul.add_argument("--eval-split", default="val")
     ul.add_argument("--settings", default=DEFAULT_SETTINGS)
-    ul.add_argument("--no-tflite", action="store_true", help="Skip Ultralytics' TFLite INT8.")
+    tflite = ul.add_mutually_exclusive_group()
+    tflite.add_argument("--no-tflite", action="store_true", help="Skip Ultralytics' TFLite INT8.")
+    tflite.add_argument("--only-tflite", action="store_true",
+                        help="Only Ultralytics' TFLite INT8 (e.g. from an environment with "
+                             "TensorFlow <= 2.19 and onnx2tf; merge its file in step 2).")
     ul.add_argument("--out", required=True)
     ed = sides.add_parser("edgedet", help="Export with edgedet, score everything.")
     ed.add_argument("--model", required=True, help="The edgedet .keras of the same weights.")
@@ -137,6 +141,8 @@ def ultralytics_side(args):
             ("ul_openvino_int8", {"format": "openvino", "int8": True, **calib})]
     if not args.no_tflite:
         plan.append(("ul_tflite_int8", {"format": "tflite", "int8": True, **calib}))
+    if args.only_tflite:
+        plan, models = plan[-1:], {}
     os.chdir(out)  # Ultralytics' TFLite export reads and writes files in the working folder.
     if not args.no_tflite and not Path(ONNX2TF_SAMPLE).exists():
         # Offline, Ultralytics cannot download onnx2tf's default calibration sample, which it
@@ -224,7 +230,7 @@ def score_setting(model, conf, max_det, args, ultralytics):
     from edgedet.cli.common import inference_config
     from edgedet.data import load_dataset
     from edgedet.metrics import coco_map
-    from edgedet.parity.record import collect
+    from edgedet.parity.run import collect
 
     key = setting_key(conf, max_det)
     out = Path(args.out) / key.replace(",", "_").replace("=", "")
@@ -262,15 +268,20 @@ def score_setting(model, conf, max_det, args, ultralytics):
 
 
 def verdict(rows):
-    """Whether every edgedet INT8 artifact lost no more than the best-kept Ultralytics INT8."""
-    ul = [r["drop_points"] for n, r in rows.items() if n.startswith("ul_") and "int8" in n]
-    ours = {n: r["drop_points"] for n, r in rows.items()
+    """Whether every edgedet INT8 artifact lost no more than the Ultralytics INT8 that lost least.
+
+    A loss is the drop clipped at zero: an INT8 model that scored above its
+    FP32 lost nothing (on ~100 images a few tenths of a point either way is
+    noise), so a gain on one side does not make the other side's no-loss fail.
+    """
+    ul = [max(0.0, r["drop_points"]) for n, r in rows.items()
+          if n.startswith("ul_") and "int8" in n]
+    ours = {n: max(0.0, r["drop_points"]) for n, r in rows.items()
             if n.startswith("edgedet_") and "fp32" not in n}
     if not ul:
         return None
-    # Against the Ultralytics INT8 export that lost least: the stricter reading of the goal.
-    limit = min(ul)
-    return {"ultralytics_best_drop": limit,
+    limit = min(ul)  # The stricter reading of the goal.
+    return {"ultralytics_best_loss": limit,
             "worse": sorted(n for n, d in ours.items() if d > limit),
             "holds": all(d <= limit for d in ours.values())}
 
@@ -290,8 +301,8 @@ def markdown(report):
         judged = setting.get("verdict")
         if judged:
             met = "holds" if judged["holds"] else "NOT met: " + ", ".join(judged["worse"])
-            lines += ["", f"Goal (each edgedet INT8 drop <= Ultralytics' best INT8 drop "
-                          f"{judged['ultralytics_best_drop']:.2f}): {met}."]
+            lines += ["", "Goal (each edgedet INT8 loses no more than Ultralytics' INT8, "
+                          f"which lost {judged['ultralytics_best_loss']:.2f} pt): {met}."]
         lines.append("")
     if report["ultralytics_failed"]:
         lines += ["Ultralytics exports that failed: " + "; ".join(

@@ -34,8 +34,12 @@ def test_drop_and_verdict(bench):
             "ul_onnx_fp32": {"drop_points": 0.0},
             "ul_openvino_int8": {"drop_points": 0.3}}
     judged = bench.verdict(rows)
-    assert judged == {"ultralytics_best_drop": 0.3, "worse": ["edgedet_tflite_int8"],
+    assert judged == {"ultralytics_best_loss": 0.3, "worse": ["edgedet_tflite_int8"],
                       "holds": False}
+    rows["ul_openvino_int8"]["drop_points"] = -0.2  # A gain is no loss, not a stricter limit.
+    rows["edgedet_tflite_int8"]["drop_points"] = -0.1
+    rows["edgedet_onnx_u8s8"]["drop_points"] = 0.0
+    assert bench.verdict(rows)["holds"]
     assert bench.verdict({"edgedet_onnx_u8s8": {"drop_points": 0.2}}) is None
 
 
@@ -53,7 +57,7 @@ def test_markdown(bench):
     report = {"machine": {"cpu": "cpu", "cpu_class": "vnni", "int8_flags": ["avx512_vnni"]},
               "ultralytics": "8.4.190", "ultralytics_failed": {"ul_tflite_int8": "no onnx2tf"},
               "settings": {"conf=0.25,max_det=300": {
-                  "images": 2, "verdict": {"ultralytics_best_drop": 0.3, "worse": [],
+                  "images": 2, "verdict": {"ultralytics_best_loss": 0.3, "worse": [],
                                            "holds": True},
                   "rows": {"ul_openvino_int8": {"map50_95": 0.4, "map50": 0.6,
                                                 "drop_points": 0.3, "detections": 5}}}}}
