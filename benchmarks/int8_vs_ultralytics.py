@@ -5,15 +5,18 @@ Two steps, in two environments, one evaluator:
 1. `ultralytics` (an environment with torch + Ultralytics + OpenVINO/NNCF,
    imports nothing from edgedet): copies the checkpoint into `--out`, exports
    it with Ultralytics (ONNX FP32, OpenVINO FP32, OpenVINO INT8 (`int8=True`,
-   NNCF) and, if its converter installs, TFLite INT8), calibrating on the
-   dataset's train split like edgedet, runs each (and the `.pt`) through
-   Ultralytics' own `predict` on the evaluation split at every setting, and
-   writes the boxes to `ultralytics_detections.json`.
+   NNCF) and TFLite INT8 (`format="tflite", int8=True`: Ultralytics 8.4.190
+   exports it through `litert_torch`, which needs `litert-torch` and
+   `ai-edge-quantizer`; without them that row is listed as failed, with the
+   reason, and `--only-tflite` can add it later from another environment),
+   calibrating on 300 images of the dataset's train split like edgedet, runs
+   each (and the `.pt`) through Ultralytics' own `predict` on the evaluation
+   split at every setting, and writes the boxes to `ultralytics_detections.json`.
 2. `edgedet` (edgedet's environment): for every setting, exports the edgedet
    model (imported from the same checkpoint) to ONNX FP32 and, from one
    calibration, the INT8 artifacts: ONNX Runtime U8S8 (`_int8.onnx`), TFLite
    INT8, OpenVINO INT8 (NNCF) and the TensorRT-ready S8S8 ONNX (`_int8_trt.onnx`,
-   run in ONNX Runtime); runs them with `edgedet.parity.record.collect`
+   run in ONNX Runtime); runs them with `edgedet.parity.run.collect`
    against the labels, and scores every detection list, Ultralytics' included,
    with `edgedet.metrics.coco_map` (pycocotools) against the same label boxes.
    Each INT8 artifact's drop is against its own side's FP32 (edgedet: the ONNX
@@ -24,20 +27,23 @@ A setting is `CONF:MAX_DET`: `0.25:300` (the default threshold) and
 
 Usage (the YOLOv8n of `benchmarks/train_vs_ultralytics.py`, trained by Ultralytics):
 
-    # 1. in a venv with torch, ultralytics, openvino, nncf (YOLO_OFFLINE=1)
+    # 1. in a venv with torch, ultralytics, openvino, nncf, litert-torch, ai-edge-quantizer
+    #    (YOLO_OFFLINE=1 YOLO_AUTOINSTALL=false: Ultralytics installs nothing)
     python benchmarks/int8_vs_ultralytics.py ultralytics --weights run/train/weights/last.pt \\
         --data data/data.yaml --imgsz 160 --out out/ul
-    # 2. in edgedet's venv, from the same float32 weights
+    # 2. in edgedet's venv, from the same weights (reading the .pt needs torch; without it,
+    #    `python tools/ultralytics_to_npz.py last.pt y8.npz --dtype float32` where torch is,
+    #    then import y8.npz with --size n)
     edgedet import ultralytics run/train/weights/last.pt --trust-pickle \\
         --classes circle,square,triangle,cross --imgsz 160 --out out/y8.keras
     python benchmarks/int8_vs_ultralytics.py edgedet --model out/y8.keras --data data/data.yaml \\
         --calib-data data/images/train --ultralytics out/ul/ultralytics_detections.json \\
         --out out/ed
+    # (several step-1 files are merged: --ultralytics out/ul/FILE out/ul_tflite/FILE)
 """
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
@@ -46,7 +52,6 @@ from pathlib import Path
 DEFAULT_SETTINGS = "0.25:300,0.001:300"
 IOU = 0.7
 DETECTIONS_FILE = "ultralytics_detections.json"
-ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 STARTED = time.perf_counter()
 
 
@@ -128,7 +133,7 @@ def ultralytics_side(args):
     out.mkdir(parents=True, exist_ok=True)
     weights = out / "ul.pt"  # Exports land beside the weights: keep them in --out.
     shutil.copyfile(args.weights, weights)
-    data_yaml = str(Path(args.data).resolve())  # Before the `chdir` below.
+    data_yaml = str(Path(args.data).resolve())
     data = check_det_dataset(data_yaml)
     train = sorted(p for p in Path(data["train"]).rglob("*") if p.suffix[1:].lower()
                    in IMG_FORMATS)
@@ -143,14 +148,6 @@ def ultralytics_side(args):
         plan.append(("ul_tflite_int8", {"format": "tflite", "int8": True, **calib}))
     if args.only_tflite:
         plan, models = plan[-1:], {}
-    os.chdir(out)  # Ultralytics' TFLite export reads and writes files in the working folder.
-    if not args.no_tflite and not Path(ONNX2TF_SAMPLE).exists():
-        # Offline, Ultralytics cannot download onnx2tf's default calibration sample, which it
-        # fetches before every TFLite export; INT8 calibrates on the images it passes instead,
-        # so a placeholder of the same shape lets the export run and is never used.
-        import numpy as np
-
-        np.save(ONNX2TF_SAMPLE, np.zeros((20, 128, 128, 3), np.float32))
     for name, options in plan:
         log(f"exporting {name}: {options}")
         try:
