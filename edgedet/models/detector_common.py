@@ -61,6 +61,33 @@ class DetectHeadMixin:
         """DFL bins per box side (16): `boxes` has `4 * reg_max` channels."""
         return REG_MAX
 
+    def _set_common(self, num_classes, head_class_channels, include_rescaling, activation,
+                    bounding_box_format, class_names, letterbox, preset):
+        """Stores the constructor arguments every `Detect`-head family shares."""
+        self.num_classes = num_classes
+        self.head_class_channels = head_class_channels
+        self.include_rescaling = bool(include_rescaling)
+        self.activation = activation
+        self.bounding_box_format = bounding_box_format
+        self.class_names = class_names
+        self.letterbox = letterbox
+        self.preset = preset
+
+    def _common_config(self):
+        """The `get_config` entries every `Detect`-head family shares."""
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "num_classes": self.num_classes,
+            "head_class_channels": self.head_class_channels,
+            "include_rescaling": self.include_rescaling,
+            "activation": self.activation,
+            "bounding_box_format": self.bounding_box_format,
+            "class_names": list(self.class_names),
+            "letterbox": self.letterbox.to_dict(),
+            "preset": self.preset,
+        }
+
     def default_inference_config(self):
         """Returns the `InferenceConfig` matching the model's letterbox and box format."""
         return InferenceConfig(

@@ -126,33 +126,18 @@ class YOLOV8Detector(DetectHeadMixin, keras.Model):
         outputs = raw_head_outputs(box_levels, class_levels)
         super().__init__(inputs=images, outputs=outputs, **kwargs)
 
-        self.num_classes = num_classes
+        self._set_common(num_classes, head_class_channels, include_rescaling, activation,
+                         bounding_box_format, class_names, letterbox, preset)
         self.stackwise_channels = tuple(stackwise_channels)
         self.stackwise_depth = tuple(stackwise_depth)
         self.neck_depths = tuple(neck_depths)
-        self.head_class_channels = head_class_channels
-        self.include_rescaling = bool(include_rescaling)
-        self.activation = activation
-        self.bounding_box_format = bounding_box_format
-        self.class_names = class_names
-        self.letterbox = letterbox
-        self.preset = preset
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "num_classes": self.num_classes,
+            **self._common_config(),
             "stackwise_channels": list(self.stackwise_channels),
             "stackwise_depth": list(self.stackwise_depth),
             "neck_depths": list(self.neck_depths),
-            "head_class_channels": self.head_class_channels,
-            "include_rescaling": self.include_rescaling,
-            "activation": self.activation,
-            "bounding_box_format": self.bounding_box_format,
-            "class_names": list(self.class_names),
-            "letterbox": self.letterbox.to_dict(),
-            "preset": self.preset,
         }
 
     @classmethod
