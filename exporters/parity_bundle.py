@@ -18,20 +18,50 @@ def bundle_path(path):
     return path.with_name(f"{stem}_parity")
 
 
-# Images of the parity bundle: deterministic, sizes inside the default profile.
+# Images of the parity bundle without calibration data: deterministic, sizes inside the
+# default profile.
 BUNDLE_IMAGES = "synthetic:shapes?n=12&seed=14&size=96-480"
+BUNDLE_SIZE = 12
+
+
+def bundle_images(session):
+    """The bundle's images for an export: `BUNDLE_SIZE` images of the user's calibration
+    source when the export has one (sampled with the next seed, so mostly not the images
+    calibrated on), else the synthetic `BUNDLE_IMAGES`.
+
+    A model trained on other classes detects little in synthetic shapes, and a gate on a
+    handful of borderline detections says little about an INT8 engine: the user's own
+    images are what the engine must agree on.
+    """
+    source = getattr(session, "source", None)
+    if source is None:
+        return BUNDLE_IMAGES
+    from edgedet.calibration.data import CalibrationData, calibration_data
+
+    if isinstance(source, CalibrationData):
+        return source.images()[:BUNDLE_SIZE]
+    return calibration_data(source, size=BUNDLE_SIZE, seed=session.seed + 1,
+                            min_images=1).images()
 
 
 def write_parity_bundle(end_to_end, metadata, folder, force=False, images=BUNDLE_IMAGES):
     """Writes the parity bundle (`edgedet.runtimes.bundle`): images and the float32
-    reference's detections, so the device checks its engine without TensorFlow."""
+    reference's detections, so the device checks its engine without TensorFlow.
+
+    Args:
+        images: str or list of uint8 `[H, W, 3]` arrays. A `synthetic:` spec or the
+            images themselves (`bundle_images`). Defaults to `BUNDLE_IMAGES`.
+    """
     import tensorflow as tf
 
-    from edgedet.data.synthetic import from_spec
     from edgedet.runtimes.bundle import write_bundle
 
-    dataset = from_spec(images, split="parity")
-    named = [(f"image_{i:02d}", dataset.get(i)["image"]) for i in range(len(dataset))]
+    if isinstance(images, str):
+        from edgedet.data.synthetic import from_spec
+
+        dataset = from_spec(images, split="parity")
+        images = [dataset.get(i)["image"] for i in range(len(dataset))]
+    named = [(f"image_{i:02d}", image) for i, image in enumerate(images)]
 
     def predict(image):
         outputs = end_to_end.serve(tf.constant(image[None]))

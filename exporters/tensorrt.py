@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 
 from edgedet.exporters.base import INPUT_NAME, ExportError, stage
-from edgedet.exporters.parity_bundle import bundle_path, write_parity_bundle
+from edgedet.exporters.parity_bundle import bundle_images, bundle_path, write_parity_bundle
 from edgedet.exporters.tensorrt_plan import (
     TARGET,
     BuildOptions,
@@ -278,7 +278,8 @@ def export(end_to_end, metadata, path, force=False, precision="fp32", session=No
         atomic_write_bytes(path, engine)
         atomic_write_text(sidecar, sidecar_json(metadata, options.precision, facts))
     with stage(TARGET, "parity bundle"):
-        write_parity_bundle(end_to_end, metadata, bundle, force=force)
+        write_parity_bundle(end_to_end, metadata, bundle, force=force,
+                            images=bundle_images(session))
     return Path(path)
 
 
@@ -386,7 +387,8 @@ def export_without_tensorrt(end_to_end, metadata, path, force=False, precision="
             commands.append((options.precision.upper(), trtexec_command(
                 onnx_path.name, engine_name, options, version)))
     with stage(TARGET, "parity bundle"):
-        write_parity_bundle(end_to_end, metadata, bundle, force=force)
+        write_parity_bundle(end_to_end, metadata, bundle, force=force,
+                            images=bundle_images(session))
     out_dir = Path(path).parent
     edgedet_line = edgedet_command(model_spec or "MODEL", out_dir, options, calib_data)
     lines = "\n".join(f"  # {label}\n  {command}" for label, command in commands)

@@ -333,3 +333,19 @@ def test_device_flow_engine_from_the_tensorrt_ready_onnx(gpu, detector, tmp_path
     bundle = tmp_path / f"{named}_parity"
     parity = run_parity(BundleRuntime(bundle), [engine], bundle / "images")
     assert parity, parity.summary_text()
+
+
+def test_the_bundle_holds_the_users_images_when_the_export_has_calibration_data():
+    """12 images of --calib-data (sampled with the next seed), else the synthetic default."""
+    import types
+
+    from edgedet.exporters.parity_bundle import BUNDLE_IMAGES, bundle_images
+
+    assert bundle_images(None) == BUNDLE_IMAGES
+    assert bundle_images(types.SimpleNamespace(source=None, seed=0)) == BUNDLE_IMAGES
+    users = [np.full((40 + i, 50, 3), i, np.uint8) for i in range(30)]
+    chosen = bundle_images(types.SimpleNamespace(source=users, seed=0))
+    assert len(chosen) == 12
+    assert all(any(np.array_equal(c, u) for u in users) for c in chosen)
+    few = bundle_images(types.SimpleNamespace(source=users[:5], seed=0))
+    assert len(few) == 5
