@@ -23,6 +23,24 @@ def int_list(name, value, length):
     return [int(v) for v in value]
 
 
+def preset_arguments(presets, name, family):
+    """A copy of the constructor arguments of preset `name` in a family's `presets` table.
+
+    Raises:
+        ValueError: for an unknown name, listing the valid ones.
+    """
+    import copy
+
+    from edgedet.suggest import closest
+
+    if name not in presets:
+        raise ValueError(
+            f"Unknown {family} preset: '{name}'. Expected one of {list(presets)}."
+            + closest(name, presets)
+        )
+    return copy.deepcopy(presets[name])
+
+
 def check_num_classes(num_classes):
     """Raises a `ValueError` unless `num_classes` is an int >= 1."""
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:

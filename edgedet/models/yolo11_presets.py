@@ -12,9 +12,7 @@ model summaries minus the 16 fixed DFL weights (yolo11n: 2,624,080 - 16).
 `yolo11_tiny` is a small YOLO11 for tests (about 0.34 M parameters at 3 classes).
 """
 
-import copy
-
-from edgedet.suggest import closest
+from edgedet.models.detector_common import preset_arguments
 
 # name: (depth_multiple, width_multiple, max_channels)
 _ULTRALYTICS_SCALES = {
@@ -72,9 +70,4 @@ def get_preset(name):
     Raises:
         ValueError: for an unknown name, listing the valid ones.
     """
-    if name not in PRESETS:
-        raise ValueError(
-            f"Unknown YOLO11 preset: '{name}'. Expected one of {preset_names()}."
-            + closest(name, PRESETS)
-        )
-    return copy.deepcopy(PRESETS[name])
+    return preset_arguments(PRESETS, name, "YOLO11")

@@ -22,9 +22,9 @@ Inside the C2PSA: `m.k.attn.qkv/proj/pe -> stack4_c2psa_m{k}_attn_qkv/_proj/_pe`
 and `m.k.ffn.0/1 -> stack4_c2psa_m{k}_ffn1/_ffn2`.
 """
 
-from edgedet.models.ultralytics_weights import UltralyticsImportError, module_keys
+from edgedet.models.ultralytics_weights import module_keys
 from edgedet.models.yolo_v8_ultralytics import (
-    REG_MAX,
+    check_reg_max,
     count_blocks,
     match_preset,
     out_channels,
@@ -62,12 +62,7 @@ def infer_layout(state_dict):
     Raises:
         UltralyticsImportError: for a missing tensor or a reg_max other than 16.
     """
-    box_channels = out_channels(state_dict, f"{HEAD}.cv2.0.2.weight")
-    if box_channels != 4 * REG_MAX:
-        raise UltralyticsImportError(
-            f"'{HEAD}.cv2.0.2.weight' has {box_channels} output channels, i.e. reg_max "
-            f"{box_channels // 4}; edgedet's YOLO11 uses reg_max {REG_MAX} (64 channels)."
-        )
+    check_reg_max(state_dict, HEAD, "YOLO11")
     return {
         "num_classes": out_channels(state_dict, f"{HEAD}.cv3.0.2.weight"),
         "stackwise_channels": [

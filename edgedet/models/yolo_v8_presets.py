@@ -14,9 +14,7 @@ built-in default model, trained on synthetic shapes (`edgedet.train`) and
 shipped at a 320 px input (`edgedet.models.weights`).
 """
 
-import copy
-
-from edgedet.suggest import closest
+from edgedet.models.detector_common import preset_arguments
 
 # name: (depth_multiple, width_multiple, max_channels)
 _ULTRALYTICS_SCALES = {
@@ -77,9 +75,4 @@ def get_preset(name):
     Raises:
         ValueError: for an unknown name, listing the valid ones.
     """
-    if name not in PRESETS:
-        raise ValueError(
-            f"Unknown YOLOv8 preset: '{name}'. Expected one of {preset_names()}."
-            + closest(name, PRESETS)
-        )
-    return copy.deepcopy(PRESETS[name])
+    return preset_arguments(PRESETS, name, "YOLOv8")

@@ -60,6 +60,17 @@ def out_channels(state_dict, key):
     return int(state_dict[key].shape[0])
 
 
+def check_reg_max(state_dict, head, family):
+    """Raises `UltralyticsImportError` unless the `Detect` head at `head` (e.g.
+    `"model.22"`) has DFL's 16 bins per side, the only reg_max edgedet's `family` has."""
+    box_channels = out_channels(state_dict, f"{head}.cv2.0.2.weight")
+    if box_channels != 4 * REG_MAX:
+        raise UltralyticsImportError(
+            f"'{head}.cv2.0.2.weight' has {box_channels} output channels, i.e. reg_max "
+            f"{box_channels // 4}; edgedet's {family} uses reg_max {REG_MAX} (64 channels)."
+        )
+
+
 def count_blocks(state_dict, index):
     found = {int(m.group(1)) for k in state_dict
              if (m := re.match(rf"model\.{index}\.m\.(\d+)\.", k))}
@@ -79,12 +90,7 @@ def infer_layout(state_dict):
     Raises:
         UltralyticsImportError: for another family or task, or a missing tensor.
     """
-    box_channels = out_channels(state_dict, f"{HEAD}.cv2.0.2.weight")
-    if box_channels != 4 * REG_MAX:
-        raise UltralyticsImportError(
-            f"'{HEAD}.cv2.0.2.weight' has {box_channels} output channels, i.e. reg_max "
-            f"{box_channels // 4}; edgedet's YOLOv8 uses reg_max {REG_MAX} (64 channels)."
-        )
+    check_reg_max(state_dict, HEAD, "YOLOv8")
     return {
         "num_classes": out_channels(state_dict, f"{HEAD}.cv3.0.2.weight"),
         "stackwise_channels": [out_channels(state_dict, f"model.{i}.cv2.conv.weight")
