@@ -20,14 +20,13 @@ images, what stayed float).
 
 import dataclasses
 
+from edgedet.calibration.body import is_head_output
 from edgedet.exporters.base import require_precision, stage
 from edgedet.exporters.openvino_export import TARGET, check_paths, convert, fp32_onnx, write
 
 #: Op types NNCF may quantize that edgedet keeps float: the letterbox's resize,
 #: the DFL and decode arithmetic (body convolutions still get int8 inputs).
 FLOAT_TYPES = ("Interpolate", "MatMul", "Multiply", "Add", "Subtract", "Divide", "Softmax")
-#: Friendly-name part of the head's output convolutions (kept float).
-HEAD_OUTPUTS = "_3_conv"
 
 
 def export(end_to_end, metadata, path, force=False, precision="int8", session=None):
@@ -73,7 +72,9 @@ def float_convolutions(ov_model, quantize_head=False, float_blocks=()):
     kept = [op.get_friendly_name() for op in convs
             if any(mark in name for mark in marks for name in _names_around(op))]
     if not quantize_head:
-        kept += [n for n in names if HEAD_OUTPUTS in n and n not in kept]
+        # The head outputs by the model family table's layer names, as calibration/body.py.
+        kept += [n for n in names if n not in kept
+                 and any(is_head_output(part) for part in n.split("/"))]
     return kept
 
 
