@@ -32,17 +32,7 @@ from edgedet.calibration import trt_cache
 from edgedet.calibration.data import DEFAULT_SIZE, CalibrationData, calibration_data
 from edgedet.calibration.pipeline import Int8Pipeline
 from edgedet.calibration.qdq import DEFAULT_METHOD
-
-# The record's helpers, imported here too for the callers of `calibrate`.
-from edgedet.calibration.record import (  # noqa: F401
-    SCHEMA_VERSION,
-    cache_for_version,
-    json_path_for_cache,
-    key_record,
-    load_record,
-    make_record,
-    read_onnx_metadata,
-)
+from edgedet.calibration.record import read_onnx_metadata
 
 SUFFIXES = {
     "u8s8": "_int8.onnx",

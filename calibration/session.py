@@ -108,14 +108,6 @@ class ExportCalibration:
                 progress=self.notify)
         return self._pipelines[key]
 
-    def body(self, end_to_end):
-        """The quantized `Body` of this graph (less the float blocks)."""
-        return self.pipeline(end_to_end).body
-
-    def ranges(self, end_to_end):
-        """The body's `Ranges` on the calibration images (collected once)."""
-        return self.pipeline(end_to_end).ranges
-
     def qdq(self, end_to_end, metadata, flavour):
         """The Q/DQ INT8 `ModelProto` (`"u8s8"` or `"s8s8"`), placement-checked."""
         return self.pipeline(end_to_end).qdq(flavour, self.fp32_onnx(end_to_end, metadata))

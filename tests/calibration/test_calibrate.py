@@ -7,12 +7,8 @@ import numpy as np
 import pytest
 
 from edgedet.calibration import trt_cache
-from edgedet.calibration.calibrate import (
-    cache_for_version,
-    calibrate,
-    json_path_for_cache,
-    load_record,
-)
+from edgedet.calibration.calibrate import calibrate
+from edgedet.calibration.record import cache_for_version, json_path_for_cache, load_record
 
 
 @pytest.fixture(scope="module")
