@@ -82,7 +82,7 @@ class ExportCalibration:
                 serving_function(end_to_end)
             model = convert(end_to_end)
             with stage(TARGET, "check"):
-                self._onnx[key] = check(model)
+                self._onnx[key] = check(model, end_to_end.config.head)
         return self._onnx[key]
 
     def fp32_onnx(self, end_to_end, metadata):

@@ -12,6 +12,9 @@ import dataclasses
 from edgedet.suggest import closest
 
 PAD_POSITIONS = ("bottom_right", "center")
+# Detection heads: one-to-many (NMS in the graph) and one-to-one (NMS-free top-k
+# selection, `edgedet.topk`). Which a model carries: its family's `heads`.
+HEADS = ("one2many", "one2one")
 
 # Largest image side the end-to-end graph accepts (pixels). The letterbox
 # arithmetic is done in int32: 2 * MAX_IMAGE_SIDE * max model size must fit.
@@ -147,11 +150,16 @@ class InferenceConfig:
         nms: `NMSConfig`. Defaults to `NMSConfig()`.
         bounding_box_format: str. Format of the output `boxes`, in original
             image pixels (one of `edgedet.boxes.FORMATS`). Defaults to `"xyxy"`.
+        head: str. The detection head the graph reads: `"one2many"` (NMS) or
+            `"one2one"` (NMS-free top-k selection, `edgedet.topk`; the NMS
+            settings other than `iou_threshold` still apply). Defaults to
+            `"one2many"`.
     """
 
     letterbox: LetterboxConfig = dataclasses.field(default_factory=LetterboxConfig)
     nms: NMSConfig = dataclasses.field(default_factory=NMSConfig)
     bounding_box_format: str = "xyxy"
+    head: str = "one2many"
 
     def __post_init__(self):
         from edgedet import boxes
@@ -159,6 +167,7 @@ class InferenceConfig:
         object.__setattr__(self, "letterbox", LetterboxConfig.from_dict(self.letterbox))
         object.__setattr__(self, "nms", NMSConfig.from_dict(self.nms))
         boxes.check_format(self.bounding_box_format)
+        _check_choice("head", self.head, HEADS)
 
     def replace(self, **changes):
         """Returns a copy with top-level fields replaced."""
@@ -169,6 +178,7 @@ class InferenceConfig:
             "letterbox": self.letterbox.to_dict(),
             "nms": self.nms.to_dict(),
             "bounding_box_format": self.bounding_box_format,
+            "head": self.head,
         }
 
     @classmethod

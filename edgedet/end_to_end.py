@@ -4,7 +4,8 @@ This is the one function of DESIGN.md ("The one contract"): the SavedModel,
 ONNX and TFLite exporters convert it and the Keras reference runtime runs it.
 Stages, in order: letterbox (`edgedet.letterbox`) -> network (float32 pixels
 0-255, `training=False`) -> decode (`edgedet.decode`) -> NMS
-(`edgedet.nms`) -> undo the letterbox -> output box format
+(`edgedet.nms`), or for `config.head == "one2one"` the NMS-free top-k
+selection (`edgedet.topk`) -> undo the letterbox -> output box format
 (`edgedet.boxes.convert_format`). Each stage is a method of `EndToEnd`
 (`letterbox_stage`, `network_stage`, `decode_stage`, `nms_stage`) that
 `serve` chains, so whoever needs one stage alone (the per-stage benchmark)
@@ -67,14 +68,16 @@ def build_end_to_end(model, config=None, debug=False, classes_are_logits=None,
         An `EndToEnd` module; call `serve(images)`.
 
     Raises:
-        ValueError: for a model whose outputs are not YOLOv8-shaped, or whose
-            static input size differs from `config.letterbox.size`.
+        ValueError: for a model whose outputs are not YOLOv8-shaped, whose
+            static input size differs from `config.letterbox.size`, or whose
+            family has no `config.head`.
     """
     if config is None:
         default = getattr(model, "default_inference_config", None)
         config = default() if callable(default) else InferenceConfig()
     if not isinstance(config, InferenceConfig):
         config = InferenceConfig.from_dict(config)
+    check_head(model, config.head)
     if classes_are_logits is None:
         if is_kerascv_model(model):
             classes_are_logits = False
@@ -136,23 +139,51 @@ def model_decoder(model):
     return family.decoder()
 
 
-def split_outputs(outputs, anchors, reg_max):
+def model_heads(model):
+    """The detection heads `model` carries: its family's `heads` (one-to-many only
+    for a model of no registered family)."""
+    from edgedet.models import families
+
+    family = families.family_of_model(model)
+    return tuple(family.heads) if family is not None else ("one2many",)
+
+
+def check_head(model, head):
+    """Raises ValueError, naming the model's family and heads, unless it carries `head`."""
+    heads = model_heads(model)
+    if head not in heads:
+        from edgedet.models import families
+
+        family = families.family_of_model(model)
+        title = family.title if family is not None else "no registered family"
+        raise ValueError(
+            f"Model '{getattr(model, 'name', model)}' ({title}) has no {head!r} head: its "
+            f"heads are {list(heads)}. Use --head {heads[0]}, or a model whose family has a "
+            f"{head} head (YOLO26).")
+
+
+def split_outputs(outputs, anchors, reg_max, head="one2many"):
     """Checks the raw head and returns `(raw_boxes, raw_classes, reg_max)`.
 
     Args:
         outputs: what the model returned: a dict with `"boxes"` and
-            `"classes"`, or a `(boxes, classes)` pair.
+            `"classes"` (and `"one2one_boxes"` / `"one2one_classes"` for a
+            model with a one-to-one head), or a `(boxes, classes)` pair.
         anchors: int. Anchor count for the letterbox size
             (`edgedet.decode.num_anchors`).
         reg_max: int or None. Bins per box side; None reads it from the
             boxes' width (`4 * reg_max`).
+        head: str. `"one2one"` reads the `one2one_*` outputs. Defaults to
+            `"one2many"`.
 
     Raises:
         ValueError: for outputs that are not YOLOv8's raw head at this size.
     """
-    if isinstance(outputs, dict) and {"boxes", "classes"} <= set(outputs):
-        raw_boxes, raw_classes = outputs["boxes"], outputs["classes"]
-    elif isinstance(outputs, (list, tuple)) and len(outputs) == 2:
+    prefix = "one2one_" if head == "one2one" else ""
+    keys = (prefix + "boxes", prefix + "classes")
+    if isinstance(outputs, dict) and set(keys) <= set(outputs):
+        raw_boxes, raw_classes = outputs[keys[0]], outputs[keys[1]]
+    elif not prefix and isinstance(outputs, (list, tuple)) and len(outputs) == 2:
         raw_boxes, raw_classes = outputs
     else:
         what = (
@@ -161,7 +192,8 @@ def split_outputs(outputs, anchors, reg_max):
         )
         raise ValueError(
             "Expected the model to return YOLOv8's raw head, a dict "
-            '{"boxes": [B, A, 4 * reg_max], "classes": [B, A, C]}; received ' + what + "."
+            f'{{"{keys[0]}": [B, A, 4 * reg_max], "{keys[1]}": [B, A, C]}}; received '
+            + what + "."
         )
     box_shape, class_shape = tuple(raw_boxes.shape), tuple(raw_classes.shape)
     if reg_max is None and len(box_shape) == 3 and box_shape[2] and box_shape[2] % 4 == 0:
@@ -187,9 +219,10 @@ def _end_to_end_class():
 
     from edgedet.letterbox import letterbox, unletterbox, unletterbox_unclipped
     from edgedet.nms import non_max_suppression
+    from edgedet.topk import one_to_one_select
 
     class EndToEnd(tf.Module):
-        """letterbox -> network -> decode -> NMS -> unletterbox -> format.
+        """letterbox -> network -> decode -> NMS (or top-k) -> unletterbox -> format.
 
         Holds the Keras model (so a SavedModel export tracks its variables)
         and the `InferenceConfig`.
@@ -264,7 +297,7 @@ def _end_to_end_class():
             """
             outputs = self.model(pixels, training=False)
             anchors = num_anchors(self.config.letterbox.size, self.strides)
-            return split_outputs(outputs, anchors, self._reg_max)
+            return split_outputs(outputs, anchors, self._reg_max, self.config.head)
 
         def decode_stage(self, raw_boxes, raw_classes, reg_max):
             """Stage 3: decodes the raw head with the model family's decode.
@@ -278,13 +311,17 @@ def _end_to_end_class():
             )
 
         def nms_stage(self, boxes, scores, params):
-            """Stage 4: NMS, then boxes back in original-image pixels.
+            """Stage 4: NMS (one-to-one head: the top-k selection of `edgedet.topk`),
+            then boxes back in original-image pixels.
 
             Returns the dict of `serve` outputs (without the debug ones), boxes
             in `config.bounding_box_format`.
             """
             config = self.config
-            result = non_max_suppression(boxes, scores, config.nms, self.pre_nms_topk)
+            if config.head == "one2one":
+                result = one_to_one_select(boxes, scores, config.nms)
+            else:
+                result = non_max_suppression(boxes, scores, config.nms, self.pre_nms_topk)
             out_boxes = unletterbox(result["boxes"], params)
             result["boxes"] = box_utils.convert_format(
                 out_boxes, "xyxy", config.bounding_box_format,

@@ -80,8 +80,9 @@ def export(model, targets, out_dir, config=None, force=False, progress=None, ste
 
     Raises:
         ValueError: an unknown target (with a suggestion), one this machine
-            cannot build, or an unknown target option (naming it and the
-            accepted ones).
+            cannot build, an unknown target option (naming it and the
+            accepted ones), or a head a target cannot carry
+            (`edgedet.exporters.head_support`).
         OutputExistsError: an artifact exists and `force` is False (naming
             the path; nothing was exported).
         ExportError: a target failed; the other targets were still exported
@@ -114,6 +115,9 @@ def export(model, targets, out_dir, config=None, force=False, progress=None, ste
     for path in paths.values():
         check_writable_output(path, force, protected)
     config = model.default_inference_config() if config is None else config
+    from edgedet.exporters.head_support import check_head_support
+
+    check_head_support(config.head, [t.name for t in resolved], precision, options)
 
     notify("building the end-to-end graph (letterbox, network, decode, NMS)")
     from edgedet.end_to_end import build_end_to_end

@@ -68,7 +68,7 @@ def export(end_to_end, metadata, path, force=False, precision="fp32", session=No
         serving_function(end_to_end)
     model = convert(end_to_end, opset)
     with stage(TARGET, "check"):
-        model = check(model)
+        model = check(model, end_to_end.config.head)
     with stage(TARGET, "write metadata"):
         set_metadata(model, metadata)
     with stage(TARGET, "write"):
@@ -106,12 +106,22 @@ def convert(end_to_end, opset=OPSET):
     return model
 
 
-def check(model):
+# The ONNX op the selection stage becomes, per head (`InferenceConfig.head`).
+SELECTION_OPS = {"one2many": "NonMaxSuppression", "one2one": "TopK"}
+
+
+def check(model, head="one2many"):
     """Checks a converted model and returns it with inferred shapes.
+
+    Args:
+        model: `onnx.ModelProto`.
+        head: str. The graph's head: its selection op (`SELECTION_OPS`) must
+            be there. Defaults to `"one2many"`.
 
     Raises:
         ValueError: the checker or shape inference fails, the I/O does not
-            follow the contract, or there is no `NonMaxSuppression`.
+            follow the contract, or there is no `NonMaxSuppression` (for the
+            one-to-one head, no `TopK`).
     """
     import onnx
 
@@ -129,12 +139,22 @@ def check(model):
         {o.name: (_dtype_name(o), len(o.type.tensor_type.shape.dim)) for o in model.graph.output},
         where="ONNX model",
     )
-    if "NonMaxSuppression" not in op_types(model):
+    if SELECTION_OPS[head] not in op_types(model):
         raise ValueError(
-            "The graph has no ONNX NonMaxSuppression: the NMS did not convert to the "
-            "standard op (runtimes would run a slow, unportable emulation)."
+            f"The graph has no ONNX {SELECTION_OPS[head]}: the {head} selection did not convert "
+            "to the standard op (runtimes would run a slow, unportable emulation)."
         )
     return model
+
+
+def head_of(model):
+    """The head (`InferenceConfig.head`) in an edgedet ONNX's metadata; `"one2many"` if none."""
+    from edgedet.metadata import ArtifactMetadata
+
+    props = {p.key: p.value for p in model.metadata_props}
+    if METADATA_KEY not in props:
+        return "one2many"
+    return ArtifactMetadata.from_json(props[METADATA_KEY]).inference.head
 
 
 def set_metadata(model, metadata):

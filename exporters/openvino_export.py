@@ -95,13 +95,18 @@ def convert(onnx_model):
             onnx_path = Path(folder) / "model.onnx"
             onnx_path.write_bytes(onnx_model.SerializeToString())
             ov_model = ov.convert_model(str(onnx_path))
+    from edgedet.exporters.onnx_export import head_of
+
     with stage(TARGET, "check"):
-        check(ov_model)
+        check(ov_model, head_of(onnx_model))
     return ov_model
 
 
-def check(ov_model):
+def check(ov_model, head="one2many"):
     """Checks an `openvino.Model` against the artifact contract.
+
+    The selection stage must be OpenVINO's own op: NMS for the one-to-many
+    head, TopK for the one-to-one head (`head`, default `"one2many"`).
 
     Raises:
         ValueError: not one uint8 input `images` of rank 4, or outputs that
@@ -120,7 +125,11 @@ def check(ov_model):
             found[name] = (dtype, output.get_partial_shape().rank.get_length())
     check_outputs(found, where="OpenVINO model")
     types = {op.get_type_name() for op in ov_model.get_ops()}
-    if not any(t.startswith("NonMaxSuppression") or t.startswith("NMS") for t in types):
+    if head == "one2one":
+        if not any(t.startswith("TopK") for t in types):
+            raise ValueError("The OpenVINO model has no TopK op: the one-to-one selection did "
+                             "not convert to OpenVINO's own.")
+    elif not any(t.startswith("NonMaxSuppression") or t.startswith("NMS") for t in types):
         raise ValueError("The OpenVINO model has no NonMaxSuppression op: the NMS did not "
                          "convert to OpenVINO's own.")
 

@@ -400,7 +400,7 @@ def export(end_to_end, metadata, path, force=False, precision="fp32", session=No
         serving_function(end_to_end)
     model = onnx_export.convert(end_to_end)
     with stage(TARGET, "check"):
-        model = onnx_export.check(model)
+        model = onnx_export.check(model, end_to_end.config.head)
     onnx_export.set_metadata(model, with_target(metadata, "onnx"))
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.onnx.") as tmp:

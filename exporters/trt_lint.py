@@ -15,7 +15,14 @@ workstation. The rule table (`RULES`) cites its sources:
   "`x_zero_point` must be zero"), and 10.x (10.15: opset 9 to 24, INT64 and
   UINT8 types, "UINT8 is only supported as network input or output tensor
   types", TopK "`K` input must be less than 3840", same Q/DQ rule). TensorRT 11
-  keeps the 10.x parser rules (strongly typed only).
+  keeps the 10.x parser rules (strongly typed only). TopK's input types: 8.x
+  "FP32, FP16" (8.4 / 8.5 docs), 10.x adds INT32, INT64 and BF16.
+- `Mod`: onnx-tensorrt release/8.4 `docs/operators.md` lists Mod as not
+  supported; TensorRT 8.5 parses it (ultralytics#24607 / PR #24647:
+  "TensorRT versions earlier than 8.5.0 do not support the Mod operator").
+  edgedet's one-to-one selection (`edgedet.topk`) computes its class index
+  with Div and Sub, so its graphs have no Mod; the rule guards foreign ONNX
+  (`edgedet engine`) and future edits, and documents why the floor.
 - TensorRT's NMS layer (operators `NMS.html`, `INMSLayer`): NMS runs "per batch
   item and per class"; "the TopK box limit is the maximum number of filtered
   boxes considered for selection per batch item ... 2000 for SM 5.3 and 6.2
@@ -27,7 +34,8 @@ workstation. The rule table (`RULES`) cites its sources:
 | `opset` (max default-domain opset) | 17 | 17 | 24 | 24 |
 | `uint8` | no UINT8 tensor | no UINT8 tensor | UINT8 graph input feeding Cast/Shape only | same |
 | `int64` | INT64 constants must fit INT32 (cast down, clamped) | same | native | native |
-| `topk` | K constant, K <= 3840 | same | K constant, K < 3840 | same |
+| `topk` | K constant, K <= 3840; FP32/FP16 input | same | K constant, K < 3840; float or INT32/INT64 input | same |
+| `mod` | Mod parsed (8.4: no Mod) | same | same | same |
 | `qdq` | INT8 Q/DQ, zero points 0, float biases, per-tensor activations, weights per output channel (`trt_lint_qdq`) | same | same | same |
 | `nms-box-cap` | boxes per batch item <= 5000 (2000 on SM 5.3/6.2) | same | same | same |
 | `nms-fp32` | NMS boxes/scores FLOAT, no FP32->FP16->FP32 round trip before them; constant thresholds | same | same | same |
@@ -60,6 +68,8 @@ class VersionRules:
     int64_native: bool
     topk_max_k: int  # inclusive
     source: str
+    topk_int_input: bool = False  # TopK on INT32/INT64 tensors
+    mod: bool = True  # ONNX Mod (TensorRT 8.5+)
 
 
 RULES = {
@@ -68,9 +78,11 @@ RULES = {
     "8.6": VersionRules("8.6", 17, False, False, 3840,
                         "onnx-tensorrt release/8.6-GA docs/operators.md"),
     "10": VersionRules("10.x", 24, True, True, 3839,
-                       "onnx-tensorrt release/10.x docs/operators.md (10.15)"),
+                       "onnx-tensorrt release/10.x docs/operators.md (10.15)",
+                       topk_int_input=True),
     "11": VersionRules("11", 24, True, True, 3839,
-                       "onnx-tensorrt 10.x rules; TensorRT 11 builds strongly typed only"),
+                       "onnx-tensorrt 10.x rules; TensorRT 11 builds strongly typed only",
+                       topk_int_input=True),
 }
 
 
@@ -146,7 +158,8 @@ def lint_onnx(model, trt_version, max_batch=1, run_nms_probe=True):
     findings += _check_opset(model, rules)
     findings += _check_uint8(inferred.graph, types, rules)
     findings += _check_int64(inferred.graph, rules)
-    findings += _check_topk(inferred.graph, constants, rules)
+    findings += _check_topk(inferred.graph, constants, rules, types)
+    findings += _check_mod(inferred.graph, rules)
     findings += _check_qdq(inferred.graph, constants)
     findings += _check_nms(model, inferred, types, constants, max_batch, run_nms_probe)
     return LintReport(trt_version=str(trt_version), findings=findings)
@@ -242,11 +255,32 @@ def _check_int64(graph, rules):
     return findings
 
 
-def _check_topk(graph, constants, rules):
+def _check_mod(graph, rules):
+    if rules.mod:
+        return []
+    return [Finding(
+        "mod", "error",
+        f"Mod '{node.name or node.output[0]}': TensorRT {rules.name}'s ONNX parser has no Mod "
+        "(TensorRT 8.5 added it; ultralytics#24607). Compute it as a - (a // b) * b "
+        "(edgedet.topk does), or build on TensorRT 8.5 or later.")
+        for node in graph.node if node.op_type == "Mod"]
+
+
+def _check_topk(graph, constants, rules, types):
+    from onnx import TensorProto
+
+    floats = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16}
     findings = []
     for node in graph.node:
         if node.op_type != "TopK":
             continue
+        dtype = types.get(node.input[0])
+        if dtype is not None and dtype not in floats and not rules.topk_int_input:
+            findings.append(Finding(
+                "topk", "error",
+                f"TopK '{node.name}' sorts a {TensorProto.DataType.Name(dtype)} tensor; "
+                f"TensorRT {rules.name}'s TopK takes FP32/FP16 only ({rules.source}). Sort "
+                "a float tensor."))
         k = constants.get(node.input[1])
         if k is None:
             findings.append(Finding(

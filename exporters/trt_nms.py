@@ -48,7 +48,7 @@ def per_image_nms(model):
 
     Returns:
         A new `onnx.ModelProto` (the input is not changed); unchanged if it
-        is already per image.
+        is already per image, or carries the one-to-one head (no NMS).
 
     Raises:
         ValueError: the model has no (or several) NMS, or lacks the named
@@ -57,10 +57,12 @@ def per_image_nms(model):
     import onnx
     from onnx import helper
 
+    from edgedet.exporters.onnx_export import head_of
+
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    if is_per_image(out):
-        return out
+    if is_per_image(out) or head_of(out) == "one2one":
+        return out  # The one-to-one head has no NMS (`edgedet.topk`).
     inferred = onnx.shape_inference.infer_shapes(out)
     graph = out.graph
     nms_nodes = [n for n in graph.node if n.op_type == "NonMaxSuppression"]

@@ -5,6 +5,8 @@ import pathlib
 
 import click
 
+from edgedet.config import HEADS
+
 #: Exit code of predict / benchmark when some inputs could not be read (the rest
 #: were processed and written).
 EXIT_SOME_INPUTS_FAILED = 3
@@ -108,6 +110,10 @@ def inference_options(function):
         click.option("--box-format", default=None,
                      help="Output box format: xyxy, yxyx, xywh, center_xywh, center_yxhw, "
                           "rel_xyxy, rel_yxyx, rel_xywh, rel_center_xywh. Default: xyxy."),
+        click.option("--head", type=click.Choice(HEADS), default=None,
+                     help="Detection head: one2many (NMS in the graph; every model) or "
+                          "one2one (NMS-free top-k selection; families with a one-to-one "
+                          "head, YOLO26). Default: one2many."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -115,9 +121,15 @@ def inference_options(function):
 
 
 def inference_config(model, imgsz=None, conf=None, iou=None, max_det=None, agnostic=False,
-                     box_format=None):
-    """The model's default `InferenceConfig` with the command-line overrides."""
+                     box_format=None, head=None):
+    """The model's default `InferenceConfig` with the command-line overrides.
+
+    Raises:
+        ValueError: `head` is not one of the model's family's heads.
+    """
     import dataclasses
+
+    from edgedet.end_to_end import check_head
 
     config = model.default_inference_config()
     letterbox = config.letterbox
@@ -129,5 +141,8 @@ def inference_config(model, imgsz=None, conf=None, iou=None, max_det=None, agnos
     if agnostic:
         changes["class_aware"] = False
     nms = dataclasses.replace(nms, **changes)
+    if head is not None:
+        check_head(model, head)  # Before any work, naming the family and its heads.
+        config = config.replace(head=head)
     return config.replace(letterbox=letterbox, nms=nms,
                           bounding_box_format=box_format or config.bounding_box_format)

@@ -74,6 +74,11 @@ class ModelFamily:
             `weight_table`, `HEAD`, `PRESET_PREFIX`; see
             `edgedet.models.ultralytics_import`). None: no Ultralytics import.
             Defaults to None.
+        heads: tuple of str. The detection heads the family's models carry
+            (`edgedet.config.HEADS`), the first the default. A model with
+            `"one2one"` returns `"one2one_boxes"` / `"one2one_classes"` beside
+            `"boxes"` / `"classes"`, decoded by the same `decode_path`.
+            Defaults to `("one2many",)`.
     """
 
     name: str
@@ -89,6 +94,7 @@ class ModelFamily:
     head_bias_init_path: str = DETECT_BIAS_INIT
     describe_path: str = None
     ultralytics_path: str = None
+    heads: tuple = ("one2many",)
 
     def model_class(self):
         """Imports and returns the Keras model class (imports Keras)."""

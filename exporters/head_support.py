@@ -1,0 +1,106 @@
+"""Which detection head a target can carry: the refusals, checked before any work.
+
+The one-to-one head (`InferenceConfig.head == "one2one"`, `edgedet.topk`)
+goes through every target, but a few runtime + precision combinations cannot
+run it faithfully. Each row of `REFUSALS` names the combination, why, and
+what to export instead; `check_head_support` raises on the first row that
+applies, before the graph is built. The sources:
+
+- LiteRT INT8: static activation quantization collapses the one-to-one class
+  index; Ultralytics turns its NMS-free branch off for LiteRT INT8
+  (`engine/exporter.py`, 8.4.x).
+- TensorRT 10.3 (JetPack 6) implicit INT8: the builder fails on the NMS-free
+  graph while optimising the calibration graph (`checkSanity.cpp::checkLinks`,
+  ultralytics#23841; Ultralytics selects the one-to-many head there, and pins
+  TensorRT 10.7 on JetPack 6, ultralytics#24368).
+- TensorRT before 8.5 has no ONNX `Mod` (ultralytics#24607): edgedet's
+  selection computes the class index without it, and edgedet's TensorRT
+  path needs 8.5 anyway (`edgedet.exporters.trt_lint`, rule `mod`).
+
+| head | target | precision | when | alternative |
+| ---- | ------ | --------- | ---- | ----------- |
+| one2one | tflite | int8 | always | `--head one2many`, or TFLite FP32 |
+| one2one | trt | int8 | `--int8-mode implicit` on TensorRT 10.3.x | `--int8-mode explicit`, TensorRT >= 10.4, or `--head one2many` |
+"""  # noqa: E501 (the table)
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadRefusal:
+    """One combination a head cannot be exported to.
+
+    Args:
+        head: str. The head (`edgedet.config.HEADS`).
+        target: str. Canonical target name.
+        precision: str. The precision refused.
+        reason: str. Why, with its source.
+        alternative: str. What to export instead.
+        applies: callable `(options) -> bool` or None, on the target's options
+            (`export(..., target_options=...)`). None: always. Defaults to None.
+    """
+
+    head: str
+    target: str
+    precision: str
+    reason: str
+    alternative: str
+    applies: object = None
+
+
+def _trt_version(options):
+    """The device's TensorRT version: `trt_version`, else the installed one, else the default."""
+    import importlib.metadata
+
+    from edgedet.calibration.trt_cache import DEFAULT_TRT_VERSION
+
+    if options.get("trt_version"):
+        return str(options["trt_version"])
+    try:
+        return importlib.metadata.version("tensorrt")
+    except importlib.metadata.PackageNotFoundError:
+        return DEFAULT_TRT_VERSION
+
+
+def _implicit_int8_on_trt_10_3(options):
+    from edgedet.calibration.trt_cache import parse_version
+
+    major, minor, _ = parse_version(_trt_version(options))
+    return options.get("int8_mode") == "implicit" and (major, minor) == (10, 3)
+
+
+REFUSALS = (
+    HeadRefusal(
+        "one2one", "tflite", "int8",
+        reason="LiteRT's INT8 quantization collapses the one-to-one class index (Ultralytics "
+               "turns its NMS-free head off for LiteRT INT8 for this reason)",
+        alternative="export the one-to-many head with --head one2many (NMS in the graph), or "
+                    "TFLite at --precision fp32"),
+    HeadRefusal(
+        "one2one", "trt", "int8",
+        reason="TensorRT 10.3 (JetPack 6) fails building an implicit (calibration cache) INT8 "
+               "engine of the NMS-free graph (checkLinks internal error, ultralytics#23841)",
+        alternative="use --int8-mode explicit (Q/DQ), a TensorRT of 10.4 or later, or "
+                    "--head one2many",
+        applies=_implicit_int8_on_trt_10_3),
+)
+
+
+def check_head_support(head, targets, precision, target_options=None):
+    """Raises ValueError when a `REFUSALS` row forbids `head` on one of `targets`.
+
+    Args:
+        head: str. The head to export.
+        targets: iterable of canonical target names.
+        precision: str. The export precision.
+        target_options: dict or None. `{target: {option: value}}` (checked).
+    """
+    options = target_options or {}
+    for target in targets:
+        for row in REFUSALS:
+            if (row.head, row.target, row.precision) != (head, target, precision):
+                continue
+            if row.applies is None or row.applies(options.get(target, {})):
+                raise ValueError(
+                    f"Cannot export the {head} head to {target} at {precision}: {row.reason}. "
+                    f"Instead, {row.alternative}.")

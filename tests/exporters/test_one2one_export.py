@@ -1,0 +1,239 @@
+"""The one-to-one (NMS-free) head through export, parity, metadata and the refusals.
+
+A stand-in two-head family (`two_head_toy`), written from this file into
+`tmp_path` and registered with `heads=("one2many", "one2one")`: three strided
+convs and two Detect-shaped heads of `reg_max` 4, the one-to-one head a second
+set of output convolutions (as YOLO26's `one2one_cv2` / `one2one_cv3`). Its
+model returns `boxes` / `classes` and `one2one_boxes` / `one2one_classes`, the
+contract of a family with a one-to-one head. Size 64, so it is fast.
+"""
+
+import json
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+pytest.importorskip("tf2onnx")
+
+from edgedet.models import families  # noqa: E402
+
+MODULE = "edgedet_two_head_toy"
+SOURCE = textwrap.dedent('''
+    """A stand-in family with a one-to-many and a one-to-one head (reg_max 4)."""
+
+    import keras
+
+    from edgedet.config import InferenceConfig, LetterboxConfig
+
+    REG_MAX = 4
+    PRESETS = {"two_head_p": {"width": 8}}
+
+
+    def preset_names():
+        return list(PRESETS)
+
+
+    def get_preset(name):
+        return dict(PRESETS[name])
+
+
+    @keras.saving.register_keras_serializable(package="edgedet_two_head_toy")
+    class TwoHeadToy(keras.Model):
+        def __init__(self, num_classes, width=8, class_names=None, letterbox=None,
+                     preset=None, **kwargs):
+            images = keras.Input((None, None, 3), name="images")
+            x = keras.layers.Rescaling(1 / 255.0, name="rescaling")(images)
+            seeds = iter(range(7, 100))  # one seed per layer: the heads differ
+
+            def init(stddev=0.3):
+                return keras.initializers.RandomNormal(stddev=stddev, seed=next(seeds))
+
+            outputs = {key: [] for key in ("boxes", "classes", "one2one_boxes",
+                                           "one2one_classes")}
+            for level, stride in enumerate((8, 2, 2)):
+                x = keras.layers.Conv2D(width, stride, strides=stride, activation="relu",
+                                        kernel_initializer=init(),
+                                        name=f"toy2_down_{level + 1}")(x)
+                for prefix, head in (("", "toy2_head"), ("one2one_", "toy2_one2one")):
+                    box = keras.layers.Conv2D(4 * REG_MAX, 1, kernel_initializer=init(),
+                                              name=f"{head}_{level + 1}_box_3_conv")(x)
+                    cls = keras.layers.Conv2D(num_classes, 1, kernel_initializer=init(0.6),
+                                              bias_initializer=keras.initializers.Constant(-3.0),
+                                              name=f"{head}_{level + 1}_class_3_conv")(x)
+                    outputs[prefix + "boxes"].append(
+                        keras.layers.Reshape((-1, 4 * REG_MAX))(box))
+                    outputs[prefix + "classes"].append(
+                        keras.layers.Reshape((-1, num_classes))(cls))
+            outputs = {key: keras.layers.Concatenate(axis=1, name=key)(value)
+                       for key, value in outputs.items()}
+            super().__init__(inputs=images, outputs=outputs, **kwargs)
+            self.num_classes = num_classes
+            self.width = width
+            self.class_names = tuple(class_names or [f"c{i}" for i in range(num_classes)])
+            self.letterbox = LetterboxConfig.from_dict(
+                letterbox or {"size": 64, "pad_position": "center", "pad_value": 114})
+            self.bounding_box_format = "xyxy"
+            self.preset = preset
+            self.strides = (8, 16, 32)
+            self.reg_max = REG_MAX
+
+        def default_inference_config(self):
+            return InferenceConfig(letterbox=self.letterbox)
+
+        def get_config(self):
+            return {"name": self.name, "num_classes": self.num_classes, "width": self.width,
+                    "class_names": list(self.class_names), "letterbox": self.letterbox.to_dict(),
+                    "preset": self.preset}
+
+        @classmethod
+        def from_config(cls, config):
+            return cls(**config)
+
+        @classmethod
+        def from_preset(cls, name, num_classes=None, class_names=None, **overrides):
+            config = get_preset(name)
+            num_classes = num_classes or (len(class_names) if class_names else 80)
+            config.update(num_classes=num_classes, class_names=class_names, preset=name)
+            config.update(overrides)
+            return cls(**config)
+''')
+
+PARITY_IMAGES = "synthetic:shapes?n=3&size=80-120x96-160&seed=5"
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("two_head_toy")
+    (folder / f"{MODULE}.py").write_text(SOURCE)
+    sys.path.insert(0, str(folder))
+    module = __import__(MODULE)
+    heads = tuple(f"{head}_{level}_{branch}_3_conv" for head in ("toy2_head", "toy2_one2one")
+                  for level in (1, 2, 3) for branch in ("box", "class"))
+    families.register_family(families.ModelFamily(
+        name="two_head_toy", title="TwoHeadToy",
+        model_class_path=f"{MODULE}:TwoHeadToy",
+        registered_names=("edgedet_two_head_toy>TwoHeadToy",),
+        preset_names=module.preset_names, get_preset=module.get_preset,
+        head_output_layers=heads, input_layers=("rescaling",),
+        heads=("one2many", "one2one"),
+    ))
+    try:
+        yield module
+    finally:
+        families.unregister_family("two_head_toy")
+        sys.path.remove(str(folder))
+        sys.modules.pop(MODULE, None)
+
+
+@pytest.fixture(scope="module")
+def model(toy):
+    from edgedet.models import from_preset
+
+    return from_preset("two_head_p", class_names=["a", "b", "c"])
+
+
+def _config(model, head, **nms):
+    from edgedet.config import NMSConfig
+
+    return model.default_inference_config().replace(head=head, nms=NMSConfig(**nms))
+
+
+def test_the_heads_differ_and_keep_the_contract(model):
+    from edgedet.end_to_end import OUTPUT_NAMES, build_end_to_end
+
+    images = np.random.default_rng(0).integers(0, 255, (2, 48, 80, 3), dtype=np.uint8)
+    outs = {}
+    for head in ("one2many", "one2one"):
+        e2e = build_end_to_end(model, _config(model, head, max_detections=30))
+        outs[head] = {k: v.numpy() for k, v in e2e.serve(images).items()}
+        assert tuple(outs[head]) == OUTPUT_NAMES
+    for name in OUTPUT_NAMES:
+        assert outs["one2one"][name].shape == outs["one2many"][name].shape
+        assert outs["one2one"][name].dtype == outs["one2many"][name].dtype
+    o2o = outs["one2one"]
+    assert o2o["num_detections"].min() > 0  # random weights: scores ~0.5 pass 0.25
+    assert not np.array_equal(o2o["confidence"], outs["one2many"]["confidence"])
+    for b, n in enumerate(o2o["num_detections"]):  # original pixels, clipped, padded rows
+        assert np.all(o2o["boxes"][b, :n, 2] <= 80) and np.all(o2o["boxes"][b, :n, 3] <= 48)
+        assert np.all(o2o["classes"][b, n:] == -1) and np.all(o2o["confidence"][b, n:] == 0)
+
+
+def test_one2one_exports_and_passes_parity(model, tmp_path):
+    import onnx
+
+    from edgedet.export import export
+    from edgedet.parity import run_parity
+    from edgedet.runtimes.registry import read_metadata
+
+    config = _config(model, "one2one", max_detections=30)
+    results = export(model, ["saved_model", "onnx", "tflite"], tmp_path, config=config,
+                     stem="toy2")
+    paths = [str(r.path) for r in results]
+    graph = onnx.load(str(tmp_path / "toy2.onnx")).graph
+    ops = {node.op_type for node in graph.node}
+    assert "TopK" in ops and "Mod" not in ops and "NonMaxSuppression" not in ops
+    for path in paths:
+        assert read_metadata(path).inference.head == "one2one", path
+    result = run_parity(model, paths, PARITY_IMAGES)
+    assert result, result.summary_text()
+    for artifact in result.artifacts:
+        assert artifact.summary["recall"] == 1.0, (artifact.name, artifact.summary)
+
+
+def test_metadata_says_the_head(model):
+    from edgedet.metadata import ArtifactMetadata, artifact_metadata
+
+    meta = artifact_metadata(model, _config(model, "one2one"), target="onnx")
+    data = json.loads(meta.to_json())
+    assert data["inference"]["head"] == "one2one"
+    del data["inference"]["head"]  # metadata written before heads existed: one2many
+    assert ArtifactMetadata.from_dict(data).inference.head == "one2many"
+
+
+def test_a_family_without_the_head_is_refused(tmp_path):
+    from edgedet.end_to_end import build_end_to_end
+    from edgedet.export import export
+    from edgedet.models import from_preset
+
+    pico = from_preset("pico", num_classes=2)
+    config = pico.default_inference_config().replace(head="one2one")
+    with pytest.raises(ValueError, match=r"YOLOv8.*\['one2many'\].*--head one2many"):
+        build_end_to_end(pico, config)
+    with pytest.raises(ValueError, match="no 'one2one' head"):
+        export(pico, ["onnx"], tmp_path, config=config)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("target, options, match", [
+    ("tflite", {}, "LiteRT.*--head one2many"),
+    ("trt", {"trt": {"int8_mode": "implicit", "trt_version": "10.3.0"}},
+     "10.3.*int8-mode explicit"),
+])
+def test_refusals_come_before_any_work(model, tmp_path, target, options, match):
+    from edgedet.export import export
+
+    notes = []
+    with pytest.raises(ValueError, match=match):
+        export(model, [target], tmp_path, config=_config(model, "one2one"), precision="int8",
+               target_options=options, progress=notes.append)
+    assert not any("building the end-to-end graph" in n for n in notes)
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_head_option(model, toy, tmp_path):
+    from click.testing import CliRunner
+
+    from edgedet.cli.main import cli
+
+    runner = CliRunner()
+    result = runner.invoke(cli, ["export", "--model", "pico", "--target", "onnx",
+                                 "--head", "one2one", "--out", str(tmp_path / "a")])
+    assert result.exit_code != 0
+    assert "YOLOv8" in result.output and "one2many" in result.output
+    result = runner.invoke(cli, ["export", "--model", "two_head_p", "--target", "tflite",
+                                 "--head", "one2one", "--precision", "int8",
+                                 "--out", str(tmp_path / "b")])
+    assert result.exit_code != 0 and "--head one2many" in result.output
