@@ -101,7 +101,10 @@ SOURCE = textwrap.dedent('''
             return cls(**config)
 ''')
 
-PARITY_IMAGES = "synthetic:shapes?n=3&size=80-120x96-160&seed=5"
+# Square images: no letterbox padding, whose anchors a random-weight model scores high and
+# whose boxes, clipped to the image, have no area (no IoU, so no match, in any runtime).
+PARITY_IMAGES = "synthetic:shapes?n=3&size=96&seed=5"
+BUNDLE_IMAGES = "synthetic:shapes?n=12&size=96&seed=5"
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +171,9 @@ def test_one2one_exports_and_passes_parity(model, tmp_path):
     from edgedet.parity import run_parity
     from edgedet.runtimes.registry import read_metadata
 
-    config = _config(model, "one2one", max_detections=30)
+    # k = 84, all anchors at 64 px: the confidence threshold, not k, cuts the list, so
+    # anchors of equal score (flat image areas) are all in or all out in every runtime.
+    config = _config(model, "one2one", max_detections=100, confidence_threshold=0.5)
     results = export(model, ["saved_model", "onnx", "tflite"], tmp_path, config=config,
                      stem="toy2")
     paths = [str(r.path) for r in results]
@@ -237,3 +242,45 @@ def test_cli_head_option(model, toy, tmp_path):
                                  "--head", "one2one", "--precision", "int8",
                                  "--out", str(tmp_path / "b")])
     assert result.exit_code != 0 and "--head one2many" in result.output
+
+
+def test_one2one_openvino_triton_and_tensorrt_ready_onnx(model, tmp_path, monkeypatch):
+    import onnx
+
+    from edgedet.export import export
+    from edgedet.exporters.base import ExportError
+    from edgedet.exporters.onnx_export import head_of
+    from edgedet.exporters.tensorrt_plan import prepare_onnx
+    from edgedet.exporters.trt_lint import lint_onnx
+    from edgedet.parity import run_parity
+    from edgedet.runtimes.bundle import BundleRuntime
+
+    monkeypatch.setattr("edgedet.cuda.has_nvidia_gpu", lambda: False)
+    targets = ["trt", "triton"]
+    try:
+        import openvino  # noqa: F401
+
+        targets.append("openvino")
+    except ImportError:
+        pass
+    # k = 84, all anchors at 64 px: the confidence threshold, not k, cuts the list, so
+    # anchors of equal score (flat image areas) are all in or all out in every runtime.
+    config = _config(model, "one2one", max_detections=100, confidence_threshold=0.5)
+    with pytest.raises(ExportError, match="cannot build a TensorRT engine here") as error:
+        export(model, targets, tmp_path, config=config, stem="m",
+               calibration={"data": BUNDLE_IMAGES},
+               target_options={"trt": {"trt_version": "10.3.0"}})
+    assert "Written:" in str(error.value)
+    ready = onnx.load(str(tmp_path / "m_trt.onnx"))
+    ops = {node.op_type for node in ready.graph.node}
+    assert "TopK" in ops and not ops & {"Mod", "NonMaxSuppression"}
+    for version in ("8.5.2", "8.6.1", "10.3.0", "11.0.0"):  # the lint table's versions
+        report = lint_onnx(prepare_onnx(ready, version), version, max_batch=8)
+        assert report and report.findings == [], report.text()
+    bundle = tmp_path / "m_parity"
+    result = run_parity(BundleRuntime(bundle), [tmp_path / "m_trt.onnx"], bundle / "images")
+    assert result, result.summary_text()
+    assert head_of(onnx.load(str(tmp_path / "m_triton" / "m" / "1" / "model.onnx"))) == "one2one"
+    if "openvino" in targets:
+        result = run_parity(model, [tmp_path / "m.xml"], PARITY_IMAGES)
+        assert result, result.summary_text()

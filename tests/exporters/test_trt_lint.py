@@ -135,6 +135,34 @@ def test_topk_qdq_int64_and_opset_rules():
                                                       "10.3.0"))
 
 
+def test_mod_and_topk_input_type_rules(monkeypatch):
+    import dataclasses
+
+    from edgedet.exporters import trt_lint
+
+    index = helper.make_tensor_value_info("index", TensorProto.INT32, [1, 300])
+    classes = numpy_helper.from_array(np.array(80, np.int32), "classes")
+    out = helper.make_tensor_value_info("cls", TensorProto.INT32, None)
+    mod = _graph_model([helper.make_node("Mod", ["index", "classes"], ["cls"], name="cls_mod")],
+                       [index], [out], [classes])
+    # Every version in the table parses Mod (8.5+); one without it refuses, naming the fix.
+    for version in VERSIONS:
+        assert ("mod", "error") not in _rules(lint_onnx(mod, version))
+    no_mod = dataclasses.replace(RULES["8.5"], name="8.4", mod=False)
+    monkeypatch.setattr(trt_lint, "rules_for", lambda version: no_mod)
+    report = lint_onnx(mod, "8.4.3")
+    assert ("mod", "error") in _rules(report)
+    assert "'cls_mod'" in report.text() and "a - (a // b) * b" in report.text()
+    monkeypatch.undo()
+
+    k = numpy_helper.from_array(np.array([10], np.int64), "k")
+    values = helper.make_tensor_value_info("values", TensorProto.INT32, None)
+    int_topk = _graph_model([helper.make_node("TopK", ["index", "k"], ["values", "idx"],
+                                              name="topk_int")], [index], [values], [k])
+    assert "sorts a INT32 tensor" in lint_onnx(int_topk, "8.6.1").text()
+    assert ("topk", "error") not in _rules(lint_onnx(int_topk, "10.3.0"))
+
+
 def _conv_qdq_model(bias_int32=False, weight_axis=0, activation_per_axis=False,
                     q_without_zero=False):
     """x -> Q/DQ -> Conv(W behind Q/DQ, bias) -> y: TensorRT's recipe, or one rule broken."""
