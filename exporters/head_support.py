@@ -86,6 +86,15 @@ REFUSALS = (
 )
 
 
+def refusal(head, target, precision, options=None):
+    """The `HeadRefusal` forbidding `head` on `target` at `precision` with `options`, or None."""
+    for row in REFUSALS:
+        if (row.head, row.target, row.precision) == (head, target, precision) and (
+                row.applies is None or row.applies(options or {})):
+            return row
+    return None
+
+
 def check_head_support(head, targets, precision, target_options=None):
     """Raises ValueError when a `REFUSALS` row forbids `head` on one of `targets`.
 
@@ -97,10 +106,8 @@ def check_head_support(head, targets, precision, target_options=None):
     """
     options = target_options or {}
     for target in targets:
-        for row in REFUSALS:
-            if (row.head, row.target, row.precision) != (head, target, precision):
-                continue
-            if row.applies is None or row.applies(options.get(target, {})):
-                raise ValueError(
-                    f"Cannot export the {head} head to {target} at {precision}: {row.reason}. "
-                    f"Instead, {row.alternative}.")
+        row = refusal(head, target, precision, options.get(target, {}))
+        if row is not None:
+            raise ValueError(
+                f"Cannot export the {head} head to {target} at {precision}: {row.reason}. "
+                f"Instead, {row.alternative}.")

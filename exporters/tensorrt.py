@@ -140,16 +140,18 @@ def keep_nms_fp32(trt, network, config):
     """Keeps the NMS and the layers making its boxes and scores FP32 in an FP16/INT8
     (weakly typed) build: the builder would otherwise be free to run them in FP16,
     where box coordinates lose precision. Strongly typed builds take the ONNX's
-    types (the NMS inputs are float32 there; `trt_lint` checks it).
+    types (the NMS inputs are float32 there; `trt_lint` checks it). The one-to-one
+    head's TopK layers (`edgedet.topk`) are kept FP32 the same way: FP16 scores
+    would reorder close candidates.
 
     Returns:
         The number of layers pinned.
     """
-    nms_type = getattr(trt.LayerType, "NMS", None)
+    kinds = {getattr(trt.LayerType, name, None) for name in ("NMS", "TOPK")} - {None}
     layers = [network.get_layer(i) for i in range(network.num_layers)]
     nms_inputs, pinned = set(), 0
     for layer in layers:
-        if nms_type is not None and layer.type == nms_type:
+        if layer.type in kinds:
             layer.precision = trt.float32
             pinned += 1
             nms_inputs.update(layer.get_input(j).name for j in range(min(2, layer.num_inputs)))
@@ -308,6 +310,15 @@ def _calibration_cache(end_to_end, metadata, session, options, version):
     return session.cache_text(end_to_end, metadata, version)
 
 
+def _implicit_allowed(metadata, version):
+    """False where the head cannot be built with implicit INT8 on `version`
+    (`edgedet.exporters.head_support`: the one-to-one head on TensorRT 10.3)."""
+    from edgedet.exporters.head_support import refusal
+
+    options = {"int8_mode": "implicit", "trt_version": version}
+    return refusal(metadata.inference.head, TARGET, "int8", options) is None
+
+
 def export_without_tensorrt(end_to_end, metadata, path, force=False, precision="fp32",
                             session=None, trt_version=None, model_spec=None, calib_data=None,
                             reason=None, **options):
@@ -367,7 +378,7 @@ def export_without_tensorrt(end_to_end, metadata, path, force=False, precision="
             fp32 = prepare_onnx(_onnx_for("fp32", end_to_end, metadata, session), version)
             lint_or_refuse(fp32, version, options)
             atomic_write_bytes(fp32_path, fp32.SerializeToString())
-            if version_tuple(version)[0] < 11:
+            if version_tuple(version)[0] < 11 and _implicit_allowed(metadata, version):
                 text, record = session.tensorrt_cache(end_to_end, metadata, version,
                                                       cache_path.name)
                 atomic_write_text(cache_path, text)

@@ -93,3 +93,35 @@ def trained_like_ultralytics_state(name="yolov8n", seed=0):
 def trained_like_ultralytics_state_fixture():
     """Factory fixture: `trained_like_ultralytics_state("yolov8s")` -> a state_dict."""
     return trained_like_ultralytics_state
+
+
+@pytest.fixture(scope="session")
+def plug_in_family(tmp_path_factory):
+    """Registers a family written at run time: `with plug_in_family(name, source, row):`.
+
+    `source` is the family's module, written to a temporary folder and imported
+    as `name`; `row(module)` returns its `ModelFamily`. The context yields the
+    module; on exit the row is unregistered and the module forgotten.
+    """
+    import contextlib
+    import importlib
+    import sys
+
+    from edgedet.models import families
+
+    @contextlib.contextmanager
+    def plug_in(name, source, row):
+        folder = tmp_path_factory.mktemp(name)
+        (folder / f"{name}.py").write_text(source)
+        sys.path.insert(0, str(folder))
+        module = importlib.import_module(name)
+        family = row(module)
+        families.register_family(family)
+        try:
+            yield module
+        finally:
+            families.unregister_family(family.name)
+            sys.path.remove(str(folder))
+            sys.modules.pop(name, None)
+
+    return plug_in

@@ -9,7 +9,6 @@ contract of a family with a one-to-one head. Size 64, so it is fast.
 """
 
 import json
-import sys
 import textwrap
 
 import numpy as np
@@ -83,22 +82,11 @@ SOURCE = textwrap.dedent('''
         def default_inference_config(self):
             return InferenceConfig(letterbox=self.letterbox)
 
-        def get_config(self):
-            return {"name": self.name, "num_classes": self.num_classes, "width": self.width,
-                    "class_names": list(self.class_names), "letterbox": self.letterbox.to_dict(),
-                    "preset": self.preset}
-
         @classmethod
-        def from_config(cls, config):
-            return cls(**config)
-
-        @classmethod
-        def from_preset(cls, name, num_classes=None, class_names=None, **overrides):
-            config = get_preset(name)
-            num_classes = num_classes or (len(class_names) if class_names else 80)
-            config.update(num_classes=num_classes, class_names=class_names, preset=name)
-            config.update(overrides)
-            return cls(**config)
+        def from_preset(cls, name, num_classes=None, class_names=None):
+            # Export and parity only: no get_config (no .keras round trip here).
+            num_classes = num_classes or len(class_names or ()) or 80
+            return cls(num_classes, class_names=class_names, preset=name, **get_preset(name))
 ''')
 
 # Square images: no letterbox padding, whose anchors a random-weight model scores high and
@@ -107,28 +95,20 @@ PARITY_IMAGES = "synthetic:shapes?n=3&size=96&seed=5"
 BUNDLE_IMAGES = "synthetic:shapes?n=12&size=96&seed=5"
 
 
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("two_head_toy")
-    (folder / f"{MODULE}.py").write_text(SOURCE)
-    sys.path.insert(0, str(folder))
-    module = __import__(MODULE)
+def _row(module):
     heads = tuple(f"{head}_{level}_{branch}_3_conv" for head in ("toy2_head", "toy2_one2one")
                   for level in (1, 2, 3) for branch in ("box", "class"))
-    families.register_family(families.ModelFamily(
-        name="two_head_toy", title="TwoHeadToy",
-        model_class_path=f"{MODULE}:TwoHeadToy",
+    return families.ModelFamily(
+        name="two_head_toy", title="TwoHeadToy", model_class_path=f"{MODULE}:TwoHeadToy",
         registered_names=("edgedet_two_head_toy>TwoHeadToy",),
         preset_names=module.preset_names, get_preset=module.get_preset,
-        head_output_layers=heads, input_layers=("rescaling",),
-        heads=("one2many", "one2one"),
-    ))
-    try:
+        head_output_layers=heads, input_layers=("rescaling",), heads=("one2many", "one2one"))
+
+
+@pytest.fixture(scope="module")
+def toy(plug_in_family):
+    with plug_in_family(MODULE, SOURCE, _row) as module:
         yield module
-    finally:
-        families.unregister_family("two_head_toy")
-        sys.path.remove(str(folder))
-        sys.modules.pop(MODULE, None)
 
 
 @pytest.fixture(scope="module")
@@ -284,3 +264,23 @@ def test_one2one_openvino_triton_and_tensorrt_ready_onnx(model, tmp_path, monkey
     if "openvino" in targets:
         result = run_parity(model, [tmp_path / "m.xml"], PARITY_IMAGES)
         assert result, result.summary_text()
+
+
+@pytest.mark.slow
+def test_one2one_tensorrt_int8_on_10_3_offers_explicit_only(model, tmp_path, monkeypatch):
+    import onnx
+
+    from edgedet.export import export
+    from edgedet.exporters.base import ExportError
+    from edgedet.exporters.trt_lint import lint_onnx
+
+    monkeypatch.setattr("edgedet.cuda.has_nvidia_gpu", lambda: False)
+    config = _config(model, "one2one", max_detections=100, confidence_threshold=0.5)
+    with pytest.raises(ExportError, match="explicit INT8") as error:
+        export(model, ["trt"], tmp_path, config=config, stem="m", precision="int8",
+               calibration={"data": BUNDLE_IMAGES, "size": 12},
+               target_options={"trt": {"trt_version": "10.3.0", "int8_mode": "explicit"}})
+    assert "implicit INT8" not in str(error.value)  # ultralytics#23841: not offered on 10.3
+    assert not (tmp_path / "m_int8.calib.cache").exists()
+    report = lint_onnx(onnx.load(str(tmp_path / "m_int8_trt.onnx")), "10.3.0", max_batch=8)
+    assert report and report.findings == [], report.text()

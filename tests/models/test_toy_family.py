@@ -10,7 +10,6 @@ into `tmp_path` (the family row names its class and hooks as
 edit to edgedet.
 """
 
-import sys
 import textwrap
 
 import numpy as np
@@ -108,13 +107,8 @@ TOY_SOURCE = textwrap.dedent('''
 ''')
 
 
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("toy_family")
-    (folder / f"{TOY_MODULE}.py").write_text(TOY_SOURCE)
-    sys.path.insert(0, str(folder))
-    module = __import__(TOY_MODULE)
-    family = families.ModelFamily(
+def _row(module):
+    return families.ModelFamily(
         name="toy_family",
         title="Toy",
         model_class_path=f"{TOY_MODULE}:ToyDetector",
@@ -126,13 +120,12 @@ def toy(tmp_path_factory):
         decode_path=f"{TOY_MODULE}:toy_decode",
         describe_path=f"{TOY_MODULE}:describe_layout",
     )
-    families.register_family(family)
-    try:
+
+
+@pytest.fixture(scope="module")
+def toy(plug_in_family):
+    with plug_in_family(TOY_MODULE, TOY_SOURCE, _row) as module:
         yield module
-    finally:
-        families.unregister_family("toy_family")
-        sys.path.remove(str(folder))
-        sys.modules.pop(TOY_MODULE, None)
 
 
 def test_the_row_is_asked_for_presets_class_and_description(toy):
