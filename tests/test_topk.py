@@ -78,3 +78,20 @@ def test_onnx_has_no_mod_and_matches():
     want = one_to_one_select_numpy(boxes, scores, config)
     for name in want:
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+@pytest.mark.parametrize("case", ["aware", "agnostic"])
+def test_equals_ultralytics_postprocess(case):
+    """Ultralytics 8.4.190's `Detect.postprocess` on the same predictions
+    (`tools/make_one2one_fixture.py`): same rows, order, boxes, scores, classes."""
+    from pathlib import Path
+
+    data = np.load(Path(__file__).parent / "fixtures/ultralytics/one2one_postprocess.npz")
+    preds, want = data["predictions"], data[case]
+    config = NMSConfig(confidence_threshold=0.0, max_detections=int(data["max_det"]),
+                       class_aware=case == "aware")
+    got = {k: v.numpy() for k, v in one_to_one_select(
+        tf.constant(preds[..., :4]), tf.constant(preds[..., 4:]), config).items()}
+    np.testing.assert_array_equal(got["boxes"], want[..., :4])
+    np.testing.assert_array_equal(got["confidence"], want[..., 4])
+    np.testing.assert_array_equal(got["classes"], want[..., 5].astype(np.int32))
