@@ -169,6 +169,7 @@ def describe_model(model):
     return {
         "model": type(model).__name__,
         "family": family.name,
+        "heads": list(family.heads),  # `edgedet export --head` choices, the default first
         "preset": model.preset,
         "num_classes": model.num_classes,
         "class_names": list(model.class_names),

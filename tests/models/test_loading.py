@@ -48,6 +48,7 @@ def test_describe_model(saved_tiny):
     info = describe_model(model)
     assert json.loads(json.dumps(info)) == info
     assert info["preset"] == "tiny"
+    assert info["heads"] == ["one2many"]
     assert info["num_classes"] == 2
     assert info["class_names"] == ["person", "car"]
     assert info["input_size"] == 96
