@@ -160,6 +160,8 @@ def test_one2one_exports_and_passes_parity(model, tmp_path):
     graph = onnx.load(str(tmp_path / "toy2.onnx")).graph
     ops = {node.op_type for node in graph.node}
     assert "TopK" in ops and "Mod" not in ops and "NonMaxSuppression" not in ops
+    convs = [node.name for node in graph.node if node.op_type == "Conv"]
+    assert len(convs) == 9 and not [c for c in convs if "toy2_head" in c]  # one head computed
     for path in paths:
         assert read_metadata(path).inference.head == "one2one", path
     result = run_parity(model, paths, PARITY_IMAGES)
