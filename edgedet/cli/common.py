@@ -5,6 +5,9 @@ import pathlib
 
 import click
 
+from edgedet.config import LETTERBOX_SHAPES
+from edgedet.exporters.registry import TARGETS
+
 #: Exit code of predict / benchmark when some inputs could not be read (the rest
 #: were processed and written).
 EXIT_SOME_INPUTS_FAILED = 3
@@ -97,6 +100,14 @@ def inference_options(function):
     options = [
         click.option("--imgsz", type=int, default=None,
                      help="Model input size (multiple of 32). Default: the model's own."),
+        click.option("--letterbox", "letterbox_shape", type=click.Choice(LETTERBOX_SHAPES),
+                     default=None,
+                     help="Network input: square (imgsz x imgsz, every runtime) or rect "
+                          "(the long side at imgsz, the short side padded only to a multiple "
+                          "of 32, as Ultralytics' PyTorch predict: a 1280x720 frame runs at "
+                          "640x384). rect artifacts: "
+                          + ", ".join(t.name for t in TARGETS if not t.static_body)
+                          + ". Default: square."),
         click.option("--conf", type=click.FloatRange(0, 1), default=None,
                      help="Confidence threshold. Default: 0.25."),
         click.option("--iou", type=click.FloatRange(0, 1), default=None,
@@ -115,7 +126,7 @@ def inference_options(function):
 
 
 def inference_config(model, imgsz=None, conf=None, iou=None, max_det=None, agnostic=False,
-                     box_format=None):
+                     box_format=None, letterbox_shape=None):
     """The model's default `InferenceConfig` with the command-line overrides."""
     import dataclasses
 
@@ -123,6 +134,8 @@ def inference_config(model, imgsz=None, conf=None, iou=None, max_det=None, agnos
     letterbox = config.letterbox
     if imgsz is not None:
         letterbox = dataclasses.replace(letterbox, size=imgsz)
+    if letterbox_shape is not None:
+        letterbox = dataclasses.replace(letterbox, shape=letterbox_shape)
     nms = config.nms
     changes = {k: v for k, v in [("confidence_threshold", conf), ("iou_threshold", iou),
                                  ("max_detections", max_det)] if v is not None}
