@@ -128,7 +128,8 @@ def decode(raw_boxes, raw_classes, image_size, strides=DEFAULT_STRIDES, reg_max=
         anchors = None
     raw_boxes = tf.cast(raw_boxes, tf.float32)
     raw_classes = tf.cast(raw_classes, tf.float32)
-    if raw_boxes.shape.rank != 3 or raw_boxes.shape[1] not in (anchors, None) or (
+    dynamic = () if anchors else (raw_boxes.shape[1],)  # Any count: the body shape is run-time.
+    if raw_boxes.shape.rank != 3 or raw_boxes.shape[1] not in (anchors, None, *dynamic) or (
         raw_boxes.shape[2] not in (4 * reg_max, None)
     ):
         raise ValueError(
@@ -136,7 +137,7 @@ def decode(raw_boxes, raw_classes, image_size, strides=DEFAULT_STRIDES, reg_max=
             f"{image_size}, strides {tuple(strides)} and reg_max {reg_max}; "
             f"received shape {raw_boxes.shape}."
         )
-    if raw_classes.shape.rank != 3 or raw_classes.shape[1] not in (anchors, None):
+    if raw_classes.shape.rank != 3 or raw_classes.shape[1] not in (anchors, None, *dynamic):
         raise ValueError(
             f"Expected raw classes of shape [B, {anchors}, C]; received shape "
             f"{raw_classes.shape}."
