@@ -135,7 +135,7 @@ def test_table_and_markdown():
     assert "bad.tflite" in table and "FAILED" in table and "ValueError: corrupt" in table
     markdown = report.to_markdown(document, title="CPU", notes=["random weights"])
     assert markdown.startswith("## CPU\n")
-    assert "| m.onnx | onnxrt | fp32 | CPU | 1 | 0.500 | 12.00 |" in markdown
+    assert "| m.onnx | onnx | fp32 | CPU | 1 | 0.500 | 12.00 |" in markdown
     assert "| m.keras | 1 | 12.00 | 12.00 | 12.00 | 12.00 |" in markdown
     assert "1280x720 (W x H)" in markdown and "- random weights" in markdown
     assert "```\nedgedet benchmark out/m.onnx\n```" in markdown
