@@ -115,3 +115,19 @@ def test_cli_letterbox_option_refuses_tflite(tmp_path):
                                       "rect", "-o", str(tmp_path / "o"), "--no-parity"])
     assert result.exit_code != 0
     assert "cannot take a rect letterbox" in result.output
+
+
+@pytest.mark.slow
+def test_rect_onnx_int8_calibrates_one_body_shape_at_a_time(model, tmp_path):
+    # Calibration images of several sizes give rect bodies of several shapes: ONNX Runtime's
+    # range collectors stack a pass's activations, so a rect export calibrates image by image.
+    from edgedet.export import export
+    from edgedet.runtimes.registry import open_runtime
+
+    pytest.importorskip("onnxruntime")
+    calibration = {"data": "synthetic:shapes?n=6&seed=1&size=40-160x40-160", "size": 6}
+    (result,) = export(model, ["onnx"], tmp_path, config=rect_config(model), stem="m",
+                       precision="int8", calibration=calibration)
+    with open_runtime(str(result.path)) as runtime:
+        assert runtime.metadata.precision == "int8"
+        assert len(runtime.predict(frames())) == len(IMAGES)
