@@ -100,7 +100,7 @@ def inference_options(function):
     options = [
         click.option("--imgsz", type=int, default=None,
                      help="Model input size (multiple of 32). Default: the model's own."),
-        click.option("--letterbox", "letterbox_shape", type=click.Choice(LETTERBOX_SHAPES),
+        click.option("--letterbox", type=click.Choice(LETTERBOX_SHAPES),
                      default=None,
                      help="Network input: square (imgsz x imgsz, every runtime) or rect "
                           "(the long side at imgsz, the short side padded only to a multiple "
@@ -126,16 +126,17 @@ def inference_options(function):
 
 
 def inference_config(model, imgsz=None, conf=None, iou=None, max_det=None, agnostic=False,
-                     box_format=None, letterbox_shape=None):
+                     box_format=None, letterbox=None):
     """The model's default `InferenceConfig` with the command-line overrides."""
     import dataclasses
 
     config = model.default_inference_config()
+    shape = letterbox  # --letterbox: square or rect.
     letterbox = config.letterbox
     if imgsz is not None:
         letterbox = dataclasses.replace(letterbox, size=imgsz)
-    if letterbox_shape is not None:
-        letterbox = dataclasses.replace(letterbox, shape=letterbox_shape)
+    if shape is not None:
+        letterbox = dataclasses.replace(letterbox, shape=shape)
     nms = config.nms
     changes = {k: v for k, v in [("confidence_threshold", conf), ("iou_threshold", iou),
                                  ("max_detections", max_det)] if v is not None}
