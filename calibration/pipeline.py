@@ -51,11 +51,16 @@ class Int8Pipeline:
         cpu: str. CPU class of the U8S8 model (`edgedet.cpu`) or `"auto"`.
             Defaults to `"auto"`.
         progress: callable or None. Called with one message per step.
+        chunk: int or None. Images per calibration pass (`collect_ranges`);
+            1 for a rect letterbox, whose body shape differs per image (ONNX
+            Runtime's collectors stack a pass's activations). Defaults to
+            None (`collect_ranges`' default).
     """
 
     def __init__(self, model, data, method=DEFAULT_METHOD, quantize_head=False,
-                 float_blocks=(), cpu="auto", progress=None):
+                 float_blocks=(), cpu="auto", progress=None, chunk=None):
         self.model = model
+        self.chunk = chunk
         self.data = data
         self.method = method
         self.quantize_head = quantize_head
@@ -95,8 +100,9 @@ class Int8Pipeline:
         if self._ranges is None:
             self.notify(f"calibrating ({self.method}) on {len(self.data)} images from "
                         f"{self.data.source}")
+            chunk = {} if self.chunk is None else {"chunk": self.chunk}
             self._ranges = collect_ranges(self.model, self.data, method=self.method,
-                                          body=self.body)
+                                          body=self.body, **chunk)
         return self._ranges
 
     def search_sensitivity(self, images, flavour="s8s8", thresholds=None):

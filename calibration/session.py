@@ -105,7 +105,8 @@ class ExportCalibration:
             self._pipelines[key] = Int8Pipeline(
                 self._raw_onnx(end_to_end), self.data(), method=self.method,
                 quantize_head=self.quantize_head, float_blocks=self.float_blocks, cpu=self.cpu,
-                progress=self.notify)
+                progress=self.notify,
+                chunk=1 if end_to_end.config.letterbox.shape == "rect" else None)
         return self._pipelines[key]
 
     def qdq(self, end_to_end, metadata, flavour):

@@ -15,6 +15,7 @@ PAD_POSITIONS = ("bottom_right", "center")
 # Detection heads: one-to-many (NMS in the graph) and one-to-one (NMS-free top-k
 # selection, `edgedet.topk`). Which a model carries: its family's `heads`.
 HEADS = ("one2many", "one2one")
+LETTERBOX_SHAPES = ("square", "rect")
 
 # Largest image side the end-to-end graph accepts (pixels). The letterbox
 # arithmetic is done in int32: 2 * MAX_IMAGE_SIDE * max model size must fit.
@@ -56,7 +57,15 @@ class LetterboxConfig:
     likewise the width. Resizing is bilinear with half-pixel centers and no
     antialiasing (OpenCV's INTER_LINEAR). Padding is `pad_value` at the
     bottom/right (KerasCV) or split evenly with the extra pixel at the
-    bottom/right (`center`, Ultralytics: top = (size - new_h) // 2).
+    bottom/right (`center`, Ultralytics: top = (body_h - new_h) // 2).
+
+    The padded body is `size x size` (`shape="square"`, what every exported
+    model of Ultralytics' and ours takes), or, with `shape="rect"`, each side
+    is padded only up to the next multiple of the model's largest stride, as
+    Ultralytics' PyTorch `predict` does (`LetterBox(auto=True)`): a 1280x720
+    frame becomes a 640x384 body, not 640x640. A rect body's shape depends on
+    the image, so only runtimes that take a data-dependent network input
+    shape can run it (the export target table says which).
 
     Args:
         size: int. Side of the square model input, a multiple of 32.
@@ -64,11 +73,14 @@ class LetterboxConfig:
         pad_position: str. `"bottom_right"` (KerasCV) or `"center"`
             (Ultralytics). Defaults to `"bottom_right"`.
         pad_value: int. Pixel value of the padding, 0-255. Defaults to 0.
+        shape: str. `"square"` or `"rect"`. Defaults to `"square"` (left out
+            of `to_dict` then, so square metadata reads as before).
     """
 
     size: int = 640
     pad_position: str = "bottom_right"
     pad_value: int = 0
+    shape: str = "square"
 
     def __post_init__(self):
         if not isinstance(self.size, int) or self.size < 32 or self.size % 32:
@@ -81,6 +93,7 @@ class LetterboxConfig:
             raise ValueError(
                 f"Invalid pad_value: {self.pad_value!r}. Expected an int in 0-255."
             )
+        _check_choice("letterbox shape", self.shape, LETTERBOX_SHAPES)
 
     @classmethod
     def kerascv(cls, size=640):
@@ -93,7 +106,10 @@ class LetterboxConfig:
         return cls(size=size, pad_position="center", pad_value=114)
 
     def to_dict(self):
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if self.shape == "square":
+            del data["shape"]  # An edgedet without rect refuses a rect artifact, reads the rest.
+        return data
 
     @classmethod
     def from_dict(cls, data):

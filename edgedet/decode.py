@@ -56,6 +56,39 @@ def make_anchors(image_size, strides=DEFAULT_STRIDES):
     return np.concatenate(centers).astype(np.float32), np.concatenate(per_anchor)
 
 
+def is_static_size(image_size):
+    """Whether `image_size` is Python/numpy ints (else int32 tensors: a rect body)."""
+    values = image_size if isinstance(image_size, (tuple, list)) else [image_size]
+    return all(isinstance(v, (int, np.integer)) for v in values)
+
+
+def make_anchors_in_graph(height, width, strides=DEFAULT_STRIDES):
+    """`make_anchors` for a body whose shape is known only at run time.
+
+    The same anchor order and centres, computed with `Range` ops so that an
+    exported graph (ONNX, OpenVINO) follows its body shape.
+
+    Args:
+        height: int32 scalar tensor. Body height, a multiple of every stride.
+        width: int32 scalar tensor. Body width, likewise.
+        strides: tuple of int. Defaults to `(8, 16, 32)`.
+
+    Returns:
+        `(centers, stride_per_anchor)`: float32 tensors `[A, 2]` and `[A]`.
+    """
+    import tensorflow as tf
+
+    centers, per_anchor = [], []
+    for stride in strides:
+        ys = (tf.cast(tf.range(height // stride), tf.float32) + 0.5) * stride
+        xs = (tf.cast(tf.range(width // stride), tf.float32) + 0.5) * stride
+        grid_x, grid_y = tf.meshgrid(xs, ys)  # row-major: y outer, x inner
+        level = tf.stack([tf.reshape(grid_x, [-1]), tf.reshape(grid_y, [-1])], axis=-1)
+        centers.append(level)
+        per_anchor.append(tf.fill(tf.shape(level)[:1], float(stride)))
+    return tf.concat(centers, axis=0), tf.concat(per_anchor, axis=0)
+
+
 def num_anchors(image_size, strides=DEFAULT_STRIDES):
     """Number of anchors `A` for a model input size."""
     height, width = _image_hw(image_size)
@@ -71,7 +104,9 @@ def decode(raw_boxes, raw_classes, image_size, strides=DEFAULT_STRIDES, reg_max=
             left, top, right, bottom (each `reg_max` bins).
         raw_classes: float tensor `[B, A, C]`, class logits (or
             probabilities when `classes_are_logits=False`).
-        image_size: int or `(height, width)`. Side of the model input.
+        image_size: int or `(height, width)`. Side of the model input; a
+            `(height, width)` pair of int32 tensors for a body shaped at run
+            time (`LetterboxConfig(shape="rect")`).
         strides: tuple of int. Defaults to `(8, 16, 32)`.
         reg_max: int. Bins per side. Defaults to 16.
         classes_are_logits: bool. Apply a sigmoid to `raw_classes`. False for
@@ -83,11 +118,18 @@ def decode(raw_boxes, raw_classes, image_size, strides=DEFAULT_STRIDES, reg_max=
     """
     import tensorflow as tf
 
-    centers, stride_per_anchor = make_anchors(image_size, strides)
-    anchors = centers.shape[0]
+    if is_static_size(image_size):
+        centers, stride_per_anchor = make_anchors(image_size, strides)
+        center_xy = tf.constant(centers)[None]  # [1, A, 2]
+        anchors = centers.shape[0]
+    else:
+        centers, stride_per_anchor = make_anchors_in_graph(*image_size, strides)
+        center_xy = centers[None]
+        anchors = None
     raw_boxes = tf.cast(raw_boxes, tf.float32)
     raw_classes = tf.cast(raw_classes, tf.float32)
-    if raw_boxes.shape.rank != 3 or raw_boxes.shape[1] not in (anchors, None) or (
+    dynamic = () if anchors else (raw_boxes.shape[1],)  # Any count: the body shape is run-time.
+    if raw_boxes.shape.rank != 3 or raw_boxes.shape[1] not in (anchors, None, *dynamic) or (
         raw_boxes.shape[2] not in (4 * reg_max, None)
     ):
         raise ValueError(
@@ -95,14 +137,13 @@ def decode(raw_boxes, raw_classes, image_size, strides=DEFAULT_STRIDES, reg_max=
             f"{image_size}, strides {tuple(strides)} and reg_max {reg_max}; "
             f"received shape {raw_boxes.shape}."
         )
-    if raw_classes.shape.rank != 3 or raw_classes.shape[1] not in (anchors, None):
+    if raw_classes.shape.rank != 3 or raw_classes.shape[1] not in (anchors, None, *dynamic):
         raise ValueError(
             f"Expected raw classes of shape [B, {anchors}, C]; received shape "
             f"{raw_classes.shape}."
         )
     distances = dfl_expectation(raw_boxes, reg_max)  # [B, A, 4] ltrb, in bins
     distances = distances * stride_per_anchor[:, None]
-    center_xy = tf.constant(centers)[None]  # [1, A, 2]
     top_left = center_xy - distances[..., :2]
     bottom_right = center_xy + distances[..., 2:]
     boxes = tf.concat([top_left, bottom_right], axis=-1)
@@ -127,4 +168,5 @@ def dfl_expectation(raw_boxes, reg_max=16):
     return tf.reduce_sum(probabilities * projection, axis=-1)
 
 
-__all__ = ["DEFAULT_STRIDES", "decode", "dfl_expectation", "make_anchors", "num_anchors"]
+__all__ = ["DEFAULT_STRIDES", "decode", "dfl_expectation", "is_static_size", "make_anchors",
+           "make_anchors_in_graph", "num_anchors"]

@@ -21,6 +21,7 @@ out["boxes"], out["confidence"], out["classes"], out["num_detections"]
 ```
 """
 
+import dataclasses
 import warnings
 
 from edgedet import boxes as box_utils
@@ -115,7 +116,9 @@ def _model_attributes(model, config):
                 f"size {size}: expected (None, {size}, {size}, 3) or dynamic height/width."
             )
     model_letterbox = getattr(model, "letterbox", None)
-    if hasattr(model_letterbox, "to_dict") and model_letterbox != config.letterbox:
+    if hasattr(model_letterbox, "to_dict") and model_letterbox != dataclasses.replace(
+        config.letterbox, shape=getattr(model_letterbox, "shape", "square")
+    ):  # A rect body is an inference choice, not a different training letterbox.
         warnings.warn(
             f"The inference letterbox {config.letterbox} differs from the one the model "
             f"was built with ({model_letterbox}); detections may degrade.",
@@ -169,8 +172,8 @@ def split_outputs(outputs, anchors, reg_max, head="one2many"):
         outputs: what the model returned: a dict with `"boxes"` and
             `"classes"` (and `"one2one_boxes"` / `"one2one_classes"` for a
             model with a one-to-one head), or a `(boxes, classes)` pair.
-        anchors: int. Anchor count for the letterbox size
-            (`edgedet.decode.num_anchors`).
+        anchors: int or None. Anchor count for the letterbox size
+            (`edgedet.decode.num_anchors`); None for a rect body (dynamic).
         reg_max: int or None. Bins per box side; None reads it from the
             boxes' width (`4 * reg_max`).
         head: str. `"one2one"` reads the `one2one_*` outputs. Defaults to
@@ -274,7 +277,8 @@ def _end_to_end_class():
             """
             pixels, params = self.letterbox_stage(images)
             raw_boxes, raw_classes, reg_max = self.network_stage(pixels)
-            boxes, scores = self.decode_stage(raw_boxes, raw_classes, reg_max)
+            boxes, scores = self.decode_stage(raw_boxes, raw_classes, reg_max,
+                                              self.body_size(pixels))
             result = self.nms_stage(boxes, scores, params)
             if self.debug:
                 result["pre_nms_boxes"] = unletterbox_unclipped(boxes, params)
@@ -285,9 +289,17 @@ def _end_to_end_class():
             """Stage 1: letterboxes uint8 `[B, H, W, 3]` images.
 
             Returns `(pixels, params)`: float32 `[B, S, S, 3]` pixels 0-255
-            and the `LetterboxParams` that `nms_stage` needs to undo it.
+            (`[B, H', W', 3]` for a rect letterbox) and the `LetterboxParams`
+            that `nms_stage` needs to undo it.
             """
-            return letterbox(images, self.config.letterbox)
+            return letterbox(images, self.config.letterbox, stride=max(self.strides))
+
+        def body_size(self, pixels):
+            """The network input's side (square) or `(height, width)` tensors (rect)."""
+            if self.config.letterbox.shape == "square":
+                return self.config.letterbox.size
+            shape = tf.shape(pixels)
+            return shape[1], shape[2]
 
         def network_stage(self, pixels):
             """Stage 2: runs the network on letterboxed pixels.
@@ -296,17 +308,20 @@ def _end_to_end_class():
             `split_outputs`.
             """
             outputs = self.model(pixels, training=False)
-            anchors = num_anchors(self.config.letterbox.size, self.strides)
+            anchors = (num_anchors(self.config.letterbox.size, self.strides)
+                       if self.config.letterbox.shape == "square" else None)
             return split_outputs(outputs, anchors, self._reg_max, self.config.head)
 
-        def decode_stage(self, raw_boxes, raw_classes, reg_max):
+        def decode_stage(self, raw_boxes, raw_classes, reg_max, body=None):
             """Stage 3: decodes the raw head with the model family's decode.
 
+            `body` is `body_size(pixels)`; None means the square size.
             Returns `(boxes, scores)`: xyxy boxes in letterboxed pixels
             `[B, A, 4]` and class scores `[B, A, C]`.
             """
             return self.decode(
-                raw_boxes, raw_classes, self.config.letterbox.size, self.strides, reg_max,
+                raw_boxes, raw_classes, self.config.letterbox.size if body is None else body,
+                self.strides, reg_max,
                 classes_are_logits=self.classes_are_logits,
             )
 

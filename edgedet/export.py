@@ -107,6 +107,8 @@ def export(model, targets, out_dir, config=None, force=False, progress=None, ste
         for target, reason in skipped_targets():
             if target not in resolved:
                 notify(f"{target.name}: skipped, it {reason}")
+    config = model.default_inference_config() if config is None else config
+    _check_letterbox_shape(resolved, named_targets, config, notify)
     out_dir = Path(out_dir)
     stem = _safe_stem(stem or getattr(model, "name", None) or "model")
     named = stem if precision == "fp32" else f"{stem}_{precision}"
@@ -114,7 +116,6 @@ def export(model, targets, out_dir, config=None, force=False, progress=None, ste
     paths = {t.name: out_dir / t.artifact_name(named) for t in resolved}
     for path in paths.values():
         check_writable_output(path, force, protected)
-    config = model.default_inference_config() if config is None else config
     from edgedet.exporters.head_support import check_head_support
 
     check_head_support(config.head, [t.name for t in resolved], precision, options)
@@ -178,6 +179,23 @@ def _target_options(target_options):
         target = get_target(name)
         checked[target.name] = target.check_options(options)
     return checked
+
+
+def _check_letterbox_shape(resolved, named, config, notify):
+    """Drops (from "all") or refuses (`named`) targets that cannot run `config`'s letterbox body."""
+    from edgedet.exporters.registry import check_letterbox_shape
+
+    shape = config.letterbox.shape
+    for target in list(resolved):
+        try:
+            check_letterbox_shape(target, shape)
+        except ValueError:
+            if target.name in named:
+                raise
+            resolved.remove(target)
+            notify(f"{target.name}: skipped, it cannot take a {shape} letterbox")
+    if not resolved:
+        raise ValueError(f"No target this machine builds can take a {shape} letterbox.")
 
 
 def _safe_stem(name):

@@ -40,7 +40,8 @@ class LetterboxParams:
     pad_left: object
 
 
-def letterbox_geometry(height, width, size, pad_position="bottom_right"):
+def letterbox_geometry(height, width, size, pad_position="bottom_right", shape="square",
+                       stride=32):
     """Resized size and pad offsets for an image of `height x width`.
 
     Works on Python ints (for documentation and tests) and on int32 tensors
@@ -52,6 +53,9 @@ def letterbox_geometry(height, width, size, pad_position="bottom_right"):
         size: int. Side of the square model input.
         pad_position: str. `"bottom_right"` or `"center"`.
             Defaults to `"bottom_right"`.
+        shape: str. `"square"` or `"rect"` (see `body_size`). Defaults to
+            `"square"`.
+        stride: int. The model's largest stride (`"rect"` only). Defaults to 32.
 
     Returns:
         `(new_height, new_width, pad_top, pad_left)`.
@@ -59,13 +63,32 @@ def letterbox_geometry(height, width, size, pad_position="bottom_right"):
     longest = _maximum(height, width)
     new_height = _maximum((2 * height * size + longest) // (2 * longest), 1)
     new_width = _maximum((2 * width * size + longest) // (2 * longest), 1)
+    body_height, body_width = body_size(new_height, new_width, size, shape, stride)
     if pad_position == "center":
-        pad_top = (size - new_height) // 2
-        pad_left = (size - new_width) // 2
+        pad_top = (body_height - new_height) // 2
+        pad_left = (body_width - new_width) // 2
     else:
         pad_top = new_height * 0
         pad_left = new_width * 0
     return new_height, new_width, pad_top, pad_left
+
+
+def body_size(new_height, new_width, size, shape="square", stride=32):
+    """`(height, width)` of the padded network input (the body).
+
+    `"square"`: `(size, size)`. `"rect"`: each resized side rounded up to a
+    multiple of `stride`, as Ultralytics' `LetterBox(auto=True)` pads (its
+    `(size - new) % stride`, `size` being a multiple of `stride`).
+
+    Example:
+
+    >>> body_size(360, 640, 640, "rect")
+    (384, 640)
+    """
+    if shape == "square":
+        return size, size
+    return ((new_height + stride - 1) // stride * stride,
+            (new_width + stride - 1) // stride * stride)
 
 
 def _maximum(a, b):
@@ -76,8 +99,8 @@ def _maximum(a, b):
     return tf.maximum(a, b)
 
 
-def letterbox(images, config=None):
-    """Resizes and pads a batch of uint8 images to the square model input.
+def letterbox(images, config=None, stride=32):
+    """Resizes and pads a batch of uint8 images to the model input.
 
     Args:
         images: uint8 tensor `[B, H, W, 3]`, RGB. B, H and W may be dynamic;
@@ -87,10 +110,14 @@ def letterbox(images, config=None):
             TFLite artifacts do not check (their converters drop Assert ops),
             so their runtimes must.
         config: `LetterboxConfig`. Defaults to `LetterboxConfig()`.
+        stride: int. The model's largest stride: a `"rect"` body's sides are
+            multiples of it. Defaults to 32.
 
     Returns:
-        `(pixels, params)`: float32 `[B, size, size, 3]` pixels in 0-255,
-        and the `LetterboxParams` that `unletterbox` needs.
+        `(pixels, params)`: float32 pixels in 0-255, `[B, size, size, 3]`
+        (static) or, with `config.shape == "rect"`, `[B, H', W', 3]` with
+        H' and W' depending on the image (`body_size`); and the
+        `LetterboxParams` that `unletterbox` needs.
     """
     import tensorflow as tf
 
@@ -122,23 +149,25 @@ def letterbox(images, config=None):
     with tf.control_dependencies(checks):
         height, width = tf.identity(height), tf.identity(width)
     new_height, new_width, pad_top, pad_left = letterbox_geometry(
-        height, width, size, config.pad_position
+        height, width, size, config.pad_position, config.shape, stride
     )
+    body_height, body_width = body_size(new_height, new_width, size, config.shape, stride)
     pixels = tf.raw_ops.ResizeBilinear(
         images=tf.cast(images, tf.float32),
         size=tf.stack([new_height, new_width]),
         align_corners=False,
         half_pixel_centers=True,
     )
-    pad_bottom = size - new_height - pad_top
-    pad_right = size - new_width - pad_left
+    pad_bottom = body_height - new_height - pad_top
+    pad_right = body_width - new_width - pad_left
     zero = pad_top * 0
     paddings = tf.reshape(
         tf.stack([zero, zero, pad_top, pad_bottom, pad_left, pad_right, zero, zero]), [4, 2]
     )
     pixels = tf.pad(pixels, paddings, constant_values=float(config.pad_value))
     # Static [B, size, size, 3] for the network (and for TFLite's shape inference).
-    pixels = tf.reshape(pixels, [-1, size, size, 3])
+    pixels = tf.reshape(pixels, [-1, size, size, 3] if config.shape == "square"
+                        else [-1, body_height, body_width, 3])
     params = LetterboxParams(height, width, new_height, new_width, pad_top, pad_left)
     return pixels, params
 
@@ -204,6 +233,7 @@ def _mapping(params):
 __all__ = [
     "MAX_IMAGE_SIDE",
     "LetterboxParams",
+    "body_size",
     "letterbox",
     "letterbox_geometry",
     "unletterbox",

@@ -62,8 +62,10 @@ def non_max_suppression(boxes, scores, config=None, pre_nms_topk=DEFAULT_PRE_NMS
     """Batched NMS with fixed-size, KerasCV-named outputs.
 
     Args:
-        boxes: float32 tensor `[B, A, 4]`, xyxy (any pixel space). A must be
-            static; B may be dynamic.
+        boxes: float32 tensor `[B, A, 4]`, xyxy (any pixel space). B may be
+            dynamic; so may A (a rect letterbox body): the anchors are then
+            padded with score -1 up to `pre_nms_topk` (never kept), so the
+            candidate count stays static.
         scores: float32 tensor `[B, A, C]`, per-class scores in [0, 1].
         config: `NMSConfig`. Defaults to `NMSConfig()`.
         pre_nms_topk: int. Best anchors per image that enter the NMS (see
@@ -82,17 +84,19 @@ def non_max_suppression(boxes, scores, config=None, pre_nms_topk=DEFAULT_PRE_NMS
         raise ValueError(f"Invalid pre_nms_topk: {pre_nms_topk!r}. Expected an int >= 1.")
     boxes = tf.cast(boxes, tf.float32)
     scores = tf.cast(scores, tf.float32)
-    if boxes.shape.rank != 3 or boxes.shape[-1] != 4 or boxes.shape[1] is None:
-        raise ValueError(
-            f"Expected boxes of shape [B, A, 4] with a static A, received shape {boxes.shape}."
-        )
+    if boxes.shape.rank != 3 or boxes.shape[-1] != 4:
+        raise ValueError(f"Expected boxes of shape [B, A, 4], received shape {boxes.shape}.")
     if scores.shape.rank != 3 or scores.shape[1] != boxes.shape[1]:
         raise ValueError(
             f"Expected scores of shape [B, {boxes.shape[1]}, C], received shape {scores.shape}."
         )
-    anchors = boxes.shape[1]
+    if boxes.shape[1] is None:
+        boxes, scores = pad_anchors(boxes, scores, pre_nms_topk)
+        anchors = tf.shape(boxes)[1]
+    else:
+        anchors = boxes.shape[1]
     max_det = config.max_detections
-    k = min(anchors, pre_nms_topk)
+    k = pre_nms_topk if boxes.shape[1] is None else min(anchors, pre_nms_topk)
     batch = tf.shape(boxes)[0]
 
     # 1-2. Best score per anchor, the k best anchors of each image, then the
@@ -161,6 +165,19 @@ def non_max_suppression(boxes, scores, config=None, pre_nms_topk=DEFAULT_PRE_NMS
         "classes": tf.where(valid, out_classes, -tf.ones_like(out_classes)),
         "num_detections": num_detections,
     }
+
+
+def pad_anchors(boxes, scores, count):
+    """Pads `[B, A, 4]` boxes and `[B, A, C]` scores (score -1) to at least `count` anchors."""
+    import tensorflow as tf
+
+    missing = tf.maximum(count - tf.shape(boxes)[1], 0)
+    zero = missing * 0
+    rows = tf.reshape(tf.stack([zero, zero, zero, missing, zero, zero]), [3, 2])
+    padded = tf.pad(boxes, rows), tf.pad(scores, rows, constant_values=-1.0)
+    for tensor, original in zip(padded, (boxes, scores)):
+        tensor.set_shape(original.shape)  # The dynamic pad loses the static box and class widths.
+    return padded
 
 
 def _single_image_nms(boxes, scores, max_output_size, iou_threshold, score_threshold):

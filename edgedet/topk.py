@@ -32,8 +32,9 @@ def one_to_one_select(boxes, scores, config):
     """Ultralytics' NMS-free top-k selection, as TensorFlow ops (see the module).
 
     Args:
-        boxes: float32 `[B, A, 4]` xyxy boxes (letterboxed pixels), A static.
-        scores: float32 `[B, A, C]` class probabilities, A and C static.
+        boxes: float32 `[B, A, 4]` xyxy boxes (letterboxed pixels).
+        scores: float32 `[B, A, C]` class probabilities, C static (A may be
+            dynamic: a rect body).
         config: `NMSConfig`: `confidence_threshold`, `max_detections` and
             `class_aware` are read (`iou_threshold` is not).
 
@@ -42,9 +43,18 @@ def one_to_one_select(boxes, scores, config):
     """
     import tensorflow as tf
 
-    anchors, num_classes = int(scores.shape[1]), int(scores.shape[2])
     max_det = int(config.max_detections)
-    k = min(max_det, anchors)
+    num_classes = int(scores.shape[2])
+    if scores.shape[1] is None:  # A rect body: the anchor count is known at run time only.
+        from edgedet.nms import pad_anchors
+
+        # Ultralytics keeps min(max_det, A) pairs: `limit` cuts the padded ones.
+        limit = tf.minimum(tf.shape(scores)[1], max_det)
+        boxes, scores = pad_anchors(boxes, scores, max_det)  # Score -1: never kept.
+        anchors, k = tf.shape(scores)[1], max_det
+    else:
+        anchors = int(scores.shape[1])
+        k = limit = min(max_det, anchors)
     batch = tf.shape(scores)[0]
     batch_index = tf.range(batch)[:, None]  # [B, 1]
     flat_scores = tf.reshape(scores, [-1, num_classes])  # [B * A, C]
@@ -63,6 +73,8 @@ def one_to_one_select(boxes, scores, config):
                             tf.int32)
     top_box = tf.gather(tf.reshape(boxes, [-1, 4]), flat_anchor)  # [B, k, 4]
     valid = top_score >= np.float32(config.confidence_threshold)  # a prefix: sorted
+    if not isinstance(limit, int):
+        valid = valid & (tf.range(k)[None, :] < limit)
     if k < max_det:
         pad = [[0, 0], [0, max_det - k]]
         valid = tf.pad(valid, pad, constant_values=False)

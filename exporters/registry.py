@@ -54,6 +54,11 @@ class Target:
         options: tuple of str. Keyword options its exporters accept through
             `export(..., target_options={name: {...}})`, at every precision.
             Defaults to `()`.
+        static_body: str. Why the artifact's network needs an input shape
+            fixed at build time, so that a rect letterbox (whose body shape
+            depends on the image, `LetterboxConfig(shape="rect")`) is refused
+            before any work; `""` when its runtime takes a data-dependent
+            body shape. Defaults to `""`.
     """
 
     name: str
@@ -69,6 +74,7 @@ class Target:
     fallback: str = None
     in_all: bool = True
     options: tuple = ()
+    static_body: str = ""
 
     def artifact_name(self, stem):
         """File or folder name of this target's artifact for a model called `stem`."""
@@ -154,6 +160,9 @@ TARGETS = (
         requires=("tensorflow",),
         description="TFLite / LiteRT flatbuffer, builtin ops only, resizable input.",
         int8_exporter="edgedet.exporters.tflite_int8:export",
+        static_body="TFLite's XNNPACK delegate plans static tensor shapes; a body shape that "
+                    "changes with each image leaves it (slow reference kernels, a re-plan "
+                    "per size)",
     ),
     Target(
         name="openvino",
@@ -178,6 +187,8 @@ TARGETS = (
         requires=("tensorrt",),
         description="TensorRT engine, built on the target device (needs a GPU and TensorRT).",
         fallback="edgedet.exporters.tensorrt:export_without_tensorrt",
+        static_body="an engine's optimisation profiles fix the ranges of its input shapes at "
+                    "build time, and the body's shape is computed inside the graph",
         options=("int8_mode", "shapes", "workspace_mib", "timing_cache", "dla_core",
                  "calib_cache", "trt_version", "model_spec", "calib_data"),
     ),
@@ -191,6 +202,8 @@ TARGETS = (
         description="Triton Inference Server model repository around the ONNX "
                     "(plus a tensorrt_plan model when <stem>.engine is beside it).",
         in_all=False,
+        static_body="its model may run on a TensorRT plan or ONNX Runtime's TensorRT "
+                    "accelerator (fixed optimisation profiles); export --target onnx instead",
         options=("engine", "max_batch_size", "instances", "backend", "accelerator", "fp16",
                  "queue_delay_us", "preferred_batch_sizes", "warmup_sizes", "intra_op_threads"),
     ),
@@ -295,6 +308,23 @@ def resolve_targets(names, allow_fallback=False):
             targets = [target]
         resolved.extend(t for t in targets if t not in resolved)
     return resolved
+
+
+def check_letterbox_shape(target, shape):
+    """Raises ValueError when `target`'s artifact cannot run a `shape` letterbox body.
+
+    Args:
+        target: `Target`.
+        shape: str. `LetterboxConfig.shape`: `"square"` fits every target;
+            `"rect"` needs a runtime that takes a data-dependent body shape.
+    """
+    if shape == "rect" and target.static_body:
+        rect_ok = [t.name for t in TARGETS if not t.static_body]
+        raise ValueError(
+            f"Target '{target.name}' cannot take a rect letterbox: {target.static_body}. "
+            f"Export it with the square letterbox (--letterbox square), or export a rect "
+            f"artifact for one of {rect_ok}."
+        )
 
 
 def register_target(target):

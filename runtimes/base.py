@@ -44,7 +44,7 @@ class ArtifactLoadError(ValueError):
 
     Args:
         path: the artifact.
-        kind: str. The runtime kind (`"onnxrt"`, ...).
+        kind: str. The runtime kind (`"onnx"`, ...).
         error: the runtime's exception.
     """
 
@@ -67,7 +67,7 @@ class Runtime:
         path: str, path or None. The artifact (None for a live model).
     """
 
-    #: Short runtime name, e.g. `"onnxrt"`.
+    #: Short runtime name, e.g. `"onnx"`.
     kind = "base"
 
     def __init__(self, path=None):

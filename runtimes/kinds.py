@@ -8,13 +8,13 @@ it, and which Python packages its runtime needs. `runtimes/registry.py`,
 `edgedet info`/`predict` and `edgedet benchmark` read this table and keep no
 table of their own.
 
-- `tf_saved_model`: a folder with `saved_model.pb`; `tf_saved_model.SavedModelRuntime`;
+- `savedmodel`: a folder with `saved_model.pb`; `tf_saved_model.SavedModelRuntime`;
   metadata from `assets/edgedet.json`.
 - `bundle`: a folder with `reference.json` (parity bundle); `bundle.BundleRuntime`;
   metadata from `reference.json`.
-- `onnxrt`: `.onnx`, or a Triton repository (`<m>/1/model.onnx` + `config.pbtxt`) opened as
+- `onnx`: `.onnx`, or a Triton repository (`<m>/1/model.onnx` + `config.pbtxt`) opened as
   its inner ONNX; `onnxrt.OnnxRuntime`; metadata from `metadata_props`.
-- `litert`: `.tflite`; `litert.LiteRTRuntime`; metadata from the flatbuffer metadata.
+- `tflite`: `.tflite`; `litert.LiteRTRuntime`; metadata from the flatbuffer metadata.
 - `openvino`: `.xml` (+ `.bin`); `openvino_rt.OpenVINORuntime`; metadata from the `.xml`'s
   `<rt_info>`.
 - `keras`: `.keras` (a model, not an artifact); `keras_model.KerasRuntime`; no metadata (the
@@ -25,6 +25,14 @@ table of their own.
 `--threads`: ONNX Runtime `SessionOptions.intra_op_num_threads`; LiteRT
 `Interpreter(num_threads=...)`; OpenVINO `INFERENCE_NUM_THREADS`; TensorFlow/Keras
 `tf.config.threading`; not supported for `trt` and `bundle`. Only `keras` has per-stage timing.
+
+One name per artifact kind: a row that runs a target's artifact is called
+like the target (`edgedet.exporters.registry`: `savedmodel`, `onnx`,
+`tflite`, `openvino`, `trt`; the `triton` target's repository runs as its
+inner `onnx`), and takes its file suffix from the target's row, so a suffix
+is written once. The runtime names of edgedet 0.1 (`tf_saved_model`,
+`onnxrt`, `litert`, in `benchmark.json` schema 1) are still accepted by
+`get_kind`, with a `DeprecationWarning` (`RENAMED`).
 
 A plugin (or a test) adds a row with `register_kind` and removes it with
 `unregister_kind`; rows added at run time reach the benchmark's measuring
@@ -45,7 +53,10 @@ register_kind(ArtifactKind(
 import dataclasses
 import importlib
 import importlib.util
+import warnings
 from pathlib import Path
+
+from edgedet.exporters.registry import get_target
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,8 +67,9 @@ class ArtifactKind:
     (so the row can travel to another process as JSON).
 
     Args:
-        name: str. The runtime kind recorded in `benchmark.json` and
-            `parity.json` (`"onnxrt"`, `"litert"`, ...).
+        name: str. The artifact kind recorded in `benchmark.json`
+            (`"onnx"`, `"tflite"`, ...): the name of the export target
+            whose artifact it runs, where there is one.
         description: str. How the kind is listed in "Supported artifacts"
             error messages.
         suffixes: tuple of str. File-name endings of file artifacts
@@ -184,10 +196,19 @@ def onnx_file(path):
 _TF_THREADS = "tf.config.threading intra-op and inter-op parallelism threads"
 _RUNTIMES = "edgedet.runtimes"
 
+#: Kind names of edgedet 0.1 -> today's (the target names); `get_kind` takes both.
+RENAMED = {"tf_saved_model": "savedmodel", "onnxrt": "onnx", "litert": "tflite"}
+
+
+def _suffixes(target):
+    """The artifact suffix of export target `target` (stored once, in the target table)."""
+    return (get_target(target).suffix,)
+
+
 #: The built-in rows, in lookup order.
 KINDS = (
     ArtifactKind(
-        name="tf_saved_model",
+        name="savedmodel",
         description="a SavedModel folder (with saved_model.pb)",
         folder=f"{_RUNTIMES}.tf_saved_model:is_saved_model",
         runtime=f"{_RUNTIMES}.tf_saved_model:SavedModelRuntime",
@@ -206,9 +227,9 @@ KINDS = (
         metadata=f"{_RUNTIMES}.bundle:read_metadata",
     ),
     ArtifactKind(
-        name="onnxrt",
+        name="onnx",
         description="a Triton repository written by edgedet (<model>/1/model.onnx), .onnx",
-        suffixes=(".onnx",),
+        suffixes=_suffixes("onnx"),
         folder=f"{_RUNTIMES}.kinds:is_triton_repository",
         opens=f"{_RUNTIMES}.kinds:onnx_file",
         runtime=f"{_RUNTIMES}.onnxrt:OnnxRuntime",
@@ -221,9 +242,9 @@ KINDS = (
         install="pip install edgedet (or onnxruntime-gpu on the device)",
     ),
     ArtifactKind(
-        name="litert",
+        name="tflite",
         description=".tflite",
-        suffixes=(".tflite",),
+        suffixes=_suffixes("tflite"),
         runtime=f"{_RUNTIMES}.litert:LiteRTRuntime",
         metadata=f"{_RUNTIMES}.litert:read_metadata",
         imports=("ai_edge_litert.interpreter",),
@@ -235,7 +256,7 @@ KINDS = (
     ArtifactKind(
         name="openvino",
         description=".xml (OpenVINO IR, .bin beside it)",
-        suffixes=(".xml",),
+        suffixes=_suffixes("openvino"),
         runtime=f"{_RUNTIMES}.openvino_rt:OpenVINORuntime",
         metadata=f"{_RUNTIMES}.openvino_rt:read_metadata",
         imports=("openvino",),
@@ -260,7 +281,7 @@ KINDS = (
     ArtifactKind(
         name="trt",
         description=".engine (TensorRT)",
-        suffixes=(".engine",),
+        suffixes=_suffixes("trt"),
         runtime=f"{_RUNTIMES}.trt:TensorRTRuntime",
         metadata=f"{_RUNTIMES}.trt:read_metadata",
         imports=("tensorrt", "polygraphy.backend.trt"),
@@ -283,11 +304,16 @@ def added_kinds():
 
 
 def get_kind(name):
-    """The row called `name`.
+    """The row called `name` (or its edgedet 0.1 name, with a `DeprecationWarning`).
 
     Raises:
         ValueError: no such kind (listing the known ones).
     """
+    if name in RENAMED:
+        warnings.warn(f"Artifact kind '{name}' is now called '{RENAMED[name]}' (the export "
+                      f"target's name); '{name}' will stop working.", DeprecationWarning,
+                      stacklevel=2)
+        name = RENAMED[name]
     for kind in kinds():
         if kind.name == name:
             return kind
@@ -310,6 +336,9 @@ def register_kind(kind):
     """
     if not isinstance(kind, ArtifactKind):
         raise ValueError(f"register_kind expects an ArtifactKind, received {type(kind).__name__}.")
+    if kind.name in RENAMED:
+        raise ValueError(f"Artifact kind '{kind.name}' is the old name of "
+                         f"'{RENAMED[kind.name]}'; choose another name.")
     for other in kinds():
         if other.name == kind.name:
             raise ValueError(f"Artifact kind '{kind.name}' is already registered.")

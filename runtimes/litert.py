@@ -76,7 +76,7 @@ class LiteRTRuntime(Runtime):
             Defaults to True.
     """
 
-    kind = "litert"
+    kind = "tflite"
 
     def __init__(self, path, num_threads=None, use_xnnpack=True):
         super().__init__(Path(path))

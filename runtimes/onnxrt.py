@@ -108,7 +108,7 @@ class OnnxRuntime(Runtime):
         session_options: `onnxruntime.SessionOptions` or None. Defaults to None.
     """
 
-    kind = "onnxrt"
+    kind = "onnx"
 
     def __init__(self, path, providers=None, session_options=None):
         super().__init__(Path(path))

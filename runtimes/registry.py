@@ -67,7 +67,7 @@ def artifact_kind(path):
 
 
 def runtime_kind(path):
-    """The runtime kind for `path` (`"onnxrt"`, `"litert"`, ...).
+    """The runtime kind for `path` (`"onnx"`, `"tflite"`, ...).
 
     Raises:
         FileNotFoundError: `path` does not exist.

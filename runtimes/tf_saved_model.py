@@ -54,7 +54,7 @@ class SavedModelRuntime(Runtime):
         path: str or path. The SavedModel folder.
     """
 
-    kind = "tf_saved_model"
+    kind = "savedmodel"
 
     def __init__(self, path):
         super().__init__(Path(path))

@@ -59,3 +59,14 @@ def test_metadata_round_trip_and_errors():
     with pytest.raises(ValueError, match="'int4'"):
         ArtifactMetadata(class_names=[], inference=InferenceConfig(), target="onnx",
                          precision="int4")
+
+
+def test_letterbox_shape_round_trip():
+    rect = LetterboxConfig(size=320, shape="rect")
+    assert rect.to_dict()["shape"] == "rect"
+    assert LetterboxConfig.from_dict(rect.to_dict()) == rect
+    # Square metadata reads as before: no `shape` key, so older edgedets read it.
+    assert "shape" not in LetterboxConfig().to_dict()
+    assert LetterboxConfig.from_dict({"size": 640}).shape == "square"
+    with pytest.raises(ValueError, match="'rectangle'.*'rect'"):
+        LetterboxConfig(shape="rectangle")

@@ -90,3 +90,18 @@ def test_matches_kerascv_decoding():
     ) * stride_tensor[:, None]
     boxes, _ = decode(raw_boxes, np.zeros((2, 84, 1), np.float32), 64)
     np.testing.assert_allclose(boxes.numpy(), np.asarray(expected), atol=1e-3)
+
+
+@pytest.mark.parametrize("hw", [(384, 640), (96, 160), (32, 64)])
+def test_anchors_in_graph_equal_the_constants(hw):
+    from edgedet.decode import make_anchors_in_graph
+
+    centers, strides = make_anchors(hw)
+    got_centers, got_strides = make_anchors_in_graph(tf.constant(hw[0]), tf.constant(hw[1]))
+    np.testing.assert_array_equal(got_centers, centers)
+    np.testing.assert_array_equal(got_strides, strides)
+    raw_boxes = tf.random.stateless_normal((1, len(strides), 64), seed=(1, 2))
+    raw_classes = tf.zeros((1, len(strides), 2))
+    static = decode(raw_boxes, raw_classes, hw)
+    dynamic = decode(raw_boxes, raw_classes, (tf.constant(hw[0]), tf.constant(hw[1])))
+    np.testing.assert_array_equal(dynamic[0], static[0])

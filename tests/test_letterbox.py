@@ -115,3 +115,38 @@ def test_rejects_bad_inputs():
         letterbox(tf.zeros((1, MAX_IMAGE_SIDE + 1, 1, 3), tf.uint8), KERASCV)
     with pytest.raises(tf.errors.InvalidArgumentError, match=">= 1"):
         letterbox(tf.zeros((1, 0, 5, 3), tf.uint8), KERASCV)
+
+
+def ultralytics_rect(height, width, size=640, stride=32):
+    """Ultralytics' LetterBox(auto=True, center=True) arithmetic, as in its predict."""
+    r = min(size / height, size / width)
+    new_w, new_h = max(round(width * r), 1), max(round(height * r), 1)
+    dw, dh = np.mod(size - new_w, stride) / 2, np.mod(size - new_h, stride) / 2
+    top, bottom = round(dh - 0.1), round(dh + 0.1)
+    left, right = round(dw - 0.1), round(dw + 0.1)
+    return (new_h + top + bottom, new_w + left + right), (new_h, new_w, top, left)
+
+
+@pytest.mark.parametrize("hw", [(720, 1280), (1280, 720), (480, 640), (17, 23), (1, 2000),
+                                (1000, 999), (1080, 1920), (300, 301)])
+def test_rect_geometry_is_ultralytics_predicts(hw):
+    from edgedet.letterbox import body_size
+
+    body, geometry = ultralytics_rect(*hw)
+    new_h, new_w, top, left = letterbox_geometry(*hw, 640, "center", "rect", 32)
+    assert body_size(new_h, new_w, 640, "rect", 32) == body
+    # Ultralytics rounds half to even, edgedet half up (documented); these sizes do not tie.
+    assert (new_h, new_w, top, left) == geometry
+
+
+def test_rect_letterbox_pixels():
+    image = np.full((1, 720, 1280, 3), 200, np.uint8)
+    config = LetterboxConfig(size=640, pad_position="center", pad_value=114, shape="rect")
+    pixels, params = letterbox(image, config)
+    assert pixels.shape == (1, 384, 640, 3)
+    assert int(params.pad_top) == 12 and int(params.new_height) == 360
+    np.testing.assert_array_equal(pixels[0, :12], 114.0)
+    np.testing.assert_array_equal(pixels[0, 12:372], 200.0)
+    np.testing.assert_array_equal(pixels[0, 372:], 114.0)
+    square, _ = letterbox(image, LetterboxConfig.ultralytics(640))
+    assert square.shape == (1, 640, 640, 3)

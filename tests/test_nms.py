@@ -183,3 +183,23 @@ def test_matches_greedy_nms_on_random_boxes(class_aware):
         np.testing.assert_array_equal(out["classes"][b, :n], scores[b, kept].argmax(-1))
         np.testing.assert_array_equal(out["confidence"][b, :n], scores[b, kept].max(-1))
     assert out["num_detections"].min() > 3  # the check is not vacuous
+
+
+@pytest.mark.parametrize("pre_nms_topk", [50, 1000])
+def test_dynamic_anchor_count_equals_static(pre_nms_topk):
+    # A rect letterbox body gives a run-time anchor count: the anchors are padded
+    # (score -1) up to pre_nms_topk, which must not change what is kept.
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(0, 100, (2, 300, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(5, 40, (2, 300, 2))], -1).astype(np.float32)
+    scores = (rng.uniform(0, 1, (2, 300, 3)) ** 3).astype(np.float32)
+    config = NMSConfig(iou_threshold=0.45, confidence_threshold=0.0, max_detections=40)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 4]), tf.TensorSpec([None, None, 3])])
+    def dynamic(boxes, scores):
+        return non_max_suppression(boxes, scores, config, pre_nms_topk)
+
+    expected = non_max_suppression(boxes, scores, config, pre_nms_topk)
+    got = dynamic(boxes, scores)
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)

@@ -43,6 +43,23 @@ def test_graph_equals_numpy(config):
         assert np.all(want["confidence"][b, :n[b]] >= config.confidence_threshold)
 
 
+@pytest.mark.parametrize("max_det", [20, 100])  # under and over the 84 anchors
+def test_dynamic_anchor_count_equals_static(max_det):
+    # A rect letterbox body gives a run-time anchor count: the anchors are padded
+    # (score -1, never kept) up to max_det, which must not change the selection.
+    boxes, scores = _inputs()
+    config = NMSConfig(confidence_threshold=0.0, max_detections=max_det)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 4]), tf.TensorSpec([None, None, 5])])
+    def dynamic(boxes, scores):
+        return one_to_one_select(boxes, scores, config)
+
+    want = one_to_one_select_numpy(boxes, scores, config)
+    got = dynamic(boxes, scores)
+    for name in want:
+        np.testing.assert_array_equal(got[name].numpy(), want[name], err_msg=name)
+
+
 def test_same_as_the_best_pairs_overall():
     # The two-stage top-k equals the k best (anchor, class) pairs of all A x C.
     boxes, scores = _inputs(batch=1, anchors=200, classes=7, seed=3)

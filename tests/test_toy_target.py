@@ -225,14 +225,14 @@ def test_rows_are_checked_and_removed(toy):
     assert get_target("toybox") is target and find_kind("x/model.TOY") is kind
     with pytest.raises(ValueError, match="already registered"):
         register_kind(kind)
-    with pytest.raises(ValueError, match=r"\['\.onnx'\] already belong to 'onnxrt'"):
+    with pytest.raises(ValueError, match=r"\['\.onnx'\] already belong to 'onnx'"):
         register_kind(ArtifactKind(name="onnx2", description="x", suffixes=(".onnx",),
                                    runtime="m:C"))
     with pytest.raises(ValueError, match="'module:attribute'"):
         ArtifactKind(name="bad", description="x", suffixes=(".bad",), runtime="no_colon")
     with pytest.raises(ValueError, match=r"\['toy', 'toybox'\] already name a target"):
         register_target(target)
-    with pytest.raises(ValueError, match="No artifact kind 'onnxrt' was added"):
-        unregister_kind("onnxrt")
+    with pytest.raises(ValueError, match="No artifact kind 'onnx' was added"):
+        unregister_kind("onnx")
     assert ArtifactKind.from_dict(json.loads(json.dumps(kind.to_dict()))) == kind
     assert get_kind("toy") is kind

@@ -59,7 +59,7 @@ def check_artifact(path):
     """Checks that `path` exists and is an artifact edgedet can run.
 
     Returns:
-        The runtime kind (`"onnxrt"`, `"litert"`, ...).
+        The runtime kind (`"onnx"`, `"tflite"`, ...).
 
     Raises:
         FileNotFoundError: `path` does not exist.

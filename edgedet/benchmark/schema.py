@@ -5,13 +5,16 @@ field is required, so a document that validates has all of them. A field
 whose value cannot be measured is `null`, never missing. Times are in
 milliseconds (`*_ms`) or seconds (`*_seconds`), memory in MiB (`*_mb`).
 
-Top level: `schema_version` (1), `edgedet_version`, `created`, `command`,
+Top level: `schema_version` (2), `edgedet_version`, `created`, `command`,
 `settings`, `machine`, `results` (one per artifact, in command-line order).
 
 A change to this layout that breaks a reader bumps `SCHEMA_VERSION`.
+Version 2: `results[].runtime` holds the artifact kind under the export
+target's name (`savedmodel`, `onnx`, `tflite`), where version 1 held
+`tf_saved_model`, `onnxrt`, `litert` (`edgedet.runtimes.kinds.RENAMED`).
 """
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _NUMBER = {"type": "number"}
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
@@ -106,7 +109,10 @@ RESULT = _object(
     {
         "name": {"type": "string", "description": "Short label (file or folder name)."},
         "artifact": {"type": "string", "description": "Path as given."},
-        "runtime": _field(_NULLABLE_STRING, "Runtime kind: onnxrt, litert, tf_saved_model, keras."),
+        "runtime": _field(_NULLABLE_STRING,
+                          "Artifact kind (edgedet.runtimes.kinds): savedmodel, onnx, tflite, "
+                          "openvino, trt, keras, bundle (schema 1: tf_saved_model, onnxrt, "
+                          "litert)."),
         "target": _field(_NULLABLE_STRING, "Export target from the artifact's metadata."),
         "precision": _field(_NULLABLE_STRING, "fp32, fp16 or int8 (metadata)."),
         "inference_precision": _field(

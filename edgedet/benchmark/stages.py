@@ -31,6 +31,7 @@ def stage_functions(end_to_end):
     from edgedet.letterbox import LetterboxParams
 
     size = end_to_end.config.letterbox.size
+    side = size if end_to_end.config.letterbox.shape == "square" else None  # rect: per image
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
     def letterbox_stage(images):
@@ -41,16 +42,17 @@ def stage_functions(end_to_end):
             params.pad_top, params.pad_left)])
         return pixels, geometry
 
-    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+    @tf.function(input_signature=[tf.TensorSpec([None, side, side, 3], tf.float32)])
     def network_stage(pixels):
         raw_boxes, raw_classes, _ = end_to_end.network_stage(pixels)
         return raw_boxes, raw_classes
 
     @tf.function
-    def decode_stage(raw_boxes, raw_classes):
+    def decode_stage(raw_boxes, raw_classes, body):
         # `split_outputs` checked that the boxes are 4 * reg_max wide.
         reg_max = int(raw_boxes.shape[-1]) // 4
-        return end_to_end.decode_stage(raw_boxes, raw_classes, reg_max)
+        return end_to_end.decode_stage(raw_boxes, raw_classes, reg_max,
+                                       None if side else (body[0], body[1]))
 
     @tf.function
     def nms_stage(boxes, scores, geometry):
@@ -61,10 +63,11 @@ def stage_functions(end_to_end):
 
     def run_letterbox(images):
         pixels, state["geometry"] = letterbox_stage(images)
+        state["body"] = tf.shape(pixels)[1:3]
         return (pixels,)
 
     def run_decode(raw_boxes, raw_classes):
-        return tuple(decode_stage(raw_boxes, raw_classes))
+        return tuple(decode_stage(raw_boxes, raw_classes, state["body"]))
 
     def run_nms(boxes, scores):
         return (nms_stage(boxes, scores, state["geometry"]),)

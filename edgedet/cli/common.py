@@ -5,7 +5,8 @@ import pathlib
 
 import click
 
-from edgedet.config import HEADS
+from edgedet.config import HEADS, LETTERBOX_SHAPES
+from edgedet.exporters.registry import TARGETS
 
 #: Exit code of predict / benchmark when some inputs could not be read (the rest
 #: were processed and written).
@@ -99,6 +100,14 @@ def inference_options(function):
     options = [
         click.option("--imgsz", type=int, default=None,
                      help="Model input size (multiple of 32). Default: the model's own."),
+        click.option("--letterbox", type=click.Choice(LETTERBOX_SHAPES),
+                     default=None,
+                     help="Network input: square (imgsz x imgsz, every runtime) or rect "
+                          "(the long side at imgsz, the short side padded only to a multiple "
+                          "of 32, as Ultralytics' PyTorch predict: a 1280x720 frame runs at "
+                          "640x384). rect artifacts: "
+                          + ", ".join(t.name for t in TARGETS if not t.static_body)
+                          + ". Default: square."),
         click.option("--conf", type=click.FloatRange(0, 1), default=None,
                      help="Confidence threshold. Default: 0.25."),
         click.option("--iou", type=click.FloatRange(0, 1), default=None,
@@ -121,7 +130,7 @@ def inference_options(function):
 
 
 def inference_config(model, imgsz=None, conf=None, iou=None, max_det=None, agnostic=False,
-                     box_format=None, head=None):
+                     box_format=None, head=None, letterbox=None):
     """The model's default `InferenceConfig` with the command-line overrides.
 
     Raises:
@@ -132,9 +141,12 @@ def inference_config(model, imgsz=None, conf=None, iou=None, max_det=None, agnos
     from edgedet.end_to_end import check_head
 
     config = model.default_inference_config()
+    shape = letterbox  # --letterbox: square or rect.
     letterbox = config.letterbox
     if imgsz is not None:
         letterbox = dataclasses.replace(letterbox, size=imgsz)
+    if shape is not None:
+        letterbox = dataclasses.replace(letterbox, shape=shape)
     nms = config.nms
     changes = {k: v for k, v in [("confidence_threshold", conf), ("iou_threshold", iou),
                                  ("max_detections", max_det)] if v is not None}

@@ -95,7 +95,7 @@ def test_json_has_every_documented_field(benchmarked):
 def test_results_are_consistent(benchmarked, artifacts):
     _, out = benchmarked
     results = json.loads((out / "benchmark.json").read_text())["results"]
-    assert [r["runtime"] for r in results] == ["onnxrt", "litert", "keras"]
+    assert [r["runtime"] for r in results] == ["onnx", "tflite", "keras"]
     assert [r["target"] for r in results] == ["onnx", "tflite", "keras"]
     for result in results:
         assert result["error"] is None

@@ -91,7 +91,7 @@ def test_machine_info_and_versions():
 def _document():
     stats = measure.stats_ms([0.010, 0.012, 0.020])
     ok = measure.empty_result("m.onnx", "out/m.onnx")
-    ok.update(runtime="onnxrt", target="onnx", precision="fp32", model_size=640, num_classes=3,
+    ok.update(runtime="onnx", target="onnx", precision="fp32", model_size=640, num_classes=3,
               size_bytes=10, load_seconds=0.5, runtime_import_seconds=0.1,
               execution_provider="CPUExecutionProvider",
               execution_providers=["CPUExecutionProvider"],
@@ -108,7 +108,7 @@ def _document():
     failed = measure.empty_result("bad.tflite", "bad.tflite")
     failed["error"] = "ValueError: corrupt"
     return {
-        "schema_version": 1, "edgedet_version": "0.1.0", "created": "2025-01-01T00:00:00+00:00",
+        "schema_version": 2, "edgedet_version": "0.1.0", "created": "2025-01-01T00:00:00+00:00",
         "command": "edgedet benchmark out/m.onnx",
         "settings": {"batch_sizes": [1], "runs": 3, "warmup": 1, "threads": None,
                      "images": {"source": "imgs", "count": 2, "sizes": [[720, 1280]],
@@ -135,7 +135,7 @@ def test_table_and_markdown():
     assert "bad.tflite" in table and "FAILED" in table and "ValueError: corrupt" in table
     markdown = report.to_markdown(document, title="CPU", notes=["random weights"])
     assert markdown.startswith("## CPU\n")
-    assert "| m.onnx | onnxrt | fp32 | CPU | 1 | 0.500 | 12.00 |" in markdown
+    assert "| m.onnx | onnx | fp32 | CPU | 1 | 0.500 | 12.00 |" in markdown
     assert "| m.keras | 1 | 12.00 | 12.00 | 12.00 | 12.00 |" in markdown
     assert "1280x720 (W x H)" in markdown and "- random weights" in markdown
     assert "```\nedgedet benchmark out/m.onnx\n```" in markdown

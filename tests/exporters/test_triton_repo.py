@@ -248,7 +248,7 @@ def test_runtime_registry_opens_the_repository_onnx(tmp_path):
     from edgedet.runtimes.registry import read_metadata, runtime_kind
 
     repo = write_repository(_onnx(tmp_path / "a.onnx", _metadata()), tmp_path / "repo")
-    assert runtime_kind(repo) == "onnxrt"
+    assert runtime_kind(repo) == "onnx"
     assert read_metadata(repo) == _metadata()
 
 

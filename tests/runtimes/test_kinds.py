@@ -27,8 +27,7 @@ MISSING = "edgedet_no_such_package_x"
 
 def test_every_row_names_importable_code():
     names = [kind.name for kind in KINDS]
-    assert names == ["tf_saved_model", "bundle", "onnxrt", "litert", "openvino", "keras",
-                     "trt"]
+    assert names == ["savedmodel", "bundle", "onnx", "tflite", "openvino", "keras", "trt"]
     for kind in KINDS:
         for spec in (kind.runtime, kind.metadata, kind.folder, kind.opens, kind.threads):
             if spec is not None:
@@ -37,19 +36,38 @@ def test_every_row_names_importable_code():
 
 
 def test_find_kind_by_suffix_and_folder(tmp_path):
-    assert find_kind(tmp_path / "m.ONNX").name == "onnxrt"  # Files need not exist.
+    assert find_kind(tmp_path / "m.ONNX").name == "onnx"  # Files need not exist.
     assert find_kind(tmp_path / "m.engine.json") is None
     assert find_kind(tmp_path) is None
     (tmp_path / "saved_model.pb").write_bytes(b"")
-    assert find_kind(tmp_path).name == "tf_saved_model"
-    assert not get_kind("keras").artifact and get_kind("onnxrt").providers
-    with pytest.raises(ValueError, match="Unknown artifact kind 'onnx'.*'onnxrt'"):
-        get_kind("onnx")
+    assert find_kind(tmp_path).name == "savedmodel"
+    assert not get_kind("keras").artifact and get_kind("onnx").providers
+    with pytest.raises(ValueError, match="Unknown artifact kind 'onnxruntime'.*'onnx'"):
+        get_kind("onnxruntime")
+
+
+def test_one_name_per_kind_and_suffix_stored_once():
+    from edgedet.exporters.registry import TARGETS
+    from edgedet.runtimes.kinds import RENAMED, register_kind
+
+    names = {kind.name for kind in KINDS}
+    for target in TARGETS:  # Every target's artifact runs under the target's name...
+        if target.name != "triton":  # ...but the Triton repository, run as its inner ONNX.
+            assert target.name in names, target.name
+        if not target.is_folder:
+            assert get_kind(target.name).suffixes == (target.suffix,), target.name
+    assert find_kind("x/m.triton") is None and get_kind("onnx").matches("m.onnx")
+    for old, new in RENAMED.items():  # edgedet 0.1's names still resolve, with a warning.
+        with pytest.warns(DeprecationWarning, match=f"'{old}' is now called '{new}'"):
+            assert get_kind(old) is get_kind(new)
+        with pytest.raises(ValueError, match="old name"):
+            register_kind(ArtifactKind(name=old, description="x", suffixes=(".x",),
+                                       runtime="m:C"))
 
 
 def test_threads_reach_the_runtime_as_its_row_says():
-    assert thread_options(get_kind("litert"), 3) == {"num_threads": 3}
-    options = thread_options(get_kind("onnxrt"), 2)["session_options"]
+    assert thread_options(get_kind("tflite"), 3) == {"num_threads": 3}
+    options = thread_options(get_kind("onnx"), 2)["session_options"]
     assert options.intra_op_num_threads == 2
     with pytest.raises(ValueError, match="--threads is not supported for runtime kind 'trt'"):
         thread_options(get_kind("trt"), 2)

@@ -136,7 +136,7 @@ def test_predict_info_and_parity_say_it_in_one_line(artifacts, tmp_path):
     refused, outside, image = artifacts
     result = _edgedet("predict", "--model", refused, image, "--out", tmp_path / "p1")
     assert result.exit_code == 1
-    _one_line_naming(result, refused, "Cannot load", "onnxrt runtime", "NoSuchOp")
+    _one_line_naming(result, refused, "Cannot load", "onnx runtime", "NoSuchOp")
     # Weights outside the folder are refused when the file is first read, `info` included.
     for command in (("predict", "--model", outside, image, "--out", tmp_path / "p2"),
                     ("info", outside)):
@@ -162,5 +162,5 @@ def test_benchmark_names_the_artifact(artifacts, tmp_path):
     refused, _, image = artifacts
     result = _edgedet("benchmark", refused, "--images", image, "--runs", 1, "--warmup", 0)
     assert result.exit_code == 1
-    assert f"ArtifactLoadError: Cannot load '{refused}' (onnxrt runtime)" in result.output
+    assert f"ArtifactLoadError: Cannot load '{refused}' (onnx runtime)" in result.output
     _one_line_naming(result, "refused.onnx", "could not be measured")

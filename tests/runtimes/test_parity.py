@@ -18,7 +18,7 @@ SCORE_TOLERANCE = 1e-4
 MIN_IOU = 0.99
 
 TARGETS = ["savedmodel", "onnx", "tflite"]
-KINDS = {"savedmodel": "tf_saved_model", "onnx": "onnxrt", "tflite": "litert"}
+KINDS = {"savedmodel": "savedmodel", "onnx": "onnx", "tflite": "tflite"}  # One name per kind.
 if importlib.util.find_spec("openvino") is not None:  # The `openvino` extra (in `dev`).
     TARGETS.append("openvino")
     KINDS["openvino"] = "openvino"
