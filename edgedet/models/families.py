@@ -24,7 +24,7 @@ family_of_model(model) is family      # True
 import dataclasses
 import importlib
 
-from edgedet.models import yolo11_presets, yolo_v8_presets
+from edgedet.models import yolo11_presets, yolo26_presets, yolo_v8_presets
 from edgedet.suggest import closest
 
 DFL_DECODE = "edgedet.decode:decode"
@@ -74,6 +74,12 @@ class ModelFamily:
             `weight_table`, `HEAD`, `PRESET_PREFIX`; see
             `edgedet.models.ultralytics_import`). None: no Ultralytics import.
             Defaults to None.
+        heads: tuple of str. The detection heads a family's models carry,
+            the first is the default: `"one2many"` (the raw head in the
+            model's `"boxes"`/`"classes"` outputs, decoded then NMS) and
+            `"one2one"` (YOLO26's NMS-free head, in `"one2one_boxes"`/
+            `"one2one_classes"`, decoded then a top-k selection). Defaults
+            to `("one2many",)`.
     """
 
     name: str
@@ -89,6 +95,7 @@ class ModelFamily:
     head_bias_init_path: str = DETECT_BIAS_INIT
     describe_path: str = None
     ultralytics_path: str = None
+    heads: tuple = ("one2many",)
 
     def model_class(self):
         """Imports and returns the Keras model class (imports Keras)."""
@@ -157,6 +164,21 @@ _FAMILIES = {
         head_output_layers=_head_outputs("yolo11_head"),
         input_layers=("rescaling",),
         ultralytics_path="edgedet.models.yolo11_ultralytics",
+    ),
+    "yolo26": ModelFamily(
+        name="yolo26",
+        title="YOLO26",
+        model_class_path="edgedet.models.yolo26_detector:YOLO26Detector",
+        registered_names=("edgedet>YOLO26Detector", "edgedet>MultiHeadAttention2D"),
+        preset_names=yolo26_presets.preset_names,
+        get_preset=yolo26_presets.get_preset,
+        # The one-to-many head's, then the one-to-one head's.
+        head_output_layers=_head_outputs("yolo26_head") + _head_outputs("yolo26_one2one_head"),
+        input_layers=("rescaling",),
+        decode_path="edgedet.decode:decode_distances",
+        head_bias_init_path="edgedet.models.yolo26_detector:init_head_biases",
+        ultralytics_path="edgedet.models.yolo26_ultralytics",
+        heads=("one2many", "one2one"),
     ),
 }
 _BUILT_IN = tuple(_FAMILIES)
