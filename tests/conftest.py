@@ -56,18 +56,21 @@ def _tool(name):
 
 
 def trained_like_ultralytics_state(name="yolov8n", seed=0):
-    """An Ultralytics YOLOv8 state_dict (80 classes) with trained-like statistics.
+    """An Ultralytics state_dict (80 classes; YOLOv8, YOLO11, YOLO26, ...) with trained-like
+    statistics.
 
     The layout is a real Ultralytics model's (`tests/fixtures/ultralytics/
     state_dict_shapes.json.gz`); the values come from `tools/
     make_ultralytics_fixture.py: synthetic_weights` (non-zero BatchNorm means
     and betas, varied variances, useful activation ranges), the DFL projection
-    is Ultralytics' fixed `arange(16)`, and the class outputs are made
-    decisive (kernels scaled up, biases down), as a trained model's are: a
+    is Ultralytics' fixed `arange(16)`, and the class outputs (both heads of
+    a YOLO26) are made decisive (kernels scaled up, biases down), as a
+    trained model's are: a
     model whose every score is about 0.5 hides what weights do to INT8.
     """
     import gzip
     import json
+    import re
     from pathlib import Path
 
     path = (Path(__file__).resolve().parent / "fixtures" / "ultralytics"
@@ -81,11 +84,16 @@ def trained_like_ultralytics_state(name="yolov8n", seed=0):
             state[key] = np.arange(16, dtype=np.float32).reshape(shape)
         elif key.endswith("num_batches_tracked"):
             state[key] = np.zeros(shape, np.int64)
+    class_output = re.compile(r"\.(one2one_)?cv3\.\d+\.2\.(weight|bias)$")
+    box_bias = re.compile(r"\.(one2one_)?cv2\.\d+\.2\.bias$")
     for key in state:
-        if ".cv3." in key and key.endswith(".2.weight"):
+        if class_output.search(key) and key.endswith(".weight"):
             state[key] = state[key] * 8.0
-        elif ".cv3." in key and key.endswith(".2.bias"):
+        elif class_output.search(key):
             state[key] = state[key] - 4.0
+        elif box_bias.search(key) and state[key].shape == (4,):
+            # reg_max 1 (YOLO26): the box outputs are the distances, positive when trained.
+            state[key] = state[key] + 2.0
     return state
 
 

@@ -2,16 +2,16 @@
 
 The checkpoint's family (YOLOv8, YOLO11, YOLO26, ...) is recognised from its
 keys: each row of `edgedet.models.families` with an Ultralytics key map
-(`ModelFamily.ultralytics_path`: `why_not`, `infer_layout`,
-`matching_preset`, `weight_table`, `HEAD`, `PRESET_PREFIX`, and optionally
-`UNACTIVATED`, the modules it builds without activation) is asked in turn,
-after the checks every family shares (a segmentation, pose, OBB or
-classification model is refused with the reason, and an NMS-free one-to-one
-head by every family whose `heads` lack `"one2one"`). The layout is read from the tensor shapes, so custom scales import
-too. A `Conv` is a Conv2d without bias (OIHW, transposed to Keras' HWIO) and
-a BatchNorm2d whose eps (1e-3 in Ultralytics; read from the module when a
-model is given) is folded into the running variance when it differs from
-Keras' 1e-3; a depthwise Conv2d (OIHW with I = 1) becomes Keras' HWC1.
+(`ModelFamily.ultralytics_path`: `why_not`, `infer_layout`, `matching_preset`,
+`weight_table`, `HEAD`, `PRESET_PREFIX`, and optionally `UNACTIVATED`, the
+modules it builds without activation) is asked in turn, after the checks every
+family shares (a segmentation, pose, OBB or classification model is refused
+with the reason, and an NMS-free one-to-one head by every family whose `heads`
+lack `"one2one"`). The layout is read from the tensor shapes, so custom scales
+import too. A `Conv` is a Conv2d without bias (OIHW, transposed to Keras' HWIO)
+and a BatchNorm2d whose eps (1e-3 in Ultralytics; read from the module when a
+model is given) is folded into the running variance when it differs from Keras'
+1e-3; a depthwise Conv2d (OIHW with I = 1) becomes Keras' HWC1.
 
 Sources (checkpoint, state_dict file, `.npz`, dict, torch module) are read by
 `edgedet.models.ultralytics_weights`; its public names are re-exported here.
@@ -117,10 +117,18 @@ def infer_layout(state_dict):
     return recognise(state_dict)[1].infer_layout(state_dict)
 
 
-def matching_preset(layout):
-    """Returns the preset (`"yolov8n"`, `"yolo11s"`, ...) `layout` equals, else None."""
-    for _, keymap in _keymaps():
-        preset = keymap.matching_preset(layout)
+def matching_preset(layout, family=None):
+    """Returns the preset (`"yolov8n"`, `"yolo11s"`, ...) `layout` equals, else None.
+
+    Args:
+        layout: dict, as `infer_layout` returns it.
+        family: str or None. The family whose presets to compare with. None
+            asks every family in table order; name it where two families'
+            layouts share their arguments (yolo26m's equal yolo11m's).
+            Defaults to None.
+    """
+    for row, keymap in _keymaps():
+        preset = keymap.matching_preset(layout) if family in (None, row.name) else None
         if preset is not None:
             return preset
     return None

@@ -1,4 +1,6 @@
-"""Read Ultralytics detection weights (YOLOv8, YOLO11, YOLO26) into numpy arrays (`UltralyticsWeights`).
+"""Read Ultralytics detection weights (YOLOv8, YOLO11, YOLO26) into numpy arrays.
+
+The arrays and what the file says about them are an `UltralyticsWeights`.
 
 Sources: an Ultralytics checkpoint (`best.pt`, a pickle of ultralytics
 classes: needs the `ultralytics` package, and runs code stored in the file,

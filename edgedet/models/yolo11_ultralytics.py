@@ -24,6 +24,7 @@ and `m.k.ffn.0/1 -> stack4_c2psa_m{k}_ffn1/_ffn2`.
 
 from edgedet.models.ultralytics_weights import module_keys
 from edgedet.models.yolo_v8_ultralytics import (
+    REG_MAX,
     check_reg_max,
     count_blocks,
     match_preset,
@@ -53,6 +54,10 @@ def why_not(state_dict):
         return "it has no C2PSA attention block at model.10"
     if not any(k.startswith("cv3.0.0.0.") for k in head):
         return "its class branch is not depthwise (a `legacy` YOLOv8-style head)"
+    box = state_dict.get(f"{HEAD}.cv2.0.2.weight")
+    if box is not None and box.shape[0] != 4 * REG_MAX:
+        return (f"its box branch has reg_max {box.shape[0] // 4} (YOLO11 has {REG_MAX}; "
+                "reg_max 1 is YOLO26's)")
     return None
 
 
