@@ -17,8 +17,10 @@ def _make_decisive_tiny_model(preset="tiny", **kwargs):
     that runtimes legitimately round differently. This one draws BatchNorm
     statistics at random and scales the class-head kernels up (biased
     down), so agreement between runtimes means what it does for a trained
-    model. `kwargs` go to `from_preset(preset, ...)` (any family's preset,
-    e.g. `"yolo11_tiny"`).
+    model. A head without DFL (reg_max 1, YOLO26) predicts the box distances
+    themselves: they are made positive, as a trained model's are (random
+    ones give inverted boxes that no runtime agrees on). `kwargs` go to
+    `from_preset(preset, ...)` (any family's preset, e.g. `"yolo11_tiny"`).
     """
     keras = pytest.importorskip("keras")
     from edgedet.models import families
@@ -30,10 +32,15 @@ def _make_decisive_tiny_model(preset="tiny", **kwargs):
             n = layer.gamma.shape[0]
             layer.gamma.assign(rng.uniform(0.5, 1.5, n))
             layer.beta.assign(rng.normal(0.0, 0.2, n))
-    for name in families.family_of_model(model).head_output_layers[1::2]:  # class convs
+    head = families.family_of_model(model).head_output_layers
+    for name in head[1::2]:  # class convs
         layer = model.get_layer(name)
         kernel, bias = layer.get_weights()
         layer.set_weights([kernel * 15.0, bias - 2.0])
+    for name in head[0::2] if getattr(model, "reg_max", 16) == 1 else ():  # box distances ~2
+        layer = model.get_layer(name)
+        kernel, bias = layer.get_weights()
+        layer.set_weights([kernel * 4.0, bias + 2.0])
     return model
 
 

@@ -122,7 +122,7 @@ class ModelFamily:
         shared = {"name", "trainable", "num_classes", "class_names", "letterbox", "preset",
                   "bounding_box_format", "include_rescaling", "dtype"}
         layout = {k: v for k, v in model.get_config().items() if k not in shared}
-        layout.update(strides=list(model.strides), reg_max=model.reg_max)
+        layout.update(strides=list(model.strides), reg_max=model.reg_max, heads=list(self.heads))
         return layout
 
     def ultralytics(self):

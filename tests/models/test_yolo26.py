@@ -134,6 +134,7 @@ def test_describe_model_names_the_family(tiny):
     info = describe_model(tiny)
     assert info["model"] == "YOLO26Detector" and info["family"] == "yolo26"
     assert info["layout"]["reg_max"] == 1 and info["layout"]["strides"] == [8, 16, 32]
+    assert info["layout"]["heads"] == ["one2many", "one2one"]
 
 
 # --- the importer: layouts of real Ultralytics models ---------------------------------
