@@ -138,23 +138,35 @@ def apply_c3k2_network(x, ch, c3k2_depths, c3k, psa_depth, activation="swish",
 
 
 class C3k2DetectorMixin(DetectHeadMixin):
-    """What YOLO11 and YOLO26 detectors share: their layout, config and presets.
+    """What YOLO11 and YOLO26 detectors share: constructor, layout, config and presets.
 
-    A subclass sets `PRESETS` (its presets module, with `get_preset`).
+    A subclass sets `PRESETS` (its presets module, with `get_preset`), the
+    network's variant (`SPPF_SHORTCUT`, `LAST_ATTENTION`: see
+    `apply_c3k2_network`) and `head_outputs(features, num_classes,
+    class_channels, activation)`, a static method returning the output dict.
+    The constructor's arguments are `YOLO11Detector`'s.
     """
 
     PRESETS = None
+    SPPF_SHORTCUT = False
+    LAST_ATTENTION = False
 
-    def _build(self, head_outputs, num_classes, stackwise_channels, c3k2_depths, c3k, psa_depth,
-               head_class_channels, include_rescaling, activation, bounding_box_format,
-               class_names, letterbox, preset, sppf_shortcut=False, last_attention=False,
-               **kwargs):
-        """Checks the arguments, builds the functional graph and stores the config.
-
-        `head_outputs(features, num_classes, head_class_channels, activation)`
-        returns the model's output dict; `sppf_shortcut` and `last_attention`
-        go to `apply_c3k2_network`; `kwargs` to `keras.Model`.
-        """
+    def __init__(
+        self,
+        num_classes,
+        stackwise_channels,
+        c3k2_depths,
+        c3k,
+        psa_depth=1,
+        head_class_channels=None,
+        include_rescaling=True,
+        activation="swish",
+        bounding_box_format="xyxy",
+        class_names=None,
+        letterbox=None,
+        preset=None,
+        **kwargs,
+    ):
         ch, c3k2_depths, c3k, psa_depth, head_class_channels = check_c3k2_layout(
             num_classes, stackwise_channels, c3k2_depths, c3k, psa_depth, head_class_channels)
         _boxes.check_format(bounding_box_format)
@@ -167,8 +179,8 @@ class C3k2DetectorMixin(DetectHeadMixin):
         if include_rescaling:
             x = keras.layers.Rescaling(1 / 255.0, name="rescaling")(x)
         features = apply_c3k2_network(x, ch, c3k2_depths, c3k, psa_depth, activation,
-                                      sppf_shortcut, last_attention)
-        outputs = head_outputs(features, num_classes, head_class_channels, activation)
+                                      self.SPPF_SHORTCUT, self.LAST_ATTENTION)
+        outputs = self.head_outputs(features, num_classes, head_class_channels, activation)
         super().__init__(inputs=images, outputs=outputs, **kwargs)
 
         self._set_common(num_classes, head_class_channels, include_rescaling, activation,
@@ -254,23 +266,4 @@ class YOLO11Detector(C3k2DetectorMixin, keras.Model):
     """
 
     PRESETS = yolo11_presets
-
-    def __init__(
-        self,
-        num_classes,
-        stackwise_channels,
-        c3k2_depths,
-        c3k,
-        psa_depth=1,
-        head_class_channels=None,
-        include_rescaling=True,
-        activation="swish",
-        bounding_box_format="xyxy",
-        class_names=None,
-        letterbox=None,
-        preset=None,
-        **kwargs,
-    ):
-        self._build(yolo11_head_outputs, num_classes, stackwise_channels, c3k2_depths, c3k,
-                    psa_depth, head_class_channels, include_rescaling, activation,
-                    bounding_box_format, class_names, letterbox, preset, **kwargs)
+    head_outputs = staticmethod(yolo11_head_outputs)

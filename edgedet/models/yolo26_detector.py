@@ -51,28 +51,12 @@ class YOLO26Detector(C3k2DetectorMixin, keras.Model):
     distances from the anchor centre in strides (`edgedet.decode.
     decode_distances`); classes are LOGITS.
 
-    Args:
-        num_classes: int. Number of classes.
-        stackwise_channels: list of 5 ints. The yaml's widths
-            `[64, 128, 256, 512, 1024]` after scaling (yolo26n:
-            `[16, 32, 64, 128, 256]`).
-        c3k2_depths: list of 8 ints. Inner blocks of the C3k2s at yaml
-            layers 2, 4, 6, 8, 13, 16, 19, 22.
-        c3k: list of 8 bools. Whether each of those C3k2s uses C3k blocks
-            (the last one's are attention blocks whatever it says).
-        psa_depth: int. PSABlocks in the C2PSA. Defaults to 1.
-        head_class_channels: int or None. Width of the class branches; None
-            uses Ultralytics' `max(p3_channels, min(num_classes, 100))`.
-            Defaults to None.
-        include_rescaling: bool. `Rescaling(1/255)` inside the model.
-            Defaults to True.
-        activation: str. Defaults to `"swish"`.
-        bounding_box_format: str. Defaults to `"xyxy"`.
-        class_names: list of str or None. Defaults to None (`class_0`, ...).
-        letterbox: `LetterboxConfig` or dict. Defaults to
-            `LetterboxConfig.ultralytics(640)`.
-        preset: str or None. Recorded only. Defaults to None.
-        **kwargs: passed to `keras.Model`.
+    Args: those of `YOLO11Detector` (`num_classes`, `stackwise_channels`,
+        `c3k2_depths`, `c3k`, `psa_depth`, `head_class_channels`,
+        `include_rescaling`, `activation`, `bounding_box_format`,
+        `class_names`, `letterbox`, `preset`), with yolo26.yaml's widths
+        (yolo26n: `[16, 32, 64, 128, 256]`); the last C3k2's `c3k` is
+        ignored (its inner blocks are attention blocks).
 
     Example:
     ```python
@@ -83,27 +67,9 @@ class YOLO26Detector(C3k2DetectorMixin, keras.Model):
     """
 
     PRESETS = yolo26_presets
-
-    def __init__(
-        self,
-        num_classes,
-        stackwise_channels,
-        c3k2_depths,
-        c3k,
-        psa_depth=1,
-        head_class_channels=None,
-        include_rescaling=True,
-        activation="swish",
-        bounding_box_format="xyxy",
-        class_names=None,
-        letterbox=None,
-        preset=None,
-        **kwargs,
-    ):
-        self._build(yolo26_head_outputs, num_classes, stackwise_channels, c3k2_depths, c3k,
-                    psa_depth, head_class_channels, include_rescaling, activation,
-                    bounding_box_format, class_names, letterbox, preset, sppf_shortcut=True,
-                    last_attention=True, **kwargs)
+    SPPF_SHORTCUT = True
+    LAST_ATTENTION = True
+    head_outputs = staticmethod(yolo26_head_outputs)
 
     @property
     def reg_max(self):

@@ -13,6 +13,7 @@ counted (yolo26n: 2,572,280; no DFL weights, reg_max is 1).
 """
 
 from edgedet.models.detector_common import preset_arguments
+from edgedet.models.yolo11_presets import PRESETS as YOLO11_PRESETS
 from edgedet.models.yolo11_presets import ultralytics_preset
 
 # name: (depth_multiple, width_multiple, max_channels), as in yolo11.yaml.
@@ -32,14 +33,8 @@ PRESETS = {
                              yaml_repeats=_YAML_REPEATS)
     for name, scale in _ULTRALYTICS_SCALES.items()
 }
-PRESETS["yolo26_tiny"] = {
-    "stackwise_channels": [8, 8, 16, 32, 64],
-    "c3k2_depths": [1] * 8,
-    "c3k": list(_YAML_C3K),
-    "psa_depth": 1,
-    "head_class_channels": None,
-    "letterbox": {"size": 64, "pad_position": "center", "pad_value": 114},
-}
+# yolo11_tiny's widths and depths, with yolo26.yaml's c3k.
+PRESETS["yolo26_tiny"] = dict(YOLO11_PRESETS["yolo11_tiny"], c3k=list(_YAML_C3K))
 
 
 def preset_names():
@@ -48,12 +43,5 @@ def preset_names():
 
 
 def get_preset(name):
-    """Returns a copy of the constructor arguments of preset `name`.
-
-    Args:
-        name: str. One of `preset_names()`.
-
-    Raises:
-        ValueError: for an unknown name, listing the valid ones.
-    """
+    """A copy of preset `name`'s constructor arguments; a `ValueError` names the valid ones."""
     return preset_arguments(PRESETS, name, "YOLO26")
