@@ -176,3 +176,10 @@ def test_unactivated_sppf_is_checked_per_family(tiny):
         check_activations(UltralyticsWeights({}, activations=dict(acts, **{
             "model.9.cv1": "SiLU"})), ("model.9.cv1",))
     check_activations(UltralyticsWeights({}))  # a bare state_dict: nothing to check
+
+
+def test_training_a_yolo26_is_refused_with_the_way_out(tiny):
+    from edgedet.train.trainer import DetectorTrainer
+
+    with pytest.raises(ValueError, match=r"reg_max 1, YOLO26.*edgedet import ultralytics"):
+        DetectorTrainer(tiny)
