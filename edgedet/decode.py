@@ -101,7 +101,8 @@ def decode(raw_boxes, raw_classes, image_size, strides=DEFAULT_STRIDES, reg_max=
 
     Args:
         raw_boxes: float tensor `[B, A, 4 * reg_max]`, DFL logits, ordered
-            left, top, right, bottom (each `reg_max` bins).
+            left, top, right, bottom (each `reg_max` bins; for reg_max 1 the
+            distances themselves, see `decode_distances`).
         raw_classes: float tensor `[B, A, C]`, class logits (or
             probabilities when `classes_are_logits=False`).
         image_size: int or `(height, width)`. Side of the model input; a
@@ -142,13 +143,34 @@ def decode(raw_boxes, raw_classes, image_size, strides=DEFAULT_STRIDES, reg_max=
             f"Expected raw classes of shape [B, {anchors}, C]; received shape "
             f"{raw_classes.shape}."
         )
-    distances = dfl_expectation(raw_boxes, reg_max)  # [B, A, 4] ltrb, in bins
+    # [B, A, 4] ltrb, in bins (reg_max 1: the head predicts them, no DFL).
+    distances = raw_boxes if reg_max == 1 else dfl_expectation(raw_boxes, reg_max)
     distances = distances * stride_per_anchor[:, None]
     top_left = center_xy - distances[..., :2]
     bottom_right = center_xy + distances[..., 2:]
     boxes = tf.concat([top_left, bottom_right], axis=-1)
     scores = tf.sigmoid(raw_classes) if classes_are_logits else raw_classes
     return boxes, scores
+
+
+def decode_distances(raw_boxes, raw_classes, image_size, strides=DEFAULT_STRIDES, reg_max=1,
+                     classes_are_logits=True):
+    """Decodes a head without DFL (YOLO26, reg_max 1) into xyxy boxes and class scores.
+
+    `raw_boxes` `[B, A, 4]` are the left, top, right, bottom distances from
+    the anchor centre in units of the level's stride, as Ultralytics'
+    `Detect` (`dfl` is `nn.Identity` for reg_max 1) then `dist2bbox(xywh=False)
+    * stride` read them. Otherwise as `decode`.
+
+    Raises:
+        ValueError: for a reg_max other than 1 (a DFL head: use `decode`).
+    """
+    if reg_max != 1:
+        raise ValueError(
+            f"decode_distances decodes heads of reg_max 1 (four distances per anchor); "
+            f"received reg_max {reg_max}. A DFL head is decoded by edgedet.decode.decode."
+        )
+    return decode(raw_boxes, raw_classes, image_size, strides, 1, classes_are_logits)
 
 
 def dfl_expectation(raw_boxes, reg_max=16):
@@ -168,5 +190,5 @@ def dfl_expectation(raw_boxes, reg_max=16):
     return tf.reduce_sum(probabilities * projection, axis=-1)
 
 
-__all__ = ["DEFAULT_STRIDES", "decode", "dfl_expectation", "is_static_size", "make_anchors",
-           "make_anchors_in_graph", "num_anchors"]
+__all__ = ["DEFAULT_STRIDES", "decode", "decode_distances", "dfl_expectation",
+           "is_static_size", "make_anchors", "make_anchors_in_graph", "num_anchors"]

@@ -17,8 +17,10 @@ def _make_decisive_tiny_model(preset="tiny", **kwargs):
     that runtimes legitimately round differently. This one draws BatchNorm
     statistics at random and scales the class-head kernels up (biased
     down), so agreement between runtimes means what it does for a trained
-    model. `kwargs` go to `from_preset(preset, ...)` (any family's preset,
-    e.g. `"yolo11_tiny"`).
+    model. A head without DFL (reg_max 1, YOLO26) predicts the box distances
+    themselves: they are made positive, as a trained model's are (random
+    ones give inverted boxes that no runtime agrees on). `kwargs` go to
+    `from_preset(preset, ...)` (any family's preset, e.g. `"yolo11_tiny"`).
     """
     keras = pytest.importorskip("keras")
     from edgedet.models import families
@@ -30,10 +32,15 @@ def _make_decisive_tiny_model(preset="tiny", **kwargs):
             n = layer.gamma.shape[0]
             layer.gamma.assign(rng.uniform(0.5, 1.5, n))
             layer.beta.assign(rng.normal(0.0, 0.2, n))
-    for name in families.family_of_model(model).head_output_layers[1::2]:  # class convs
+    head = families.family_of_model(model).head_output_layers
+    for name in head[1::2]:  # class convs
         layer = model.get_layer(name)
         kernel, bias = layer.get_weights()
         layer.set_weights([kernel * 15.0, bias - 2.0])
+    for name in head[0::2] if getattr(model, "reg_max", 16) == 1 else ():  # box distances ~2
+        layer = model.get_layer(name)
+        kernel, bias = layer.get_weights()
+        layer.set_weights([kernel * 4.0, bias + 2.0])
     return model
 
 
@@ -56,18 +63,21 @@ def _tool(name):
 
 
 def trained_like_ultralytics_state(name="yolov8n", seed=0):
-    """An Ultralytics YOLOv8 state_dict (80 classes) with trained-like statistics.
+    """An Ultralytics state_dict (80 classes; YOLOv8, YOLO11, YOLO26, ...) with trained-like
+    statistics.
 
     The layout is a real Ultralytics model's (`tests/fixtures/ultralytics/
     state_dict_shapes.json.gz`); the values come from `tools/
     make_ultralytics_fixture.py: synthetic_weights` (non-zero BatchNorm means
     and betas, varied variances, useful activation ranges), the DFL projection
-    is Ultralytics' fixed `arange(16)`, and the class outputs are made
-    decisive (kernels scaled up, biases down), as a trained model's are: a
+    is Ultralytics' fixed `arange(16)`, and the class outputs (both heads of
+    a YOLO26) are made decisive (kernels scaled up, biases down), as a
+    trained model's are: a
     model whose every score is about 0.5 hides what weights do to INT8.
     """
     import gzip
     import json
+    import re
     from pathlib import Path
 
     path = (Path(__file__).resolve().parent / "fixtures" / "ultralytics"
@@ -81,11 +91,16 @@ def trained_like_ultralytics_state(name="yolov8n", seed=0):
             state[key] = np.arange(16, dtype=np.float32).reshape(shape)
         elif key.endswith("num_batches_tracked"):
             state[key] = np.zeros(shape, np.int64)
+    class_output = re.compile(r"\.(one2one_)?cv3\.\d+\.2\.(weight|bias)$")
+    box_bias = re.compile(r"\.(one2one_)?cv2\.\d+\.2\.bias$")
     for key in state:
-        if ".cv3." in key and key.endswith(".2.weight"):
+        if class_output.search(key) and key.endswith(".weight"):
             state[key] = state[key] * 8.0
-        elif ".cv3." in key and key.endswith(".2.bias"):
+        elif class_output.search(key):
             state[key] = state[key] - 4.0
+        elif box_bias.search(key) and state[key].shape == (4,):
+            # reg_max 1 (YOLO26): the box outputs are the distances, positive when trained.
+            state[key] = state[key] + 2.0
     return state
 
 

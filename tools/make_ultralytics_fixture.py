@@ -10,7 +10,8 @@ ultralytics 8.4.190 and torch 2.13.0+cpu (recorded in each file's `config`):
         /work/venv-ul/bin/python tools/make_ultralytics_fixture.py tests/fixtures/ultralytics
 
 (Naming cases after the folder, e.g. `... tests/fixtures/ultralytics yolo11n
-yolo11s`, writes only those and leaves the shapes file as it is.)
+yolo11s`, writes only those and leaves the shapes file as it is; the name
+`shapes` writes the shapes file.)
 
 (`torch==2.13.0` is the CPU wheel on these machines; an unpinned `torch`
 may pull a multi-GB CUDA build.) No weights are downloaded: the models are
@@ -24,15 +25,23 @@ It writes, into the output folder:
   scale, or the real `yolo11n.yaml` / `yolo11s.yaml`,
   the uint8 input images, and Ultralytics' eval-mode outputs (raw DFL box
   logits `[B, 64, A]`, raw class logits `[B, nc, A]`, and the decoded
-  `[B, 4 + nc, A]`: xywh in pixels and sigmoid scores). The weights are not
+  `[B, 4 + nc, A]`: xywh in pixels and sigmoid scores). A YOLO26 case
+  (`yolo26n.yaml`, `yolo26s.yaml`: two heads, reg_max 1) has the
+  one-to-many head's outputs under those names (raw boxes `[B, 4, A]`, the
+  four distances), the one-to-one head's raw outputs as `one2one_raw_boxes`
+  and `one2one_raw_scores`, and `one2one_detections` `[B, 300, 6]`: what
+  Ultralytics' eval-mode forward returns with `model.end2end = True`, its
+  NMS-free selection (top 300 anchors by best class score, then top 300 of
+  their 300 x nc scores; x1, y1, x2, y2 in input pixels, score, class). The
+  weights are not
   stored (about 4 MB per case): every float tensor except the DFL
   conv is drawn by `synthetic_weights` from numpy's frozen `RandomState`
   stream, which the test calls again; a sha256 of the drawn weights is
   stored so the test knows it rebuilt exactly what Ultralytics ran.
 - `state_dict_shapes.json.gz`: the state_dict keys and shapes of real
-  Ultralytics models (YOLOv8 n-x at 80 classes, and the families edgedet
-  refuses: YOLOv5u, YOLO11, YOLOv8-p2, segmentation, pose, OBB,
-  classification), for the importer's layout and error tests.
+  Ultralytics models (YOLOv8 n-x, YOLO11n and YOLO26 n-x at 80 classes, and
+  the models edgedet refuses: YOLOv5u, YOLOv10, YOLOv8-p2, segmentation, pose,
+  OBB, classification), for the importer's layout and error tests.
 
 This module imports only numpy at import time: the test loads
 `synthetic_weights` and `weights_digest` from it without torch.
@@ -63,6 +72,11 @@ CASES = {
     # runs on the 1/32 map), the weights full size.
     "yolo11n": (0.50, 0.25, 1024, 80, 2, 64, 96, 2, "yolo11n.yaml"),
     "yolo11s": (0.50, 0.50, 1024, 3, 1, 96, 128, 3, "yolo11s.yaml"),
+    # The real yolo26n (80 classes) and yolo26s (3 classes, two images): both
+    # heads. The images give more than 300 anchors (630), so the NMS-free
+    # output has its full 300 rows.
+    "yolo26n": (0.50, 0.25, 1024, 80, 1, 160, 192, 4, "yolo26n.yaml"),
+    "yolo26s": (0.50, 0.50, 1024, 3, 2, 192, 160, 5, "yolo26s.yaml"),
 }
 
 # Models whose state_dict keys and shapes are recorded (yaml, task, nc).
@@ -74,6 +88,12 @@ SHAPE_MODELS = {
     "yolov8x": ("yolov8x.yaml", "detect", 80),
     "yolov5nu": ("yolov5n.yaml", "detect", 80),
     "yolo11n": ("yolo11n.yaml", "detect", 80),
+    "yolo26n": ("yolo26n.yaml", "detect", 80),
+    "yolo26s": ("yolo26s.yaml", "detect", 80),
+    "yolo26m": ("yolo26m.yaml", "detect", 80),
+    "yolo26l": ("yolo26l.yaml", "detect", 80),
+    "yolo26x": ("yolo26x.yaml", "detect", 80),
+    "yolov10n": ("yolov10n.yaml", "detect", 80),
     "yolov8n-p2": ("yolov8n-p2.yaml", "detect", 80),
     "yolov8n-seg": ("yolov8n-seg.yaml", "segment", 80),
     "yolov8n-pose": ("yolov8n-pose.yaml", "pose", 1),
@@ -177,13 +197,25 @@ def make_case(name, out_dir):
     images = rng.randint(0, 256, (batch, height, width_px, 3)).astype(np.uint8)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
     with torch.no_grad():
+        model.end2end = False  # a YOLO26's one-to-many head, as for the other families
         decoded, raw = model(x)
+    two_heads = "one2one" in raw
+    if two_heads:
+        raw, one2one = raw["one2many"], raw["one2one"]
+        model.end2end = True
+        with torch.no_grad():
+            detections = model(x)[0]
     fixed = {k: v.numpy() for k, v in state.items() if not is_random(k)}
     arrays = {
         "images": images,
         "decoded": decoded.numpy().astype(np.float32),
         "raw_boxes": raw["boxes"].numpy().astype(np.float32),
         "raw_scores": raw["scores"].numpy().astype(np.float32),
+        **({
+            "one2one_raw_boxes": one2one["boxes"].numpy().astype(np.float32),
+            "one2one_raw_scores": one2one["scores"].numpy().astype(np.float32),
+            "one2one_detections": detections.numpy().astype(np.float32),
+        } if two_heads else {}),
         "random_keys": np.array(json.dumps(shapes)),
         "fixed_keys": np.array(json.dumps(sorted(fixed))),
         "config": np.array(
@@ -240,8 +272,9 @@ def make_shapes(out_dir):
 
 
 def main(argv):
-    """`OUT_DIR [CASE ...]`: every case and the shapes file, or only the named cases."""
-    if not argv or any(name not in CASES for name in argv[1:]):
+    """`OUT_DIR [CASE ...]`: every case and the shapes file, or only the named cases
+    (`shapes`: the shapes file)."""
+    if not argv or any(name not in CASES and name != "shapes" for name in argv[1:]):
         print(__doc__)
         print(f"Cases: {list(CASES)}")
         return 2
@@ -250,9 +283,9 @@ def main(argv):
     import torch
 
     torch.manual_seed(0)
-    for name in argv[1:] or CASES:
+    for name in [n for n in argv[1:] if n != "shapes"] or ([] if argv[1:] else CASES):
         make_case(name, out_dir)
-    if not argv[1:]:
+    if not argv[1:] or "shapes" in argv[1:]:
         make_shapes(out_dir)
     return 0
 

@@ -1,4 +1,4 @@
-"""The model families in Keras 3 (YOLOv8, YOLO11): detectors, presets, importers.
+"""The model families in Keras 3 (YOLOv8, YOLO11, YOLO26): detectors, presets, importers.
 
 The names below are imported lazily (PEP 562), so `edgedet.models.preset_names`
 and `get_preset` (every family's presets, from `edgedet.models.families`) cost
@@ -11,6 +11,7 @@ import importlib
 _EXPORTS = {
     "YOLOV8Detector": "edgedet.models.yolo_v8_detector",
     "YOLO11Detector": "edgedet.models.yolo11_detector",
+    "YOLO26Detector": "edgedet.models.yolo26_detector",
     "PRESETS": "edgedet.models.yolo_v8_presets",
     "preset_names": "edgedet.models.families",
     "get_preset": "edgedet.models.families",

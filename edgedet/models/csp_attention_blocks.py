@@ -1,4 +1,4 @@
-"""Blocks of Ultralytics' newer families (YOLO11, and YOLO26 after it): C3k2, C3k, C2PSA.
+"""Blocks of Ultralytics' newer families (YOLO11, YOLO26): C3k2, C3k, C2PSA.
 
 Functional helpers, like `edgedet.models.yolo_v8_layers` (whose `apply_conv_bn`
 they build on): each takes a Keras tensor and returns one, creating named
@@ -9,7 +9,8 @@ mirrors the Ultralytics module of the same name in
 - `apply_dwconv_bn`: `DWConv` (3x3 depthwise conv, BatchNorm, SiLU).
 - `apply_bottleneck`: `Bottleneck(c, c, shortcut, k=(3, 3), e)`.
 - `apply_c3k`: `C3k(c, c, n=2, e=0.5, k=3)` (a C3 of 3x3 bottlenecks).
-- `apply_c3k2`: `C3k2` (C2f's outer shape; inner `Bottleneck` e=0.5, or `C3k`).
+- `apply_c3k2`: `C3k2` (C2f's outer shape; inner `Bottleneck` e=0.5, or `C3k`,
+  or YOLO26's `Bottleneck` + `PSABlock`).
 - `apply_attention`: `Attention` (fused 1x1 qkv laid out per head as
   `[q key_dim, k key_dim, v head_dim]`, key_dim = head_dim / 2, scale
   key_dim^-0.5, softmax over keys, a 3x3 depthwise `pe` on v added to the
@@ -93,8 +94,8 @@ def apply_c3k(inputs, channels, depth=2, shortcut=True, activation="swish", name
 
 
 def apply_c3k2(inputs, channels, depth, c3k=False, expansion=0.5, shortcut=True,
-               activation="swish", name="c3k2"):
-    """C2f with `C3k` or `Bottleneck` inner blocks (Ultralytics `C3k2`).
+               activation="swish", name="c3k2", attention=False):
+    """C2f with `C3k`, `Bottleneck` or attention inner blocks (Ultralytics `C3k2`).
 
     Args:
         inputs: Keras tensor, NHWC.
@@ -107,12 +108,20 @@ def apply_c3k2(inputs, channels, depth, c3k=False, expansion=0.5, shortcut=True,
         shortcut: bool. Residuals in the inner blocks. Defaults to True.
         activation: str. Defaults to `"swish"`.
         name: str. Layer name prefix (`{name}_cv1`, `_m{k}`, `_cv2`).
+        attention: bool. Inner blocks are a `Bottleneck` (e=0.5, `{name}_m{k}`)
+            then a `PSABlock` (`{name}_m{k}_psa`), whatever `c3k` says
+            (YOLO26's layer 22, `C3k2(..., attn=True)`). Defaults to False.
     """
     hidden = int(channels * expansion)
     pre = apply_conv_bn(inputs, 2 * hidden, activation=activation, name=f"{name}_cv1")
     outputs = list(ChannelSplit(2, name=f"{name}_split")(pre))
     for k in range(depth):
-        if c3k:
+        if attention:
+            x = apply_bottleneck(outputs[-1], hidden, 0.5, shortcut, activation,
+                                 name=f"{name}_m{k}")
+            x = apply_psa_block(x, attention_heads(hidden), True, activation,
+                                name=f"{name}_m{k}_psa")
+        elif c3k:
             x = apply_c3k(outputs[-1], hidden, 2, shortcut, activation, name=f"{name}_m{k}")
         else:
             x = apply_bottleneck(outputs[-1], hidden, 0.5, shortcut, activation,

@@ -1,4 +1,4 @@
-"""What every `Detect`-head detector class shares (YOLOv8, YOLO11): argument checks,
+"""What every `Detect`-head detector class shares (YOLOv8, YOLO11, YOLO26): argument checks,
 strides, reg_max, the default inference settings and the raw head's outputs.
 
 No Keras import at import time: the mixin is mixed into each family's `keras.Model`
@@ -113,15 +113,21 @@ class DetectHeadMixin:
         )
 
 
-def raw_head_outputs(box_levels, class_levels):
+def raw_head_outputs(box_levels, class_levels, prefix=""):
     """The raw head as every family's `call()` returns it: `{"boxes": [B, A, 4 * reg_max],
-    "classes": [B, A, C]}` (logits), levels concatenated stride 8, 16, 32, in float32."""
+    "classes": [B, A, C]}` (logits), levels concatenated stride 8, 16, 32, in float32.
+
+    `prefix` names a second head's outputs and layers (`"one2one_"`:
+    `{"one2one_boxes", "one2one_classes"}`). Defaults to `""`.
+    """
     from edgedet.backend import keras
 
     keras = keras()
-    box_out = keras.layers.Concatenate(axis=1, name="box_concat")(box_levels)
-    class_out = keras.layers.Concatenate(axis=1, name="class_concat")(class_levels)
+    box_out = keras.layers.Concatenate(axis=1, name=f"{prefix}box_concat")(box_levels)
+    class_out = keras.layers.Concatenate(axis=1, name=f"{prefix}class_concat")(class_levels)
     return {
-        "boxes": keras.layers.Activation("linear", dtype="float32", name="boxes")(box_out),
-        "classes": keras.layers.Activation("linear", dtype="float32", name="classes")(class_out),
+        f"{prefix}boxes": keras.layers.Activation(
+            "linear", dtype="float32", name=f"{prefix}boxes")(box_out),
+        f"{prefix}classes": keras.layers.Activation(
+            "linear", dtype="float32", name=f"{prefix}classes")(class_out),
     }

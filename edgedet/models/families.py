@@ -24,7 +24,7 @@ family_of_model(model) is family      # True
 import dataclasses
 import importlib
 
-from edgedet.models import yolo11_presets, yolo_v8_presets
+from edgedet.models import yolo11_presets, yolo26_presets, yolo_v8_presets
 from edgedet.suggest import closest
 
 DFL_DECODE = "edgedet.decode:decode"
@@ -121,7 +121,7 @@ class ModelFamily:
         shared = {"name", "trainable", "num_classes", "class_names", "letterbox", "preset",
                   "bounding_box_format", "include_rescaling", "dtype"}
         layout = {k: v for k, v in model.get_config().items() if k not in shared}
-        layout.update(strides=list(model.strides), reg_max=model.reg_max)
+        layout.update(strides=list(model.strides), reg_max=model.reg_max, heads=list(self.heads))
         return layout
 
     def ultralytics(self):
@@ -163,6 +163,21 @@ _FAMILIES = {
         head_output_layers=_head_outputs("yolo11_head"),
         input_layers=("rescaling",),
         ultralytics_path="edgedet.models.yolo11_ultralytics",
+    ),
+    "yolo26": ModelFamily(
+        name="yolo26",
+        title="YOLO26",
+        model_class_path="edgedet.models.yolo26_detector:YOLO26Detector",
+        registered_names=("edgedet>YOLO26Detector", "edgedet>MultiHeadAttention2D"),
+        preset_names=yolo26_presets.preset_names,
+        get_preset=yolo26_presets.get_preset,
+        # The one-to-many head's, then the one-to-one head's.
+        head_output_layers=_head_outputs("yolo26_head") + _head_outputs("yolo26_one2one_head"),
+        input_layers=("rescaling",),
+        decode_path="edgedet.decode:decode_distances",
+        head_bias_init_path="edgedet.models.yolo26_detector:init_head_biases",
+        ultralytics_path="edgedet.models.yolo26_ultralytics",
+        heads=("one2many", "one2one"),
     ),
 }
 _BUILT_IN = tuple(_FAMILIES)

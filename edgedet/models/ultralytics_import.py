@@ -1,16 +1,17 @@
 """Import Ultralytics detection weights into an edgedet model of the right family.
 
-The checkpoint's family (YOLOv8, YOLO11, ...) is recognised from its keys:
-each row of `edgedet.models.families` with an Ultralytics key map
-(`ModelFamily.ultralytics_path`: `why_not`, `infer_layout`,
-`matching_preset`, `weight_table`, `HEAD`, `PRESET_PREFIX`) is asked in
-turn, after the checks every family shares (a segmentation, pose, OBB or
-classification model, or an NMS-free one-to-one head, is refused with the
-reason). The layout is read from the tensor shapes, so custom scales import
-too. A `Conv` is a Conv2d without bias (OIHW, transposed to Keras' HWIO) and
-a BatchNorm2d whose eps (1e-3 in Ultralytics; read from the module when a
-model is given) is folded into the running variance when it differs from
-Keras' 1e-3; a depthwise Conv2d (OIHW with I = 1) becomes Keras' HWC1.
+The checkpoint's family (YOLOv8, YOLO11, YOLO26, ...) is recognised from its
+keys: each row of `edgedet.models.families` with an Ultralytics key map
+(`ModelFamily.ultralytics_path`: `why_not`, `infer_layout`, `matching_preset`,
+`weight_table`, `HEAD`, `PRESET_PREFIX`, and optionally `UNACTIVATED`, the
+modules it builds without activation) is asked in turn, after the checks every
+family shares (a segmentation, pose, OBB or classification model is refused
+with the reason, and an NMS-free one-to-one head by every family whose `heads`
+lack `"one2one"`). The layout is read from the tensor shapes, so custom scales
+import too. A `Conv` is a Conv2d without bias (OIHW, transposed to Keras' HWIO)
+and a BatchNorm2d whose eps (1e-3 in Ultralytics; read from the module when a
+model is given) is folded into the running variance when it differs from Keras'
+1e-3; a depthwise Conv2d (OIHW with I = 1) becomes Keras' HWC1.
 
 Sources (checkpoint, state_dict file, `.npz`, dict, torch module) are read by
 `edgedet.models.ultralytics_weights`; its public names are re-exported here.
@@ -27,6 +28,7 @@ from edgedet.config import LetterboxConfig
 from edgedet.models.ultralytics_weights import (  # noqa: F401  (re-exported)
     UltralyticsImportError,
     UltralyticsWeights,
+    check_activations,
     module_keys,
     read_ultralytics_weights,
 )
@@ -51,7 +53,14 @@ def _task_problem(state_dict):
     if any(k.startswith("cv4.") for k in head):
         what = "an oriented-box (OBB) model" if shape[:1] == (1,) else "a pose model"
         return f"it is {what} (model.{last} has an extra 'cv4' branch)"
-    if any(k.startswith("one2one_") for k in head):
+    return None
+
+
+def _head_problem(state_dict, family):
+    """Why `family` cannot take the heads of `state_dict`, or None."""
+    modules = module_keys(state_dict)
+    last = max(modules)
+    if "one2one" not in family.heads and any(k.startswith("one2one_") for k in modules[last]):
         return f"it has an NMS-free one-to-one head at model.{last} (YOLOv10 / YOLO26 style)"
     return None
 
@@ -85,7 +94,7 @@ def recognise(state_dict):
     reasons = []
     if problem is None:
         for family, keymap in _keymaps():
-            reason = keymap.why_not(state_dict)
+            reason = _head_problem(state_dict, family) or keymap.why_not(state_dict)
             if reason is None:
                 return family, keymap
             reasons.append(f"not {family.title}: {reason}")
@@ -108,10 +117,18 @@ def infer_layout(state_dict):
     return recognise(state_dict)[1].infer_layout(state_dict)
 
 
-def matching_preset(layout):
-    """Returns the preset (`"yolov8n"`, `"yolo11s"`, ...) `layout` equals, else None."""
-    for _, keymap in _keymaps():
-        preset = keymap.matching_preset(layout)
+def matching_preset(layout, family=None):
+    """Returns the preset (`"yolov8n"`, `"yolo11s"`, ...) `layout` equals, else None.
+
+    Args:
+        layout: dict, as `infer_layout` returns it.
+        family: str or None. The family whose presets to compare with. None
+            asks every family in table order; name it where two families'
+            layouts share their arguments (yolo26m's equal yolo11m's).
+            Defaults to None.
+    """
+    for row, keymap in _keymaps():
+        preset = keymap.matching_preset(layout) if family in (None, row.name) else None
         if preset is not None:
             return preset
     return None
@@ -217,11 +234,13 @@ def copy_weights(weights, model, keymap=None):
     weights = read_ultralytics_weights(weights)
     if keymap is None:
         keymap = recognise(weights.state_dict)[1]
+    check_activations(weights, getattr(keymap, "UNACTIVATED", ()))
     copier = _Copier(model, weights)
     table = keymap.weight_table(model)
     for prefix, name, kind in table:
         getattr(copier, kind)(prefix, name)
-    copier.dfl(keymap.HEAD, model.reg_max)
+    if model.reg_max > 1:  # reg_max 1 (YOLO26): no DFL, Ultralytics' `dfl` is an Identity
+        copier.dfl(keymap.HEAD, model.reg_max)
     unused = sorted(set(weights.state_dict) - copier.used)
     from edgedet.models import families
 
@@ -249,7 +268,7 @@ def from_ultralytics(source, size=None, num_classes=None, class_names=None, imag
                      trust_pickle=False):
     """Converts Ultralytics detection weights into an edgedet model of their family.
 
-    The family (YOLOv8, YOLO11) is recognised from the keys. The model
+    The family (YOLOv8, YOLO11, YOLO26) is recognised from the keys. The model
     carries Ultralytics' preprocessing (centred letterbox, pad 114, RGB,
     /255) and the default class-aware NMS, so exporting it needs no extra
     settings.
@@ -259,7 +278,7 @@ def from_ultralytics(source, size=None, num_classes=None, class_names=None, imag
             is a pickle, read only with `trust_pickle`.
         size: str or None. `"n"`, `"s"`, `"m"`, `"l"` or `"x"`: check that
             the weights are that scale of the family's yaml (`yolov8.yaml`,
-            `yolo11.yaml`). Defaults to None (any layout, read from the
+            `yolo11.yaml`, `yolo26.yaml`). Defaults to None (any layout, read from the
             tensor shapes).
         num_classes: int or None. Check the class count. Defaults to None.
         class_names: list of str or None. Defaults to the checkpoint's names,
@@ -268,8 +287,9 @@ def from_ultralytics(source, size=None, num_classes=None, class_names=None, imag
             training `imgsz`, else 640.
 
     Returns:
-        An edgedet detector (`YOLOV8Detector`, `YOLO11Detector`) whose raw
-        head equals the Ultralytics model's (box DFL logits and class logits).
+        An edgedet detector (`YOLOV8Detector`, `YOLO11Detector`,
+        `YOLO26Detector`) whose raw head (both heads for YOLO26) equals the
+        Ultralytics model's (box DFL logits, or distances, and class logits).
 
     Example:
     ```python

@@ -1,4 +1,6 @@
-"""Read Ultralytics detection weights (YOLOv8, YOLO11) into numpy arrays (`UltralyticsWeights`).
+"""Read Ultralytics detection weights (YOLOv8, YOLO11, YOLO26) into numpy arrays.
+
+The arrays and what the file says about them are an `UltralyticsWeights`.
 
 Sources: an Ultralytics checkpoint (`best.pt`, a pickle of ultralytics
 classes: needs the `ultralytics` package, and runs code stored in the file,
@@ -39,8 +41,9 @@ def module_keys(state_dict):
     return groups
 
 
-# Convs that Ultralytics builds with act=False: the attention's qkv, proj and
-# pe, and a PSABlock FFN's second conv (YOLO11's C2PSA).
+# Convs that Ultralytics builds with act=False in every family: the attention's
+# qkv, proj and pe, and a PSABlock FFN's second conv (YOLO11's C2PSA). A family
+# adds its own (YOLO26: the SPPF's cv1) by its key map's `UNACTIVATED`.
 _UNACTIVATED = re.compile(r"\.(attn\.(qkv|proj|pe)|ffn\.1)$")
 
 
@@ -59,6 +62,9 @@ class UltralyticsWeights:
             entry means Ultralytics' 1e-3.
         image_size: int or None. The training `imgsz` of a checkpoint.
         source: str. Where the weights came from (for messages).
+        activations: dict or None. `{"model.9.cv1": "Identity", ...}`, the
+            activation of every `Conv` / `DWConv` of a model (checked by
+            `check_activations`); None when the source is a bare state_dict.
     """
 
     state_dict: dict
@@ -66,6 +72,38 @@ class UltralyticsWeights:
     bn_epsilon: dict = dataclasses.field(default_factory=dict)
     image_size: int = None
     source: str = "the state_dict"
+    activations: dict = None
+
+
+def check_activations(weights, unactivated=()):
+    """Checks that a model's convolutions are activated as edgedet's family's are.
+
+    Every `Conv` / `DWConv` must use SiLU, but an attention block's (none),
+    and the modules named in `unactivated` must have none (YOLO26's
+    `model.9.cv1`). Nothing is checked for a bare state_dict.
+
+    Args:
+        weights: `UltralyticsWeights`.
+        unactivated: iterable of str. Module names the family builds with
+            `act=False`. Defaults to `()`.
+
+    Raises:
+        UltralyticsImportError: naming the first module that differs.
+    """
+    unactivated = set(unactivated)
+    for name, act in (weights.activations or {}).items():
+        if name in unactivated:
+            if act != "Identity":
+                raise UltralyticsImportError(
+                    f"{weights.source}: module '{name}' uses activation {act}; edgedet's model "
+                    "of this family has none there."
+                )
+        elif act != "SiLU" and not (act == "Identity" and _UNACTIVATED.search(name)):
+            raise UltralyticsImportError(
+                f"{weights.source}: module '{name}' uses activation {act}; edgedet's models use "
+                "SiLU in every convolution but an attention block's (and a YOLO26 SPPF's "
+                "model.9.cv1)."
+            )
 
 
 def _to_numpy(value, key):
@@ -120,19 +158,13 @@ def _from_module(model, checkpoint=None, source="model"):
         raise UltralyticsImportError(
             f"{source} sets activation {yaml['activation']!r}; edgedet's models use SiLU."
         )
-    bn_epsilon = {}
+    bn_epsilon, activations = {}, {}
     for name, module in model.named_modules():
         kind = type(module).__name__
         if kind == "BatchNorm2d":
             bn_epsilon[name] = float(module.eps)
         elif kind in ("Conv", "DWConv") and hasattr(module, "act"):
-            act = type(module.act).__name__
-            if act != "SiLU" and not (act == "Identity" and _UNACTIVATED.search(name)):
-                raise UltralyticsImportError(
-                    f"{source}: module '{name}' uses activation {act}; edgedet's models use "
-                    "SiLU in every convolution but an attention block's (a YOLO26-style SPPF has "
-                    "none on model.9.cv1)."
-                )
+            activations[name] = type(module.act).__name__
     args = (checkpoint or {}).get("train_args") or getattr(model, "args", None)
     return UltralyticsWeights(
         state_dict=_state_dict(model.state_dict(), source),
@@ -140,6 +172,7 @@ def _from_module(model, checkpoint=None, source="model"):
         bn_epsilon=bn_epsilon,
         image_size=_image_size(args),
         source=source,
+        activations=activations,
     )
 
 

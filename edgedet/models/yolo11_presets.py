@@ -26,24 +26,36 @@ _ULTRALYTICS_SCALES = {
 _YAML_C3K = (False, False, True, True, False, False, False, True)
 
 
-def _ultralytics_preset(depth, width, max_channels, force_c3k):
+def ultralytics_preset(depth, width, max_channels, force_c3k, yaml_c3k=_YAML_C3K,
+                       yaml_repeats=(2,) * 8):
+    """The constructor arguments of a scale of a C3k2 yaml (`yolo11.yaml`, `yolo26.yaml`).
+
+    Args:
+        depth, width, max_channels: the yaml's scale.
+        force_c3k: bool. Every C3k2 uses C3k (parse_model does it for m, l, x).
+        yaml_c3k: 8 bools. The yaml's `c3k` of each C3k2. Defaults to YOLO11's.
+        yaml_repeats: 8 ints. The yaml's repeats of each C3k2. Defaults to 2 each.
+    """
     def channels(c):
         # Ultralytics' make_divisible(min(c, max_channels) * width, 8).
         return int(-(-min(c, max_channels) * width // 8) * 8)
 
-    repeats = max(round(2 * depth), 1)
+    def repeats(n):
+        # parse_model: `max(round(n * depth), 1) if n > 1 else n`.
+        return max(round(n * depth), 1) if n > 1 else n
+
     return {
         "stackwise_channels": [channels(c) for c in (64, 128, 256, 512, 1024)],
-        "c3k2_depths": [repeats] * 8,
-        "c3k": [True] * 8 if force_c3k else list(_YAML_C3K),
-        "psa_depth": repeats,
+        "c3k2_depths": [repeats(n) for n in yaml_repeats],
+        "c3k": [True] * 8 if force_c3k else list(yaml_c3k),
+        "psa_depth": repeats(2),
         "head_class_channels": None,
         "letterbox": {"size": 640, "pad_position": "center", "pad_value": 114},
     }
 
 
 PRESETS = {
-    name: _ultralytics_preset(*scale, force_c3k=name[-1] in "mlx")
+    name: ultralytics_preset(*scale, force_c3k=name[-1] in "mlx")
     for name, scale in _ULTRALYTICS_SCALES.items()
 }
 PRESETS["yolo11_tiny"] = {

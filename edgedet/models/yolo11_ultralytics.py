@@ -24,6 +24,7 @@ and `m.k.ffn.0/1 -> stack4_c2psa_m{k}_ffn1/_ffn2`.
 
 from edgedet.models.ultralytics_weights import module_keys
 from edgedet.models.yolo_v8_ultralytics import (
+    REG_MAX,
     check_reg_max,
     count_blocks,
     match_preset,
@@ -53,6 +54,10 @@ def why_not(state_dict):
         return "it has no C2PSA attention block at model.10"
     if not any(k.startswith("cv3.0.0.0.") for k in head):
         return "its class branch is not depthwise (a `legacy` YOLOv8-style head)"
+    box = state_dict.get(f"{HEAD}.cv2.0.2.weight")
+    if box is not None and box.shape[0] != 4 * REG_MAX:
+        return (f"its box branch has reg_max {box.shape[0] // 4} (YOLO11 has {REG_MAX}; "
+                "reg_max 1 is YOLO26's)")
     return None
 
 
@@ -63,6 +68,15 @@ def infer_layout(state_dict):
         UltralyticsImportError: for a missing tensor or a reg_max other than 16.
     """
     check_reg_max(state_dict, HEAD, "YOLO11")
+    return read_layout(state_dict)
+
+
+def read_layout(state_dict):
+    """The arguments of a C3k2 detector (YOLO11's, YOLO26's) read from tensor shapes.
+
+    Raises:
+        UltralyticsImportError: for a missing tensor.
+    """
     return {
         "num_classes": out_channels(state_dict, f"{HEAD}.cv3.0.2.weight"),
         "stackwise_channels": [
@@ -93,17 +107,38 @@ def weight_table(model):
     Args:
         model: edgedet `YOLO11Detector` (its depths and `c3k` select the blocks).
     """
+    return network_table(model) + head_table(HEAD, "yolo11_head")
+
+
+def network_table(model, last_attention=False):
+    """The weight table of the network up to the head (YOLO11's, and YOLO26's).
+
+    Args:
+        model: edgedet detector with `c3k2_depths`, `c3k` and `psa_depth`.
+        last_attention: bool. The last C3k2 (model.22) has YOLO26's inner
+            blocks: `m.k.0` a Bottleneck (`{c}_m{k}_1/_2`) and `m.k.1` a
+            PSABlock (`{c}_m{k}_psa_*`). Defaults to False.
+    """
     table = [(f"model.{i}", name, "conv_bn") for i, name in CONVS.items()]
 
     def bottleneck(prefix, name):
         table.append((f"{prefix}.cv1", f"{name}_1", "conv_bn"))
         table.append((f"{prefix}.cv2", f"{name}_2", "conv_bn"))
 
+    def psa_block(prefix, name):
+        for part in ("qkv", "proj", "pe"):
+            table.append((f"{prefix}.attn.{part}", f"{name}_attn_{part}", "conv_bn"))
+        table.append((f"{prefix}.ffn.0", f"{name}_ffn1", "conv_bn"))
+        table.append((f"{prefix}.ffn.1", f"{name}_ffn2", "conv_bn"))
+
     for (index, name), depth, c3k in zip(C3K2.items(), model.c3k2_depths, model.c3k):
         table.append((f"model.{index}.cv1", f"{name}_cv1", "conv_bn"))
         for k in range(depth):
             inner, block = f"model.{index}.m.{k}", f"{name}_m{k}"
-            if c3k:
+            if last_attention and index == max(C3K2):
+                bottleneck(f"{inner}.0", block)
+                psa_block(f"{inner}.1", f"{block}_psa")
+            elif c3k:
                 for cv in ("cv1", "cv2", "cv3"):
                     table.append((f"{inner}.{cv}", f"{block}_{cv}", "conv_bn"))
                 for j in range(2):
@@ -115,19 +150,29 @@ def weight_table(model):
     table.append(("model.9.cv2", "stack4_spp_fast_output", "conv_bn"))
     table.append(("model.10.cv1", "stack4_c2psa_cv1", "conv_bn"))
     for k in range(model.psa_depth):
-        inner, block = f"model.10.m.{k}", f"stack4_c2psa_m{k}"
-        for part in ("qkv", "proj", "pe"):
-            table.append((f"{inner}.attn.{part}", f"{block}_attn_{part}", "conv_bn"))
-        table.append((f"{inner}.ffn.0", f"{block}_ffn1", "conv_bn"))
-        table.append((f"{inner}.ffn.1", f"{block}_ffn2", "conv_bn"))
+        psa_block(f"model.10.m.{k}", f"stack4_c2psa_m{k}")
     table.append(("model.10.cv2", "stack4_c2psa_cv2", "conv_bn"))
+    return table
+
+
+def head_table(head, name, prefix=""):
+    """The weight table of a YOLO11-style `Detect` head's branches.
+
+    Args:
+        head: str. The head module (`"model.23"`).
+        name: str. The edgedet head's layer prefix (`"yolo11_head"`).
+        prefix: str. The Ultralytics branches' prefix: `""` (`cv2`/`cv3`) or
+            `"one2one_"` (YOLO26's one-to-one head). Defaults to `""`.
+    """
+    table = []
     for i in range(3):
-        level = f"yolo11_head_{i + 1}"
-        table.append((f"{HEAD}.cv2.{i}.0", f"{level}_box_1", "conv_bn"))
-        table.append((f"{HEAD}.cv2.{i}.1", f"{level}_box_2", "conv_bn"))
-        table.append((f"{HEAD}.cv2.{i}.2", f"{level}_box_3_conv", "conv"))
+        level = f"{name}_{i + 1}"
+        box, cls = f"{head}.{prefix}cv2.{i}", f"{head}.{prefix}cv3.{i}"
+        table.append((f"{box}.0", f"{level}_box_1", "conv_bn"))
+        table.append((f"{box}.1", f"{level}_box_2", "conv_bn"))
+        table.append((f"{box}.2", f"{level}_box_3_conv", "conv"))
         for j in range(2):
-            table.append((f"{HEAD}.cv3.{i}.{j}.0", f"{level}_class_{j + 1}_dw", "conv_bn"))
-            table.append((f"{HEAD}.cv3.{i}.{j}.1", f"{level}_class_{j + 1}", "conv_bn"))
-        table.append((f"{HEAD}.cv3.{i}.2", f"{level}_class_3_conv", "conv"))
+            table.append((f"{cls}.{j}.0", f"{level}_class_{j + 1}_dw", "conv_bn"))
+            table.append((f"{cls}.{j}.1", f"{level}_class_{j + 1}", "conv_bn"))
+        table.append((f"{cls}.2", f"{level}_class_3_conv", "conv"))
     return table

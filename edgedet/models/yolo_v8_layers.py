@@ -109,7 +109,7 @@ def apply_c2f(inputs, channels, depth, shortcut=True, activation="swish", name="
     return apply_conv_bn(x, channels, activation=activation, name=f"{name}_output")
 
 
-def apply_sppf(inputs, pool_size=5, activation="swish", name="spp_fast"):
+def apply_sppf(inputs, pool_size=5, activation="swish", name="spp_fast", shortcut=False):
     """Spatial pyramid pooling, fast (Ultralytics `SPPF`, k=5).
 
     Args:
@@ -117,9 +117,13 @@ def apply_sppf(inputs, pool_size=5, activation="swish", name="spp_fast"):
         pool_size: int. Max-pooling window. Defaults to 5.
         activation: str. Defaults to `"swish"`.
         name: str. Layer name prefix. Defaults to `"spp_fast"`.
+        shortcut: bool. YOLO26's SPPF (`SPPF(c, c, 5, 3, True)`): the first
+            1x1 conv has no activation and the input is added to the output
+            (`{name}_add`). Defaults to False.
     """
     channels = inputs.shape[-1]
-    x = apply_conv_bn(inputs, channels // 2, activation=activation, name=f"{name}_pre")
+    x = apply_conv_bn(inputs, channels // 2, activation="linear" if shortcut else activation,
+                      name=f"{name}_pre")
     pools = [x]
     for i in range(1, 4):
         pools.append(
@@ -128,7 +132,8 @@ def apply_sppf(inputs, pool_size=5, activation="swish", name="spp_fast"):
             )
         )
     x = keras.layers.Concatenate(axis=-1, name=f"{name}_concat")(pools)
-    return apply_conv_bn(x, channels, activation=activation, name=f"{name}_output")
+    x = apply_conv_bn(x, channels, activation=activation, name=f"{name}_output")
+    return keras.layers.Add(name=f"{name}_add")([inputs, x]) if shortcut else x
 
 
 def apply_backbone(inputs, stackwise_channels, stackwise_depth, activation="swish"):
@@ -202,21 +207,22 @@ def apply_path_aggregation_fpn(features, neck_depths, activation="swish", name="
     return [p3p4p5, down1, down2]
 
 
-def head_box_channels(p3_channels):
+def head_box_channels(p3_channels, reg_max=REG_MAX):
     """Width of the box branch (Ultralytics `Detect`): `max(16, p3 // 4, 4 * reg_max)`."""
-    return max(BOX_REGRESSION_CHANNELS, p3_channels // 4)
+    return max(16, p3_channels // 4, 4 * reg_max)
 
 
-def apply_box_branch(feature, box_channels, activation="swish", name="head_1"):
+def apply_box_branch(feature, box_channels, activation="swish", name="head_1", reg_max=REG_MAX):
     """A `Detect` box branch: two 3x3 conv-BN-acts and a 1x1 conv to `4 * reg_max`.
 
-    Returns the `[B, H*W, 64]` DFL logits, row-major; layers `{name}_box_1`,
-    `{name}_box_2`, `{name}_box_3_conv`, `{name}_box_reshape`.
+    Returns the `[B, H*W, 4 * reg_max]` DFL logits (reg_max 1: the four
+    distances), row-major; layers `{name}_box_1`, `{name}_box_2`,
+    `{name}_box_3_conv`, `{name}_box_reshape`.
     """
     x = apply_conv_bn(feature, box_channels, 3, activation=activation, name=f"{name}_box_1")
     x = apply_conv_bn(x, box_channels, 3, activation=activation, name=f"{name}_box_2")
-    x = keras.layers.Conv2D(BOX_REGRESSION_CHANNELS, 1, name=f"{name}_box_3_conv")(x)
-    return keras.layers.Reshape((-1, BOX_REGRESSION_CHANNELS), name=f"{name}_box_reshape")(x)
+    x = keras.layers.Conv2D(4 * reg_max, 1, name=f"{name}_box_3_conv")(x)
+    return keras.layers.Reshape((-1, 4 * reg_max), name=f"{name}_box_reshape")(x)
 
 
 def apply_yolo_v8_head(

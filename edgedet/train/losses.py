@@ -115,7 +115,8 @@ class DetectionLoss:
         image_size: int. Side of the (square) model input.
         num_classes: int.
         strides: tuple of int. Defaults to `(8, 16, 32)`.
-        reg_max: int. Defaults to 16.
+        reg_max: int. DFL bins, at least 2 (a head without DFL, reg_max 1 as
+            YOLO26's, is not trained by this loss). Defaults to 16.
         config: `LossConfig`. Defaults to `LossConfig()`.
         trim_padding: bool. Drop the label columns that no image of the
             batch uses before the assigner, whose tensors are `[B, M, A]`
@@ -129,6 +130,13 @@ class DetectionLoss:
         self.trim_padding = bool(trim_padding)
         self.num_classes = int(num_classes)
         self.reg_max = int(reg_max)
+        if self.reg_max < 2:
+            raise ValueError(
+                f"Invalid reg_max: {reg_max!r}. edgedet's detection loss trains DFL heads "
+                "(reg_max >= 2); a head that predicts the box distances directly (reg_max 1, "
+                "YOLO26) cannot be trained by edgedet yet: train it with Ultralytics and "
+                "`edgedet import ultralytics` the weights."
+            )
         self.config = LossConfig() if config is None else config
         centers, per_anchor = make_anchors(self.image_size, strides)
         self.anchor_pixels = centers

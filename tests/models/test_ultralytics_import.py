@@ -33,10 +33,10 @@ from edgedet.models.ultralytics_import import (  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "ultralytics"
-CASES = ("n_w8", "m_w8", "yolo11n", "yolo11s")
+CASES = ("n_w8", "m_w8", "yolo11n", "yolo11s", "yolo26n", "yolo26s")
 V8_CASES = ("n_w8", "m_w8")
 # The preset each case imports as: the YOLOv8 cases are reduced scales.
-CASE_PRESETS = {"yolo11n": "yolo11n", "yolo11s": "yolo11s"}
+CASE_PRESETS = {name: name for name in CASES if name not in V8_CASES}
 BOX_TOLERANCE_PX = 1e-3
 SCORE_TOLERANCE = 1e-5
 
@@ -86,8 +86,9 @@ def zeros_like_real(name):
 
 def decoded_like_ultralytics(model, images):
     """The Keras raw head decoded by edgedet, as Ultralytics' [B, A, 4 + nc] (xywh, scores)."""
-    from edgedet.decode import decode
+    from edgedet.models import families
 
+    decode = families.family_of_model(model).decoder()
     raw = model(images.astype("float32"))
     boxes, scores = decode(raw["boxes"], raw["classes"], images.shape[1:3], model.strides,
                            model.reg_max)
@@ -111,6 +112,36 @@ def assert_matches_ultralytics(model, arrays):
     assert box_error <= BOX_TOLERANCE_PX, box_error
     assert score_error <= SCORE_TOLERANCE, score_error
     assert nc == model.num_classes
+    if "one2one_raw_boxes" in arrays:  # YOLO26: the one-to-one head too
+        for key, name in (("boxes", "one2one_raw_boxes"), ("classes", "one2one_raw_scores")):
+            np.testing.assert_allclose(np.asarray(raw[f"one2one_{key}"]),
+                                       arrays[name].transpose(0, 2, 1), rtol=0, atol=1e-4)
+    if "one2one_detections" in arrays:  # and its NMS-free output [B, 300, 6]
+        assert_one2one_matches_ultralytics(model, raw, arrays)
+
+
+def assert_one2one_matches_ultralytics(model, raw, arrays):
+    """The one-to-one head decoded, then edgedet's top-k selection = Ultralytics' [B, 300, 6]."""
+    from edgedet.config import NMSConfig
+    from edgedet.models import families
+    from edgedet.topk import one_to_one_select
+
+    expected = arrays["one2one_detections"]
+    decode = families.family_of_model(model).decoder()
+    boxes, scores = decode(raw["one2one_boxes"], raw["one2one_classes"],
+                           arrays["images"].shape[1:3], model.strides, model.reg_max)
+    config = NMSConfig(confidence_threshold=0.0, max_detections=expected.shape[1])
+    out = {k: np.asarray(v) for k, v in one_to_one_select(boxes, scores, config).items()}
+    assert (out["num_detections"] == expected.shape[1]).all()
+    np.testing.assert_allclose(out["confidence"], expected[..., 4], rtol=0, atol=SCORE_TOLERANCE)
+    # Row by row, except that scores equal within float noise (random weights give many
+    # 1e-7 apart) may come in either order: each row must have a twin in its tie group.
+    for b in range(len(expected)):
+        for row, want in enumerate(expected[b]):
+            tied = np.abs(out["confidence"][b] - want[4]) <= SCORE_TOLERANCE
+            tied &= out["classes"][b] == int(want[5])
+            corner = np.abs(out["boxes"][b][tied] - want[:4]).max(-1)
+            assert corner.min(initial=np.inf) <= BOX_TOLERANCE_PX, (b, row)
 
 
 @pytest.fixture(scope="module", params=CASES)
@@ -139,7 +170,7 @@ def test_golden_npz_matches_ultralytics(case, tmp_path):
 def test_layout_read_from_the_shapes(case, imported):
     config, _, _ = golden(case)
     if case not in V8_CASES:
-        from edgedet.models.yolo11_presets import get_preset
+        from edgedet.models.families import get_preset
 
         expected = get_preset(case)
         assert list(imported.stackwise_channels) == expected["stackwise_channels"]
@@ -328,7 +359,7 @@ def test_module_imports_neither_torch_nor_tensorflow():
 # --- the PyTorch paths (skipped without torch / ultralytics) -----------------------------
 
 
-@pytest.mark.parametrize("case_name", ["m_w8", "yolo11s"])
+@pytest.mark.parametrize("case_name", ["m_w8", "yolo11s", "yolo26n"])
 def test_torch_state_dict_file(tmp_path, case_name):
     torch = pytest.importorskip("torch")
     config, state, arrays = golden(case_name)
