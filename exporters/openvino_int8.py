@@ -25,7 +25,8 @@ from edgedet.exporters.base import require_precision, stage
 from edgedet.exporters.openvino_export import TARGET, check_paths, convert, fp32_onnx, write
 
 #: Op types NNCF may quantize that edgedet keeps float: the letterbox's resize,
-#: the DFL and decode arithmetic (body convolutions still get int8 inputs).
+#: the DFL and decode arithmetic (body convolutions still get int8 inputs), except
+#: those `float_ops` lets through.
 FLOAT_TYPES = ("Interpolate", "MatMul", "Multiply", "Add", "Subtract", "Divide", "Softmax")
 
 
@@ -78,6 +79,29 @@ def float_convolutions(ov_model, quantize_head=False, float_blocks=()):
     return kept
 
 
+def float_ops(ov_model):
+    """Friendly names of the ops of `FLOAT_TYPES` kept float (NNCF's ignored scope).
+
+    Two kinds of body op are not: the FPN's nearest 2x upsamples
+    (`Interpolate` in mode `nearest`: copies, which NNCF quantizes through,
+    so the convolution after each concat gets int8 inputs) and a `Multiply`
+    by a constant that feeds only a convolution (the `/255` before the stem:
+    ignored, it left the stem convolution in float).
+    """
+    def body(op):
+        if op.get_type_name() == "Interpolate":
+            return op.get_attributes().get("mode") == "nearest"
+        if op.get_type_name() != "Multiply":
+            return False
+        users = [target.get_node().get_type_name()
+                 for target in op.output(0).get_target_inputs()]
+        return op.input_value(1).get_node().get_type_name() == "Constant" and (
+            users == ["Convolution"])
+
+    return [op.get_friendly_name() for op in ov_model.get_ordered_ops()
+            if op.get_type_name() in FLOAT_TYPES and not body(op)]
+
+
 def _names_around(op, depth=2):
     """`op`'s name; for a `Conv__N` (renamed by tf2onnx), also those of the ops it feeds,
     `depth` levels down (its bias Add, then the SiLU's Sigmoid/Multiply)."""
@@ -107,7 +131,7 @@ def quantize(ov_model, session):
                          "found in the OpenVINO model.")
     session.notify(f"quantizing with NNCF on {len(images)} images from {data.source}")
     quantized = nncf.quantize(ov_model, nncf.Dataset(images), subset_size=len(images),
-                              ignored_scope=nncf.IgnoredScope(names=kept, types=list(FLOAT_TYPES),
+                              ignored_scope=nncf.IgnoredScope(names=kept + float_ops(ov_model),
                                                               validate=False))
     facts = {"method": "nncf", "nncf": nncf.__version__, "calibration_images": len(images),
              "calibration_source": str(data.source), "float_convolutions": kept}
