@@ -25,8 +25,8 @@ from edgedet.exporters.base import require_precision, stage
 from edgedet.exporters.openvino_export import TARGET, check_paths, convert, fp32_onnx, write
 
 #: Op types NNCF may quantize that edgedet keeps float: the letterbox's resize,
-#: the DFL and decode arithmetic (body convolutions still get int8 inputs), except
-#: those `float_ops` lets through.
+#: the DFL and decode arithmetic (body convolutions still get int8 inputs), but
+#: not the body's nearest upsamples (`float_ops`).
 FLOAT_TYPES = ("Interpolate", "MatMul", "Multiply", "Add", "Subtract", "Divide", "Softmax")
 
 
@@ -82,24 +82,15 @@ def float_convolutions(ov_model, quantize_head=False, float_blocks=()):
 def float_ops(ov_model):
     """Friendly names of the ops of `FLOAT_TYPES` kept float (NNCF's ignored scope).
 
-    Two kinds of body op are not: the FPN's nearest 2x upsamples
-    (`Interpolate` in mode `nearest`: copies, which NNCF quantizes through,
-    so the convolution after each concat gets int8 inputs) and a `Multiply`
-    by a constant that feeds only a convolution (the `/255` before the stem:
-    ignored, it left the stem convolution in float).
+    All but the FPN's nearest 2x upsamples (`Interpolate` in mode `nearest`,
+    `onnx_export.repeat_upsamples_resized`): copies, which NNCF quantizes
+    through, so the convolution after each FPN concat gets int8 inputs
+    (ignored, they left those convolutions in float).
     """
-    def body(op):
-        if op.get_type_name() == "Interpolate":
-            return op.get_attributes().get("mode") == "nearest"
-        if op.get_type_name() != "Multiply":
-            return False
-        users = [target.get_node().get_type_name()
-                 for target in op.output(0).get_target_inputs()]
-        return op.input_value(1).get_node().get_type_name() == "Constant" and (
-            users == ["Convolution"])
-
     return [op.get_friendly_name() for op in ov_model.get_ordered_ops()
-            if op.get_type_name() in FLOAT_TYPES and not body(op)]
+            if op.get_type_name() in FLOAT_TYPES and not (
+                op.get_type_name() == "Interpolate"
+                and op.get_attributes().get("mode") == "nearest")]
 
 
 def _names_around(op, depth=2):

@@ -120,6 +120,20 @@ def test_int8_keeps_the_head_outputs_and_named_blocks_float(ir):
     assert float_convolutions(model, quantize_head=True) == []
 
 
+def test_int8_quantizes_through_the_upsamples_but_not_the_letterbox_resize(ir):
+    import openvino as ov
+
+    from edgedet.exporters.openvino_int8 import float_ops
+
+    model = ov.Core().read_model(str(ir))
+    kept = set(float_ops(model))
+    modes = {op.get_friendly_name(): op.get_attributes()["mode"]
+             for op in model.get_ordered_ops() if op.get_type_name() == "Interpolate"}
+    assert sorted(modes.values()) == ["linear_onnx", "nearest", "nearest"]
+    assert {name for name, mode in modes.items() if name in kept} == {
+        name for name, mode in modes.items() if mode == "linear_onnx"}
+
+
 def test_a_repeated_shape_gets_a_static_model_with_the_same_outputs(ir, images, monkeypatch):
     monkeypatch.setattr(openvino_rt, "STATIC_CACHE", 1)
     small, other = images["17x23"][:1], images["640x480"][:1]
