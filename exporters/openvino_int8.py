@@ -7,8 +7,9 @@ since the letterbox is in the graph). NNCF places OpenVINO's `FakeQuantize`
 nodes where its CPU plugin runs them fused into int8 convolutions; edgedet's
 U8S8 Q/DQ ONNX read by OpenVINO measured 23% slower on yolov8n (its
 zero-point subtractions stay unfused; docs/benchmarks.md). The letterbox's
-resize and the DFL/decode arithmetic (`FLOAT_TYPES`) are in NNCF's ignored
-scope, so only the body's convolutions get int8 inputs; the head's output
+resize and the DFL/decode arithmetic (`float_ops`: the ops of `FLOAT_TYPES`
+but the FPN's nearest upsamples) are in NNCF's ignored scope, by name, so
+only the body's convolutions get int8 inputs; the head's output
 convolutions stay float too (unless the session's `quantize_head`), and so
 do the conv blocks of `float_blocks` (`--calib-keep-float`). NNCF collects
 its own statistics: the session's `method` (`--calib-method`) does not apply.
