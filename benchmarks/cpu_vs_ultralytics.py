@@ -20,6 +20,9 @@ Prepare (no downloads; Ultralytics in its own environment, e.g. /work/sidevenv):
 
     python -c "from ultralytics import YOLO; m = YOLO('yolov8n.yaml'); m.save('v8n.pt')"
     python -c "from ultralytics import YOLO; YOLO('v8n.pt').export(format='openvino')"
+    # its INT8 (NNCF) export calibrates on a dataset YAML's images (an absolute `path:`)
+    python -c "from ultralytics import YOLO; YOLO('v8n.pt').export(format='openvino', \
+        int8=True, data='DATA/data.yaml')"
     edgedet import ultralytics v8n.pt --trust-pickle --out v8n.keras
     edgedet export -m v8n.keras -t openvino,onnx -o out/ --no-parity
 

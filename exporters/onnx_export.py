@@ -103,6 +103,7 @@ def convert(end_to_end, opset=OPSET):
     _name_dynamic_dims(model)
     split_transposes_removed(model)
     input_round_trip_removed(model)
+    repeat_upsamples_resized(model)
     return model
 
 
@@ -332,6 +333,92 @@ def input_round_trip_removed(model):
         graph.node.remove(node)
         return 1
     return 0
+
+
+# The repeat-based 2x upsample tf2onnx writes for Keras' `UpSampling2D`, from the NCHW
+# input back to NCHW: (op type, what its attribute or constant input must be).
+_REPEAT_UPSAMPLE = (("Unsqueeze", [3]), ("Tile", [1, 1, 1, 2, 1]), ("Transpose", [0, 2, 3, 4, 1]),
+                    ("Reshape", None), ("Unsqueeze", [3]), ("Tile", [1, 1, 1, 2, 1]),
+                    ("Reshape", None), ("Transpose", [0, 3, 1, 2]))
+
+
+def repeat_upsamples_resized(model):
+    """Writes each 2x nearest upsample as one `Resize`; returns how many.
+
+    Keras' `UpSampling2D` repeats rows, then columns, in NHWC; tf2onnx writes
+    that from the network's NCHW maps as `Unsqueeze -> Tile -> Transpose ->
+    Reshape -> Unsqueeze -> Tile -> Reshape -> Transpose` (four full copies of
+    the map, the Tiles in slow generic kernels: in OpenVINO they also keep
+    NNCF from quantizing the convolution after the FPN's concat). The chain
+    is `Resize(mode nearest, asymmetric, floor, scales [1, 1, 2, 2])` of its
+    NCHW input, element for element. Chains whose constants or known shapes
+    differ are left alone. Edits `model` in place (the main graph).
+    """
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    constants = {i.name: numpy_helper.to_array(i).tolist() for i in graph.initializer}
+    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True).graph
+    shapes = {v.name: [d.dim_value or None for d in v.type.tensor_type.shape.dim]
+              for v in [*inferred.input, *inferred.value_info, *inferred.output]}
+    rewritten = []
+    for last in [n for n in graph.node if n.op_type == "Transpose"]:
+        chain, node = [], last
+        for op_type, value in reversed(_REPEAT_UPSAMPLE):
+            if node is None or node.op_type != op_type or (value is not None and (
+                    _perm(node) if op_type == "Transpose" else constants.get(node.input[1])
+            ) != value):
+                break
+            chain.insert(0, node)
+            node = producers.get(node.input[0])
+        source = chain[0].input[0] if len(chain) == len(_REPEAT_UPSAMPLE) else None
+        if source is None or not _doubles(shapes.get(source), shapes.get(last.output[0])):
+            continue
+        # Named after the chain's first node: the Keras layer's scope (calibration.body).
+        name = f"{chain[0].name}__upsample"
+        scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), f"{name}_scales")
+        graph.initializer.append(scales)
+        resize = helper.make_node(
+            "Resize", [source, "", scales.name], [last.output[0]], name=name,
+            mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+        graph.node.insert(list(graph.node).index(last), resize)
+        rewritten.append(chain)
+    for chain in rewritten:
+        for node in chain:
+            graph.node.remove(node)
+    if rewritten:
+        _unused_removed(graph)
+    return len(rewritten)
+
+
+def _doubles(before, after):
+    """Whether known shapes `[B, C, H, W]` -> `[B, C, 2H, 2W]` (unknown dims: False)."""
+    if not before or not after or len(before) != 4 or len(after) != 4:
+        return False
+    channels, height, width = before[1:]
+    return None not in (channels, height, width) and after[1:] == [channels, 2 * height,
+                                                                    2 * width]
+
+
+def _unused_removed(graph):
+    """Drops nodes (and their value_info) whose outputs nothing reads, until none is left."""
+    outputs = {o.name for o in graph.output}
+    while True:  # Subgraph bodies may read outer names: count their inputs too.
+        used = {name for node in iter_nodes(graph) for name in node.input} | outputs
+        dead = [n for n in graph.node if not any(out in used for out in n.output)]
+        if not dead:
+            break
+        gone = {out for node in dead for out in node.output}
+        for node in dead:
+            graph.node.remove(node)
+        for value in [v for v in graph.value_info if v.name in gone]:
+            graph.value_info.remove(value)
+    used = {name for node in iter_nodes(graph) for name in node.input}
+    for initializer in [i for i in graph.initializer if i.name not in used]:
+        graph.initializer.remove(initializer)
 
 
 def _int_attribute(name, value):

@@ -7,8 +7,9 @@ since the letterbox is in the graph). NNCF places OpenVINO's `FakeQuantize`
 nodes where its CPU plugin runs them fused into int8 convolutions; edgedet's
 U8S8 Q/DQ ONNX read by OpenVINO measured 23% slower on yolov8n (its
 zero-point subtractions stay unfused; docs/benchmarks.md). The letterbox's
-resize and the DFL/decode arithmetic (`FLOAT_TYPES`) are in NNCF's ignored
-scope, so only the body's convolutions get int8 inputs; the head's output
+resize and the DFL/decode arithmetic (`float_ops`: the ops of `FLOAT_TYPES`
+but the FPN's nearest upsamples) are in NNCF's ignored scope, by name, so
+only the body's convolutions get int8 inputs; the head's output
 convolutions stay float too (unless the session's `quantize_head`), and so
 do the conv blocks of `float_blocks` (`--calib-keep-float`). NNCF collects
 its own statistics: the session's `method` (`--calib-method`) does not apply.
@@ -25,7 +26,8 @@ from edgedet.exporters.base import require_precision, stage
 from edgedet.exporters.openvino_export import TARGET, check_paths, convert, fp32_onnx, write
 
 #: Op types NNCF may quantize that edgedet keeps float: the letterbox's resize,
-#: the DFL and decode arithmetic (body convolutions still get int8 inputs).
+#: the DFL and decode arithmetic (body convolutions still get int8 inputs), but
+#: not the body's nearest upsamples (`float_ops`).
 FLOAT_TYPES = ("Interpolate", "MatMul", "Multiply", "Add", "Subtract", "Divide", "Softmax")
 
 
@@ -78,6 +80,20 @@ def float_convolutions(ov_model, quantize_head=False, float_blocks=()):
     return kept
 
 
+def float_ops(ov_model):
+    """Friendly names of the ops of `FLOAT_TYPES` kept float (NNCF's ignored scope).
+
+    All but the FPN's nearest 2x upsamples (`Interpolate` in mode `nearest`,
+    `onnx_export.repeat_upsamples_resized`): copies, which NNCF quantizes
+    through, so the convolution after each FPN concat gets int8 inputs
+    (ignored, they left those convolutions in float).
+    """
+    return [op.get_friendly_name() for op in ov_model.get_ordered_ops()
+            if op.get_type_name() in FLOAT_TYPES and not (
+                op.get_type_name() == "Interpolate"
+                and op.get_attributes().get("mode") == "nearest")]
+
+
 def _names_around(op, depth=2):
     """`op`'s name; for a `Conv__N` (renamed by tf2onnx), also those of the ops it feeds,
     `depth` levels down (its bias Add, then the SiLU's Sigmoid/Multiply)."""
@@ -107,7 +123,7 @@ def quantize(ov_model, session):
                          "found in the OpenVINO model.")
     session.notify(f"quantizing with NNCF on {len(images)} images from {data.source}")
     quantized = nncf.quantize(ov_model, nncf.Dataset(images), subset_size=len(images),
-                              ignored_scope=nncf.IgnoredScope(names=kept, types=list(FLOAT_TYPES),
+                              ignored_scope=nncf.IgnoredScope(names=kept + float_ops(ov_model),
                                                               validate=False))
     facts = {"method": "nncf", "nncf": nncf.__version__, "calibration_images": len(images),
              "calibration_source": str(data.source), "float_convolutions": kept}

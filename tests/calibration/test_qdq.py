@@ -48,9 +48,13 @@ def test_body_is_the_network_and_the_head_outputs_stay_float(fp32_model, body):
     types = {n.name: n.op_type for n in fp32_model.graph.node}
     quantized_types = {types[n] for n in body.quantize}
     assert {"Conv", "Sigmoid", "Mul"} <= quantized_types
-    # Nothing of the letterbox, decode or NMS is in the body.
-    post = {"NonMaxSuppression", "TopK", "Resize", "Pad", "Softmax", "ArgMax", "ReduceMax"}
+    # Nothing of the letterbox, decode or NMS is in the body (its only Resizes: the
+    # FPN's nearest upsamples, onnx_export.repeat_upsamples_resized).
+    post = {"NonMaxSuppression", "TopK", "Pad", "Softmax", "ArgMax", "ReduceMax"}
     assert not {types[n] for n in body.nodes} & post
+    modes = {n.name: [a.s for a in n.attribute if a.name == "mode"]
+             for n in fp32_model.graph.node if n.op_type == "Resize"}
+    assert all(modes[n] == [b"nearest"] for n in body.nodes if n in modes)
     # Unnamed body nodes: tf2onnx's layout transposes and its conv+batch-norm fusions.
     unscoped = [n for n in body.nodes if not n.startswith(body.scope + "/")]
     assert {types[n] for n in unscoped} <= {"Transpose", "Conv"}, unscoped

@@ -134,6 +134,7 @@ def test_onnx_graph(exported):
     assert "NonMaxSuppression" in onnx_export.op_types(model)
     assert onnx_export.unsupported_ops(model) == []
     assert onnx_export.cancelling_transposes(model) == []
+    assert "Tile" not in onnx_export.op_types(model)  # UpSampling2D is one nearest Resize.
     producers = {out: node for node in model.graph.node for out in node.output}
     splits = [n for n in model.graph.node if n.op_type == "Split"]
     assert splits and not [n.name for n in splits  # C2f splits: no layout round trip

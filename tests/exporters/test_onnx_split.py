@@ -88,3 +88,56 @@ def test_the_input_layout_round_trip_goes_and_the_result_is_the_same():
     assert shape == [[-1, 3, 8, 8]]
     np.testing.assert_array_equal(_run(model, x)[0], before)
     assert input_round_trip_removed(model) == 0
+
+
+def _repeat_upsample(channels=4, height=3, width=5):
+    """NCHW x -> Keras UpSampling2D(2) as tf2onnx writes it (rows then columns, NHWC) -> NCHW."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    c, h, w = channels, height, width
+    nodes = [
+        helper.make_node("Unsqueeze", ["x", "axis3"], ["u1"], name="u1"),
+        helper.make_node("Tile", ["u1", "twice"], ["t1"], name="t1"),
+        helper.make_node("Transpose", ["t1"], ["p1"], perm=[0, 2, 3, 4, 1], name="p1"),
+        helper.make_node("Reshape", ["p1", "rows"], ["r1"], name="r1"),
+        helper.make_node("Unsqueeze", ["r1", "axis3"], ["u2"], name="u2"),
+        helper.make_node("Tile", ["u2", "twice"], ["t2"], name="t2"),
+        helper.make_node("Reshape", ["t2", "cols"], ["r2"], name="r2"),
+        helper.make_node("Transpose", ["r2"], ["y"], perm=[0, 3, 1, 2], name="to_nchw"),
+    ]
+    graph = helper.make_graph(
+        nodes, "upsample", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", c, h, w])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", c, 2 * h, 2 * w])],
+        initializer=[numpy_helper.from_array(np.array(v, np.int64), name) for name, v in (
+            ("axis3", [3]), ("twice", [1, 1, 1, 2, 1]), ("rows", [-1, 2 * h, w, c]),
+            ("cols", [-1, 2 * h, 2 * w, c]))])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_the_repeat_upsample_becomes_one_nearest_resize_with_the_same_result():
+    import onnx
+
+    from edgedet.exporters.onnx_export import repeat_upsamples_resized
+
+    model = _repeat_upsample()
+    x = np.random.default_rng(2).random((2, 4, 3, 5), dtype=np.float32)
+    before = _run(model, x)[0]
+    np.testing.assert_array_equal(before, x.repeat(2, axis=2).repeat(2, axis=3))
+    assert repeat_upsamples_resized(model) == 1
+    onnx.checker.check_model(model)
+    assert [n.op_type for n in model.graph.node] == ["Resize"]
+    assert sorted(i.name for i in model.graph.initializer) == ["u1__upsample_scales"]
+    np.testing.assert_array_equal(_run(model, x)[0], before)
+    assert repeat_upsamples_resized(model) == 0
+
+
+def test_a_chain_with_other_constants_is_left_alone():
+    from onnx import numpy_helper
+
+    model = _repeat_upsample()
+    (twice,) = [i for i in model.graph.initializer if i.name == "twice"]
+    twice.CopyFrom(numpy_helper.from_array(np.array([1, 1, 1, 3, 1], np.int64), "twice"))
+    from edgedet.exporters.onnx_export import repeat_upsamples_resized
+
+    assert repeat_upsamples_resized(model) == 0
+    assert len(model.graph.node) == 8

@@ -118,3 +118,34 @@ def test_int8_keeps_the_head_outputs_and_named_blocks_float(ir):
     extra = [name for name in kept if name not in head]
     assert 1 <= len(extra) <= 2, extra  # The block's conv (and a fused BN's), nothing else.
     assert float_convolutions(model, quantize_head=True) == []
+
+
+def test_int8_quantizes_through_the_upsamples_but_not_the_letterbox_resize(ir):
+    import openvino as ov
+
+    from edgedet.exporters.openvino_int8 import float_ops
+
+    model = ov.Core().read_model(str(ir))
+    kept = set(float_ops(model))
+    modes = {op.get_friendly_name(): op.get_attributes()["mode"]
+             for op in model.get_ordered_ops() if op.get_type_name() == "Interpolate"}
+    assert sorted(modes.values()) == ["linear_onnx", "nearest", "nearest"]
+    assert {name for name, mode in modes.items() if name in kept} == {
+        name for name, mode in modes.items() if mode == "linear_onnx"}
+
+
+def test_a_repeated_shape_gets_a_static_model_with_the_same_outputs(ir, images, monkeypatch):
+    monkeypatch.setattr(openvino_rt, "STATIC_CACHE", 1)
+    small, other = images["17x23"][:1], images["640x480"][:1]
+    with openvino_rt.OpenVINORuntime(ir, precision="f32") as runtime:
+        dynamic = runtime.infer(small)
+        assert runtime._static == {}  # Seen once: the dynamic model ran.
+        static = runtime.infer(small)
+        assert list(runtime._static) == [small.shape]
+        for name, value in dynamic.items():
+            np.testing.assert_allclose(static[name], value, atol=1e-3, err_msg=name)
+        runtime.infer(other), runtime.infer(other)
+        assert list(runtime._static) == [other.shape]  # STATIC_CACHE 1: the older one went.
+    with openvino_rt.OpenVINORuntime(ir, precision="f32", static_shapes=False) as runtime:
+        runtime.infer(small), runtime.infer(small)
+        assert runtime._static == {}
