@@ -46,16 +46,14 @@ import numpy as np
 
 from edgedet.calibration.body import find_body
 from edgedet.calibration.data import DegenerateDataWarning
+from edgedet.calibration.methods import DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS, RULES
 from edgedet.calibration.qdq_graph import (
     load_onnx,
     unround_other_readers,
     unshare_initializers,
 )
 
-METHODS = ("minmax", "entropy", "percentile")
 FLAVOURS = ("u8s8", "s8s8")
-DEFAULT_METHOD = "entropy"
-DEFAULT_PERCENTILE = 99.999
 # The S8S8 (TensorRT) recipe: NVIDIA's own for TensorRT's explicit quantization,
 # as TensorRT Model Optimizer passes it to this same ONNX Runtime quantizer
 # (modelopt.onnx.quantization.ort_utils.configure_ort; the TensorRT developer
@@ -157,6 +155,7 @@ def _method(name):
         "minmax": CalibrationMethod.MinMax,
         "entropy": CalibrationMethod.Entropy,
         "percentile": CalibrationMethod.Percentile,
+        **{rule: CalibrationMethod.MinMax for rule in RULES},
     }
     if key not in table:
         from edgedet.suggest import closest
@@ -190,6 +189,11 @@ def _calibrator(method, model_path, tensors, workdir, percentile):
         PercentileCalibrater,
     )
 
+    from edgedet.calibration.methods import calibrater
+
+    if method in RULES:
+        return calibrater(Path(model_path), tensors, Path(workdir) / "augmented.onnx",
+                          RULES[method])
     base = {"minmax": MinMaxCalibrater, "entropy": EntropyCalibrater,
             "percentile": PercentileCalibrater}[method]
 
