@@ -29,7 +29,7 @@ Nothing here imports NumPy or ONNX Runtime at import time (the CLI reads
 #: Only `p90_min_max` is a user-facing method; the others are for benchmarks.
 RULES = {"mean_min_max": None, "p90_min_max": 0.9, "p99_min_max": 0.99}
 METHODS = ("minmax", "entropy", "percentile", "p90_min_max")
-DEFAULT_METHOD = "entropy"
+DEFAULT_METHOD = "p90_min_max"
 DEFAULT_PERCENTILE = 99.999
 
 
