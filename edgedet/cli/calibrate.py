@@ -17,7 +17,10 @@ from edgedet.cpu import CPU_CHOICES
               help="Calibration images: a folder, a COCO JSON / YOLO data.yaml / VOC root, or "
                    "'synthetic:shapes?n=300'. Default: edgedet's synthetic shapes.")
 @click.option("--method", type=click.Choice(METHODS),
-              default=DEFAULT_METHOD, show_default=True, help="Range calibration method.")
+              default=DEFAULT_METHOD, show_default=True,
+              help="Range calibration method: p90_min_max takes the 90th percentile over the "
+                   "images of each image's extremes; the others are ONNX Runtime's "
+                   "calibrators (OpenVINO INT8 uses NNCF's own).")
 @click.option("--size", type=click.IntRange(min=1), default=300, show_default=True,
               help="Images sampled (deterministically) from --data.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,

@@ -230,7 +230,8 @@ def test_p90_min_max_ranges_quantize_and_pass_parity(fp32_onnx, calib_data, dete
     paths = []
     for flavour in ("u8s8", "s8s8"):
         paths.append(tmp_path / f"{flavour}.onnx")
-        quantize(fp32_onnx, p90, paths[-1], flavour=flavour)
+        # U8S8 with 7-bit weights: what an AVX2-only CI machine builds, exact on any x86.
+        quantize(fp32_onnx, p90, paths[-1], flavour=flavour, cpu="avx2")
         assert read_metadata(paths[-1]).extra["quantization"]["method"] == "p90_min_max"
     result = run_parity(detector, paths, eval_images)
     assert result, result.summary_text()
