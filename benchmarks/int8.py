@@ -57,13 +57,14 @@ ARTIFACTS = {
 
 
 def parse_args(argv=None):
+    from edgedet.calibration.methods import DEFAULT_METHOD, METHODS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="yolov8n", help="A .keras file or a preset name.")
     parser.add_argument("--out", required=True, help="Folder for the artifacts and int8.json.")
     parser.add_argument("--calib-data", default=DEFAULT_CALIB)
     parser.add_argument("--calib-size", type=int, default=300)
-    parser.add_argument("--calib-method", default="entropy",
-                        choices=["minmax", "entropy", "percentile"])
+    parser.add_argument("--calib-method", default=DEFAULT_METHOD, choices=METHODS)
     parser.add_argument("--sensitivity-size", type=int, default=0,
                         help="Run the sensitivity search (S8S8) on this many images of the "
                              "calibration source's 'val' split (not the eval images); its float "

@@ -103,6 +103,9 @@ def parse_args(argv=None):
     tflite.add_argument("--only-tflite", action="store_true",
                         help="Only Ultralytics' TFLite INT8 (e.g. from an environment with "
                              "TensorFlow <= 2.19 and onnx2tf; merge its file in step 2).")
+    ul.add_argument("--reuse", action="store_true",
+                    help="Predict with the exports already in --out (e.g. on a larger "
+                         "evaluation set) instead of exporting again.")
     ul.add_argument("--out", required=True)
     ed = sides.add_parser("edgedet", help="Export with edgedet, score everything.")
     ed.add_argument("--model", required=True, help="The edgedet .keras of the same weights.")
@@ -110,8 +113,9 @@ def parse_args(argv=None):
     ed.add_argument("--eval-split", default="val")
     ed.add_argument("--calib-data", required=True, help="Calibration images (train split).")
     ed.add_argument("--calib-size", type=int, default=300)
-    ed.add_argument("--calib-method", default="entropy",
-                    choices=["minmax", "entropy", "percentile"])
+    ed.add_argument("--calib-method", default=None,
+                    help="edgedet's --calib-method (default: edgedet's default). This side "
+                         "parses it where edgedet is installed.")
     ed.add_argument("--ultralytics", required=True, nargs="+",
                     help=f"The {DETECTIONS_FILE} of step 1 (several: merged, e.g. a TFLite run "
                          "from another environment).")
@@ -132,7 +136,8 @@ def ultralytics_side(args):
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     weights = out / "ul.pt"  # Exports land beside the weights: keep them in --out.
-    shutil.copyfile(args.weights, weights)
+    if not (args.reuse and weights.exists()):
+        shutil.copyfile(args.weights, weights)
     data_yaml = str(Path(args.data).resolve())
     data = check_det_dataset(data_yaml)
     train = sorted(p for p in Path(data["train"]).rglob("*") if p.suffix[1:].lower()
@@ -148,7 +153,13 @@ def ultralytics_side(args):
         plan.append(("ul_tflite_int8", {"format": "tflite", "int8": True, **calib}))
     if args.only_tflite:
         plan, models = plan[-1:], {}
+    reused = {"ul_onnx_fp32": out / "ul.onnx", "ul_openvino_fp32": out / "ul_openvino_model",
+              "ul_openvino_int8": out / "ul_int8_openvino_model"}
     for name, options in plan:
+        if args.reuse and name in reused and reused[name].exists():
+            log(f"reusing {reused[name]}")
+            models[name] = str(reused[name])
+            continue
         log(f"exporting {name}: {options}")
         try:
             models[name] = str(YOLO(str(weights)).export(imgsz=args.imgsz, **options))
@@ -322,9 +333,11 @@ def merge_detections(documents):
 
 def edgedet_side(args):
     from edgedet.benchmark.machine import cpu_model
+    from edgedet.calibration.methods import DEFAULT_METHOD
     from edgedet.cli.common import resolve_model
     from edgedet.cpu import isa_summary
 
+    args.calib_method = args.calib_method or DEFAULT_METHOD
     ultralytics = merge_detections([json.loads(Path(p).read_text()) for p in args.ultralytics])
     model = resolve_model(args.model)
     report = {"machine": {"cpu": cpu_model(), **isa_summary()},

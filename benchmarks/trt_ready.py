@@ -33,14 +33,15 @@ STARTED = time.perf_counter()
 
 
 def parse_args(argv=None):
+    from edgedet.calibration.methods import DEFAULT_METHOD, METHODS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="shapes", help="A .keras file or a built-in model.")
     parser.add_argument("--out", required=True, help="Folder for the files and trt_ready.json.")
     parser.add_argument("--trt-version", default="10.3.0")
     parser.add_argument("--calib-data", default=None)
     parser.add_argument("--calib-size", type=int, default=300)
-    parser.add_argument("--calib-method", default="entropy",
-                        choices=["minmax", "entropy", "percentile"])
+    parser.add_argument("--calib-method", default=DEFAULT_METHOD, choices=METHODS)
     parser.add_argument("--eval-data", default=DEFAULT_EVAL)
     parser.add_argument("--eval-split", default="holdout")
     parser.add_argument("--eval-size", type=int, default=200)

@@ -7,7 +7,9 @@ Modules:
   deterministically and checked.
 - `body`: which nodes of the end-to-end ONNX graph are the network body (the
   only part quantized; head output convolutions stay float by default).
-- `qdq`: ranges with ONNX Runtime's calibrators (minmax, entropy,
+- `methods`: the calibration methods (one table) and the default range rule,
+  each image's extremes combined by their 90th percentile (`p90_min_max`).
+- `qdq`: ranges with ONNX Runtime's calibrators (that rule, minmax, entropy,
   percentile) and Q/DQ models: U8S8 for ONNX Runtime CPU, symmetric S8S8 for
   TensorRT.
 - `trt_cache`: TensorRT calibration caches in TensorRT's text format, keyed

@@ -78,8 +78,8 @@ def calibrate(onnx_model, data=None, out_dir=".", method=DEFAULT_METHOD, size=DE
             `synthetic:` spec, arrays), or None for the default set.
             Defaults to None.
         out_dir: str or path. Output folder (created). Defaults to `"."`.
-        method: str. `"minmax"`, `"entropy"` or `"percentile"`. Defaults to
-            `"entropy"`.
+        method: str. One of `edgedet.calibration.methods.METHODS`. Defaults
+            to `"p90_min_max"`.
         size: int. Images to sample when `data` is a source. Defaults to 300.
         seed: int. Sampling seed. Defaults to 0.
         stem: str or None. File base name. Defaults to the ONNX file's stem.

@@ -42,8 +42,8 @@ class Int8Pipeline:
             inside or not).
         data: `edgedet.calibration.data.CalibrationData`. The calibration
             images.
-        method: str. `"minmax"`, `"entropy"` or `"percentile"`. Defaults to
-            `"entropy"`.
+        method: str. One of `edgedet.calibration.methods.METHODS`. Defaults
+            to `"p90_min_max"`.
         quantize_head: bool. Also quantize the head's output convolutions.
             Defaults to False.
         float_blocks: iterable of str. Conv blocks kept float (names from

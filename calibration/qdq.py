@@ -16,9 +16,11 @@ Two flavours of the same statistics (DESIGN.md, "Precision and INT8"):
 Only the body is quantized (`edgedet.calibration.body`): never the letterbox,
 decode or NMS; the head's output convolutions stay float unless asked.
 
-The ranges are collected once (`collect_ranges`, ONNX Runtime's MinMax /
-Entropy / Percentile calibrators on the body's tensors only, in chunks so
-memory stays bounded) and then reused for both flavours and for the
+The ranges are collected once (`collect_ranges`: by default each image's
+extremes, combined by their 90th percentile over the images
+(`edgedet.calibration.methods`); or ONNX Runtime's MinMax / Entropy /
+Percentile calibrators; on the body's tensors only, in chunks so memory
+stays bounded) and then reused for both flavours and for the
 TensorRT calibration cache (`edgedet.calibration.trt_cache`).
 
 Example:
@@ -28,7 +30,7 @@ from edgedet.calibration.data import calibration_data
 from edgedet.calibration.qdq import collect_ranges, quantize
 
 data = calibration_data("calib/", size=300)
-ranges = collect_ranges("model.onnx", data, method="entropy")
+ranges = collect_ranges("model.onnx", data)  # method="p90_min_max"
 quantize("model.onnx", ranges, "model_int8.onnx", flavour="u8s8")
 quantize("model.onnx", ranges, "model_int8_trt.onnx", flavour="s8s8")
 ```
@@ -46,16 +48,14 @@ import numpy as np
 
 from edgedet.calibration.body import find_body
 from edgedet.calibration.data import DegenerateDataWarning
+from edgedet.calibration.methods import DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS, RULES
 from edgedet.calibration.qdq_graph import (
     load_onnx,
     unround_other_readers,
     unshare_initializers,
 )
 
-METHODS = ("minmax", "entropy", "percentile")
 FLAVOURS = ("u8s8", "s8s8")
-DEFAULT_METHOD = "entropy"
-DEFAULT_PERCENTILE = 99.999
 # The S8S8 (TensorRT) recipe: NVIDIA's own for TensorRT's explicit quantization,
 # as TensorRT Model Optimizer passes it to this same ONNX Runtime quantizer
 # (modelopt.onnx.quantization.ort_utils.configure_ort; the TensorRT developer
@@ -94,7 +94,8 @@ class Ranges:
     """Activation ranges of the body, from one calibration pass.
 
     Attributes:
-        method: str. `"minmax"`, `"entropy"` or `"percentile"`.
+        method: str. One of `edgedet.calibration.methods.METHODS` (or a
+            benchmark rule of `RULES`).
         ranges: dict of tensor name -> `(lowest, highest)` floats.
         tensors_data: ONNX Runtime's `TensorsData` (what its quantizer reads).
         images: list of `{"name", "sha256", "shape"}` of the images used.
@@ -157,6 +158,7 @@ def _method(name):
         "minmax": CalibrationMethod.MinMax,
         "entropy": CalibrationMethod.Entropy,
         "percentile": CalibrationMethod.Percentile,
+        **{rule: CalibrationMethod.MinMax for rule in RULES},
     }
     if key not in table:
         from edgedet.suggest import closest
@@ -190,6 +192,11 @@ def _calibrator(method, model_path, tensors, workdir, percentile):
         PercentileCalibrater,
     )
 
+    from edgedet.calibration.methods import calibrater
+
+    if method in RULES:
+        return calibrater(Path(model_path), tensors, Path(workdir) / "augmented.onnx",
+                          RULES[method])
     base = {"minmax": MinMaxCalibrater, "entropy": EntropyCalibrater,
             "percentile": PercentileCalibrater}[method]
 
@@ -226,8 +233,8 @@ def collect_ranges(model, data, method=DEFAULT_METHOD, body=None, percentile=DEF
     Args:
         model: path or `onnx.ModelProto`. The FP32 end-to-end ONNX.
         data: `edgedet.calibration.data.CalibrationData`.
-        method: str. `"minmax"`, `"entropy"` or `"percentile"`. Defaults to
-            `"entropy"`.
+        method: str. One of `edgedet.calibration.methods.METHODS`. Defaults
+            to `"p90_min_max"`.
         body: `Body` or None. Defaults to `find_body(model)`.
         percentile: float. For `"percentile"`. Defaults to 99.999.
         chunk: int. Images per calibration pass. Defaults to 8.

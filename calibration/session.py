@@ -25,8 +25,8 @@ class ExportCalibration:
     Args:
         data: calibration source (folder, dataset, `synthetic:` spec, arrays,
             `CalibrationData`) or None for the default set. Defaults to None.
-        method: str. `"minmax"`, `"entropy"` or `"percentile"`. Defaults to
-            `"entropy"`.
+        method: str. One of `edgedet.calibration.methods.METHODS`. Defaults
+            to `"p90_min_max"`.
         size: int. Images to sample. Defaults to 300.
         seed: int. Sampling seed. Defaults to 0.
         quantize_head: bool. Also quantize the head's output convolutions.

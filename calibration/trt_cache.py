@@ -40,6 +40,7 @@ ALGORITHM_OF_METHOD = {
     "entropy": "EntropyCalibration2",
     "minmax": "MinMaxCalibration",
     "percentile": "EntropyCalibration2",
+    "p90_min_max": "EntropyCalibration2",
 }
 # JetPack 6 (TensorRT 10.3) is the default target; JetPack 5 is 8.5.2.
 DEFAULT_TRT_VERSION = "10.3.0"

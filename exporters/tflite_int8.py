@@ -33,6 +33,7 @@ import warnings
 from pathlib import Path
 
 from edgedet.calibration.body import INPUT_LAYERS, is_head_output
+from edgedet.calibration.methods import RULES, combine
 from edgedet.exporters.base import require_precision, serving_function, stage
 from edgedet.exporters.tflite import (
     SIGNATURE_KEY,
@@ -50,8 +51,9 @@ TARGET = "tflite"
 # "p90_min_max" the 90th percentile over the images of each image's max (10th of the mins),
 # which ignores the rarest images' extremes; "mean_min_max" their mean, which clips more.
 # docs/benchmarks.md (issue 25) has the figures behind the choice.
-RANGES = {"minmax": "min_max", "entropy": "p90_min_max", "percentile": "p90_min_max"}
-RANGE_QUANTILES = {"mean_min_max": None, "p90_min_max": 0.9, "p99_min_max": 0.99}
+RANGES = {"minmax": "min_max", "entropy": "p90_min_max", "percentile": "p90_min_max",
+          "p90_min_max": "p90_min_max"}
+RANGE_QUANTILES = RULES
 
 
 def export(end_to_end, metadata, path, force=False, precision="int8", session=None):
@@ -155,13 +157,12 @@ def image_ranges(calibrated, data, quantile=None):
     The TFLite calibrator keeps the extremes over all images, so one image
     with a rare large activation widens the range, and coarsens the steps,
     for every image. Here each tensor's min and max are taken per image,
-    then combined over the images: their mean (`quantile` None), or their
-    `quantile` (the max's; `1 - quantile` of the mins), which drops only the
-    rarest images' extremes. Only the tensors the calibrator gave a range
-    are measured, by running the float calibrated model with every
-    intermediate tensor kept.
+    then combined over the images (`edgedet.calibration.methods.combine`):
+    their mean (`quantile` None), or their `quantile` (the max's; `1 -
+    quantile` of the mins), which drops only the rarest images' extremes.
+    Only the tensors the calibrator gave a range are measured, by running
+    the float calibrated model with every intermediate tensor kept.
     """
-    import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
     from edgedet import backend
@@ -193,11 +194,7 @@ def image_ranges(calibrated, data, quantile=None):
             if values.size:
                 lows[index].append(float(values.min()))
                 highs[index].append(float(values.max()))
-    if quantile is None:
-        return {i: (float(np.mean(lows[i])), float(np.mean(highs[i]))) for i in measured
-                if lows[i]}
-    return {i: (float(np.quantile(lows[i], 1.0 - quantile)), float(np.quantile(highs[i], quantile)))
-            for i in measured if lows[i]}
+    return {i: combine(lows[i], highs[i], quantile) for i in measured if lows[i]}
 
 
 def _op_graph(content):

@@ -5,6 +5,7 @@ import time
 
 import click
 
+from edgedet.calibration.methods import DEFAULT_METHOD, METHODS
 from edgedet.cli.common import inference_config, inference_options, resolve_model, user_errors
 from edgedet.cpu import CPU_CHOICES
 from edgedet.exporters.registry import precision_names, precisions_help, targets_help
@@ -66,8 +67,11 @@ def _trt_shapes(text):
 @click.option("--calib-data", default=None, metavar="PATH",
               help="INT8 calibration images: a folder, a COCO JSON / YOLO data.yaml / VOC root, "
                    "or 'synthetic:shapes?n=300'. Default: edgedet's synthetic shapes.")
-@click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]),
-              default="entropy", show_default=True, help="INT8 range calibration method.")
+@click.option("--calib-method", type=click.Choice(METHODS),
+              default=DEFAULT_METHOD, show_default=True,
+              help="INT8 range calibration method: p90_min_max takes the 90th percentile over the "
+                   "images of each image's extremes; the others are ONNX Runtime's "
+                   "calibrators (OpenVINO INT8 uses NNCF's own).")
 @click.option("--calib-size", type=click.IntRange(min=1), default=300, show_default=True,
               help="Calibration images sampled (deterministically) from --calib-data.")
 @click.option("--calib-keep-float", default=None, metavar="BLOCK[,BLOCK...]",

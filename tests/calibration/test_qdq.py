@@ -201,6 +201,46 @@ def test_other_methods_give_ranges_within_minmax(fp32_onnx, calib_data, ranges, 
     assert clipped  # The histogram methods clip outliers somewhere.
 
 
+def test_p90_min_max_is_the_90th_percentile_of_each_images_extremes(fp32_onnx, calib_data,
+                                                                     ranges):
+    """The rule that fixed TFLite INT8, for the Q/DQ ranges: per-image min/max, then
+    their 10th / 90th percentile over the images (checked against one MinMax pass per
+    image), inside the all-image extremes and narrower somewhere."""
+    from onnxruntime.quantization import CalibrationMethod
+
+    from edgedet.calibration.data import CalibrationData
+
+    data = CalibrationData(calib_data.items[:5], source="five")
+    p90 = collect_ranges(fp32_onnx, data, method="p90_min_max")
+    assert p90.method == "p90_min_max"
+    assert p90.tensors_data.calibration_method == CalibrationMethod.MinMax
+    assert set(p90.ranges) == set(ranges.ranges)
+    single = [collect_ranges(fp32_onnx, CalibrationData([item], source="one"),
+                             method="minmax").ranges for item in data.items]
+    for name, (low, high) in p90.ranges.items():
+        lows, highs = [r[name][0] for r in single], [r[name][1] for r in single]
+        assert low == pytest.approx(np.quantile(lows, 0.1), rel=1e-5, abs=1e-6), name
+        assert high == pytest.approx(np.quantile(highs, 0.9), rel=1e-5, abs=1e-6), name
+        assert min(lows) - 1e-6 <= low <= high <= max(highs) + 1e-6
+    assert any(hi < max(r[k][1] for r in single) - 1e-6 for k, (lo, hi) in p90.ranges.items())
+
+
+def test_p90_min_max_ranges_quantize_and_pass_parity(fp32_onnx, calib_data, detector,
+                                                     eval_images, tmp_path):
+    from edgedet.parity import run_parity
+    from edgedet.runtimes.onnxrt import read_metadata
+
+    p90 = collect_ranges(fp32_onnx, calib_data, method="p90_min_max")
+    paths = []
+    for flavour in ("u8s8", "s8s8"):
+        paths.append(tmp_path / f"{flavour}.onnx")
+        # U8S8 with 7-bit weights: what an AVX2-only CI machine builds, exact on any x86.
+        quantize(fp32_onnx, p90, paths[-1], flavour=flavour, cpu="avx2")
+        assert read_metadata(paths[-1]).extra["quantization"]["method"] == "p90_min_max"
+    result = run_parity(detector, paths, eval_images)
+    assert result, result.summary_text()
+
+
 def test_unknown_method_and_flavour(fp32_onnx, calib_data, ranges):
     with pytest.raises(ValueError, match="Unknown calibration method 'minmaxx'.*'minmax'"):
         collect_ranges(fp32_onnx, calib_data, method="minmaxx")

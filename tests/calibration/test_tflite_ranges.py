@@ -38,7 +38,7 @@ def test_entropy_and_percentile_use_image_ranges_and_pass_parity(detector, confi
     from edgedet.runtimes.registry import read_metadata
 
     assert RANGES == {"minmax": "min_max", "entropy": "p90_min_max",
-                      "percentile": "p90_min_max"}
+                      "percentile": "p90_min_max", "p90_min_max": "p90_min_max"}
     with pytest.warns(UserWarning, match="recommended"):
         (result,) = export(detector, ["tflite"], tmp_path, config=config, stem="model",
                            precision="int8", calibration={

@@ -228,6 +228,7 @@ def test_a_given_calibration_cache_is_checked_and_moved_to_this_version(detector
     with this TensorRT's header."""
     import dataclasses
 
+    from edgedet.calibration.methods import DEFAULT_METHOD
     from edgedet.calibration.record import key_record
     from edgedet.calibration.session import ExportCalibration
     from edgedet.calibration.trt_cache import StaleCacheError, format_cache
@@ -239,12 +240,12 @@ def test_a_given_calibration_cache_is_checked_and_moved_to_this_version(detector
     record_path = tmp_path / "m.calib.json"
     other = dataclasses.replace(metadata, source_sha256="0" * 64)
     record_path.write_text(json.dumps({"schema_version": 1,
-                                       **key_record(other, "entropy", "d" * 64)}))
+                                       **key_record(other, DEFAULT_METHOD, "d" * 64)}))
     options = BuildOptions(precision="int8", int8_mode="implicit", calib_cache=cache)
     with pytest.raises(StaleCacheError, match="another model weights"):
         trt_export._calibration_cache(None, metadata, ExportCalibration(), options, "10.3.0")
     record_path.write_text(json.dumps({"schema_version": 1,
-                                       **key_record(metadata, "entropy", "d" * 64)}))
+                                       **key_record(metadata, DEFAULT_METHOD, "d" * 64)}))
     text = trt_export._calibration_cache(None, metadata, ExportCalibration(), options, "10.3.0")
     assert text == "TRT-100300-EntropyCalibration2\nx:0: 3e800000\n"
     with pytest.raises(StaleCacheError, match="calibration method"):
