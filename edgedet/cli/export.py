@@ -13,6 +13,23 @@ from edgedet.exporters.registry import precision_names, precisions_help, targets
 # Default parity images: synthetic shapes of varied sizes and aspect ratios (the
 # letterbox is exercised), generated here, so nothing is downloaded.
 PARITY_IMAGES = "synthetic:shapes?n=12&seed=2024&size=200-480x240-640"
+PARITY_SIZE = 32
+
+
+def _parity_images(parity_images, calib_data, precision):
+    """The parity check's images: the given ones, else `PARITY_SIZE` of an INT8 export's
+    --calib-data folder (a model trained on other classes finds little in synthetic shapes,
+    and a gate on a few borderline detections says little about INT8), else `PARITY_IMAGES`."""
+    if parity_images is not None:
+        return parity_images
+    if precision != "int8" or not calib_data or not pathlib.Path(calib_data).is_dir():
+        return PARITY_IMAGES
+    from edgedet.sources import ImageSource
+
+    source = ImageSource(calib_data)
+    if not source.paths:
+        return PARITY_IMAGES
+    return [str(path) for path in source.sample(PARITY_SIZE, seed=1).paths]
 
 
 def _size(num_bytes):
@@ -104,8 +121,10 @@ def _trt_shapes(text):
 @click.option("--parity/--no-parity", default=True, show_default=True,
               help="After exporting, compare every artifact with the Keras reference "
                    "(edgedet parity) and write OUT/parity/report.html.")
-@click.option("--parity-images", default=PARITY_IMAGES, show_default=True,
-              metavar="DIR|synthetic:shapes[?...]", help="Images for the parity check.")
+@click.option("--parity-images", default=None, metavar="DIR|synthetic:shapes[?...]",
+              help="Images for the parity check. Default: for --precision int8 with a "
+                   f"--calib-data folder, {PARITY_SIZE} of its images (the model's own domain; "
+                   f"sampled with seed 1, calibration uses seed 0); else {PARITY_IMAGES}.")
 @click.option("--force", is_flag=True,
               help="Replace artifacts of the same name that already exist in OUT (only the "
                    "files this export writes; nothing else in OUT is touched).")
@@ -172,10 +191,13 @@ def export_command(ctx, model_spec, targets, out, force, precision, calib_data, 
         # (0 all pass, 1 a parity failure).
         from edgedet.cli.parity import parity_command
 
-        click.echo(f"\nParity with the Keras reference on {parity_images}:", err=True)
+        images = _parity_images(parity_images, calib_data, precision)
+        what = images if isinstance(images, str) else (
+            f"{len(images)} images of --calib-data '{calib_data}'")
+        click.echo(f"\nParity with the Keras reference on {what}:", err=True)
         artifacts = [str(r.path) for r in results] + _earlier_artifacts(results, precision)
         # The report folder was checked above: it is new or edgedet's own report.
-        ctx.invoke(parity_command, model_spec=model, artifacts=artifacts, images=parity_images,
+        ctx.invoke(parity_command, model_spec=model, artifacts=artifacts, images=images,
                    out=str(report_dir), force=True)
 
 

@@ -165,10 +165,11 @@ def parity_command(model_spec, reference_spec, artifacts, images, labels, labels
                                                "--labels": labels,
                                                "--skip-missing-runtimes": skip_missing_runtimes})
         else:
-            inputs = [*artifacts, images, labels, config_path, model_spec, reference_spec]
+            given = images if isinstance(images, list) else [images]  # export: a file list
+            inputs = [*artifacts, *given, labels, config_path, model_spec, reference_spec]
             reference_spec, images = _reference_and_images(model_spec, reference_spec,
                                                            artifacts, images)
-            inputs.append(images)
+            inputs.extend(images if isinstance(images, list) else [images])
             check_writable_output(out, force, protected=inputs)
             config = _thresholds(config_path, overrides)
             _check_selectors(overrides, artifacts)
