@@ -89,24 +89,28 @@ def is_head_output(layer):
     return bool(layer) and re.sub(r"(_\d+)+$", "", layer) in families.head_output_layers()
 
 
-def family_float_blocks(present=None):
-    """The conv blocks every INT8 artifact keeps float by default.
+def family_float_blocks(present):
+    """The conv blocks every INT8 artifact of a model keeps float by default.
 
-    The model family table's `int8_float_layers` (`edgedet.models.families`),
-    in table order. The ONNX body (`find_body`), the TFLite INT8 exporter and
-    the OpenVINO INT8 exporter all ask this function, so a block listed there
-    stays float in every INT8 artifact.
+    The `int8_float_layers` of the model's row in the family table
+    (`edgedet.models.families`), the row being the one whose head output
+    layers are among `present` (families share block names such as
+    `stem_2`, so the row is chosen first). The ONNX body (`find_body`), the
+    TFLite INT8 exporter and the OpenVINO INT8 exporter all ask this
+    function, so a block listed there stays float in every INT8 artifact.
 
     Args:
-        present: iterable of str or None. The conv blocks of the model at
-            hand; only the listed blocks found among them are returned.
-            None: all of them. Defaults to None.
+        present: iterable of str. The conv blocks of the model at hand
+            (`strip_block_suffix` of its layer names).
+
+    Returns:
+        A tuple of block names, in table order; `()` for a model of no row.
     """
-    table = families.int8_float_layers()
-    if present is None:
-        return table
     present = set(present)
-    return tuple(block for block in table if block in present)
+    for family in families.families():
+        if any(strip_block_suffix(head) in present for head in family.head_output_layers):
+            return tuple(block for block in family.int8_float_layers if block in present)
+    return ()
 
 
 def strip_block_suffix(layer):

@@ -21,8 +21,9 @@ images, what stayed float).
 """
 
 import dataclasses
+import re
 
-from edgedet.calibration.body import family_float_blocks, is_head_output
+from edgedet.calibration.body import family_float_blocks, is_head_output, strip_block_suffix
 from edgedet.exporters.base import require_precision, stage
 from edgedet.exporters.openvino_export import TARGET, check_paths, convert, fp32_onnx, write
 
@@ -73,7 +74,9 @@ def float_convolutions(ov_model, quantize_head=False, float_blocks=()):
     names = [op.get_friendly_name() for op in convs]
     # A block's conv is `<scope>/<block>_bn_1/...`; one tf2onnx fused with its batch norm
     # is `Conv__N`, named by what it feeds (`<scope>/<block>_1/Sigmoid`), as `block_of` reads it.
-    blocks = dict.fromkeys([*family_float_blocks(), *float_blocks])
+    present = {strip_block_suffix(re.sub(r"_\d+$", "", part))
+               for op in ov_model.get_ordered_ops() for part in op.get_friendly_name().split("/")}
+    blocks = dict.fromkeys([*family_float_blocks(present), *float_blocks])
     marks = [f"/{block}_{part}" for block in blocks for part in ("bn_", "conv_", "1/")]
     kept = [op.get_friendly_name() for op in convs
             if any(mark in name for mark in marks for name in _names_around(op))]

@@ -84,9 +84,12 @@ def test_the_yolo11_row_lists_blocks_of_the_model():
     from edgedet.calibration.body import family_float_blocks
 
     blocks = _family().int8_float_layers
-    assert blocks and set(blocks) <= set(family_float_blocks())
-    assert family_float_blocks(["stem_1", blocks[0]]) == (blocks[0],)
-    assert family_float_blocks(["stem_1"]) == ()
+    head = "yolo11_head_1_box_3"
+    assert blocks and family_float_blocks([head, *blocks]) == blocks
+    assert family_float_blocks([head, "stem_1", blocks[0]]) == (blocks[0],)
+    # A YOLOv8 has blocks of the same names (`stem_2`): its own row decides.
+    assert family_float_blocks(["yolo_v8_head_1_box_3", *blocks]) == ()
+    assert family_float_blocks(blocks) == ()  # no family's head: no row
 
 
 @pytest.mark.slow
