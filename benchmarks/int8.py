@@ -1,10 +1,10 @@
-"""INT8 benchmark: speed and accuracy of the Q/DQ (U8S8, S8S8) and TFLite INT8 artifacts.
+"""INT8 benchmark: speed and accuracy of the Q/DQ (U8S8, S8S8), TFLite and OpenVINO INT8 artifacts.
 
 Exports the FP32 ONNX of a model, calibrates once (`edgedet.calibration`),
 writes the S8S8 Q/DQ model, the U8S8 Q/DQ model twice (8-bit weights, for
 VNNI / ARM CPUs, and 7-bit weights, `--calib-cpu avx2`, for x86 without VNNI,
-where ONNX Runtime's U8S8 kernels saturate with 8 bits) and the TFLite INT8
-model, then:
+where ONNX Runtime's U8S8 kernels saturate with 8 bits), the TFLite INT8
+model and the OpenVINO INT8 IR (NNCF, `--no-openvino` to skip), then:
 
 - latency: `edgedet.benchmark.run_benchmark` (each artifact in its own
   process, ONNX Runtime CPU / LiteRT, `--threads`) on the same images;
@@ -53,6 +53,7 @@ ARTIFACTS = {
     "onnx_u8s8_w7": "model_int8_w7.onnx",
     "onnx_s8s8": "model_int8_trt.onnx",
     "tflite_int8": "model_int8.tflite",
+    "openvino_int8": "model_int8.xml",
 }
 
 
@@ -71,6 +72,13 @@ def parse_args(argv=None):
                              "blocks apply to every INT8 artifact. 0: off.")
     parser.add_argument("--sensitivity-recall", type=float, default=0.97,
                         help="Matched-detection share the search must reach (default: 0.97).")
+    parser.add_argument("--sensitivity-data", default=None,
+                        help="Held-out images for the search (a dataset spec; default: the "
+                             "calibration source's --sensitivity-split).")
+    parser.add_argument("--sensitivity-split", default="val")
+    parser.add_argument("--family-float", choices=("on", "off"), default="on",
+                        help="off: quantize the conv blocks the model family table keeps float "
+                             "(`int8_float_layers`) too, to measure what keeping them costs.")
     parser.add_argument("--eval-data", default=DEFAULT_EVAL,
                         help="Held-out labelled images (a dataset spec: labels give the mAP drop).")
     parser.add_argument("--eval-split", default="holdout",
@@ -93,6 +101,8 @@ def parse_args(argv=None):
     parser.add_argument("--only-tflite", action="store_true",
                         help="Build and measure only the TFLite FP32 and INT8 models.")
     parser.add_argument("--no-tflite", action="store_true", help="Skip the TFLite INT8 model.")
+    parser.add_argument("--no-openvino", action="store_true",
+                        help="Skip the OpenVINO INT8 model (NNCF).")
     parser.add_argument("--reuse", action="store_true",
                         help="Reuse the artifacts already in --out (skip export and calibration).")
     parser.add_argument("--skip-speed", action="store_true")
@@ -155,8 +165,9 @@ def build_artifacts(model, config, args, out):
     if args.sensitivity_size:
         from edgedet.thresholds import DEFAULTS
 
-        source = calibration_data(args.calib_data, size=args.sensitivity_size, seed=1,
-                                  split="val", min_images=1)
+        source = calibration_data(args.sensitivity_data or args.calib_data,
+                                  size=args.sensitivity_size, seed=1,
+                                  split=args.sensitivity_split, min_images=1)
         held_out = source.images()
         thresholds = DEFAULTS["int8"].replace(min_recall=args.sensitivity_recall)
     started = time.perf_counter()
@@ -177,6 +188,14 @@ def build_artifacts(model, config, args, out):
         timings["sensitivity_kept_float"] = kept
     if not args.no_tflite:
         paths["tflite_int8"] = _tflite_int8(model, config, args, out, data, kept, timings)
+    if not args.no_openvino:
+        started = time.perf_counter()
+        (result,) = export(model, ["openvino"], out, config=config, stem="model", force=True,
+                           precision="int8", progress=log,
+                           calibration={"data": data, "method": args.calib_method,
+                                        "float_blocks": kept})
+        paths["openvino_int8"] = result.path
+        timings["openvino_int8_seconds"] = round(time.perf_counter() - started, 1)
     return paths, timings
 
 
@@ -227,6 +246,7 @@ def cpu_time(paths, args):
     from edgedet.data import load_dataset
     from edgedet.runtimes.litert import LiteRTRuntime
     from edgedet.runtimes.onnxrt import OnnxRuntime
+    from edgedet.runtimes.openvino_rt import OpenVINORuntime
 
     dataset = load_dataset(args.speed_images)
     images = [dataset[i]["image"] for i in range(len(dataset))]
@@ -237,6 +257,8 @@ def cpu_time(paths, args):
             options.intra_op_num_threads = options.inter_op_num_threads = 1
             runtime = OnnxRuntime(path, providers=["CPUExecutionProvider"],
                                   session_options=options)
+        elif str(path).endswith(".xml"):
+            runtime = OpenVINORuntime(path, threads=1)
         else:
             runtime = LiteRTRuntime(path, num_threads=1)
         with runtime:
@@ -345,11 +367,19 @@ def main(argv=None):
     existing = {name: out / file_name for name, file_name in ARTIFACTS.items()}
     if args.no_tflite:
         existing = {k: v for k, v in existing.items() if not k.startswith("tflite")}
+    if args.no_openvino or args.only_tflite:
+        existing = {k: v for k, v in existing.items() if not k.startswith("openvino")}
     if args.only_tflite:
         existing = {k: v for k, v in existing.items() if k.startswith("tflite")}
     if args.reuse and all(p.exists() for p in existing.values()):
         paths, timings = existing, {}
         log("reusing the artifacts in " + str(out))
+    elif args.family_float == "off":
+        from unittest import mock
+
+        # What every INT8 path reads (`edgedet.calibration.body.family_float_blocks`).
+        with mock.patch("edgedet.models.families.int8_float_layers", return_value=()):
+            paths, timings = build_artifacts(model, config, args, out)
     else:
         paths, timings = build_artifacts(model, config, args, out)
     from edgedet.calibration.data import DEFAULT_SOURCE
@@ -362,7 +392,7 @@ def main(argv=None):
     ranges = args.tflite_ranges or RANGES[args.calib_method]
     report = {"model": args.model, "machine": {"cpu": cpu_model(), **isa_summary()},
               "calibration": f"{args.calib_method} (TFLite ranges {ranges}), {args.calib_size} "
-              f"images from {source}", "timings": timings,
+              f"images from {source}", "timings": timings, "family_float": args.family_float,
               "command": " ".join(["python", "benchmarks/int8.py", *(argv or sys.argv[1:])]),
               "artifacts": {k: str(v) for k, v in paths.items()}}
     if not args.skip_speed:

@@ -12,6 +12,11 @@ keeps the Keras name scope in node names: every node of the network is named
   stay float by default, so the raw head that the DFL decode reads is float;
 - the family's `input_layers` (`rescaling`) stay float (a constant multiply
   of the letterboxed pixels);
+- the family's `int8_float_layers` (conv blocks the sensitivity search found
+  INT8 cannot carry, e.g. YOLO11's stride-8 class branch) stay float:
+  `family_float_blocks` is the one rule every INT8 path reads (this body for
+  the ONNX Q/DQ models and the TensorRT cache, the TFLite and OpenVINO INT8
+  exporters);
 - unnamed nodes tf2onnx inserted inside the body (layout `Transpose`s) join
   it when every input comes from the body and every consumer is in it.
 
@@ -37,6 +42,8 @@ from edgedet.models import families
 INPUT_LAYERS = tuple(sorted(families.input_layers()))
 # Op types that carry no arithmetic worth quantizing on their own.
 _SHAPE_OPS = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Cast", "Constant", "Range"}
+# A conv block's Keras layers: `<block>_conv`, `<block>_bn`, `<block>_pad`, and `<block>` (SiLU).
+_BLOCK_SUFFIX = re.compile(r"_(bn|conv|pad)$")
 
 
 class BodyNotFoundError(ValueError):
@@ -53,10 +60,13 @@ class Body:
         quantize: tuple of str. Nodes to quantize.
         float_head: tuple of str. Head output convolutions kept float.
         float_nodes: tuple of str. Body nodes kept float (head outputs, what
-            follows them, input rescaling, and any `exclude`).
+            follows them, input rescaling, the family's float blocks, and
+            any `exclude`).
         input_tensors: tuple of str. Tensors entering the body from the
             letterbox.
         output_tensors: tuple of str. Tensors leaving the body (raw head).
+        family_float: tuple of str. Conv blocks kept float by the model
+            family table (`family_float_blocks`).
     """
 
     scope: str
@@ -66,6 +76,7 @@ class Body:
     float_nodes: tuple
     input_tensors: tuple
     output_tensors: tuple
+    family_float: tuple = ()
 
 
 def is_head_output(layer):
@@ -76,6 +87,58 @@ def is_head_output(layer):
             `_N` suffixes are ignored).
     """
     return bool(layer) and re.sub(r"(_\d+)+$", "", layer) in families.head_output_layers()
+
+
+def family_float_blocks(present):
+    """The conv blocks every INT8 artifact of a model keeps float by default.
+
+    The `int8_float_layers` of the model's row in the family table
+    (`edgedet.models.families`), the row being the one whose head output
+    layers are among `present` (families share block names such as
+    `stem_2`, so the row is chosen first). The ONNX body (`find_body`), the
+    TFLite INT8 exporter and the OpenVINO INT8 exporter all ask this
+    function, so a block listed there stays float in every INT8 artifact.
+
+    Args:
+        present: iterable of str. The conv blocks of the model at hand
+            (`strip_block_suffix` of its layer names).
+
+    Returns:
+        A tuple of block names, in table order; `()` for a model of no row.
+    """
+    present = set(present)
+    for family in families.families():
+        if any(strip_block_suffix(head) in present for head in family.head_output_layers):
+            return tuple(block for block in family.int8_float_layers if block in present)
+    return ()
+
+
+def strip_block_suffix(layer):
+    """The conv block of a Keras layer name (`stack2_c2f_pre_bn` -> `stack2_c2f_pre`)."""
+    return _BLOCK_SUFFIX.sub("", layer)
+
+
+def block_of(node_name, scope):
+    """The conv block of a body node (`<scope>/<block>_bn_1/...` -> `<block>`), or None."""
+    layer = _layer(node_name, scope)
+    return strip_block_suffix(layer) if layer else None
+
+
+def node_block(node, scope, consumers):
+    """The conv block of an ONNX `node`; an unnamed one (tf2onnx's `Conv__665`, a
+    convolution fused with its batch norm) joins the block of the first named node it
+    feeds (its SiLU, `<scope>/<block>_1/Sigmoid`). None when neither has one.
+
+    Args:
+        node: `onnx.NodeProto`.
+        scope: str. The body's name scope.
+        consumers: dict. Tensor name -> list of the nodes reading it.
+    """
+    found = block_of(node.name, scope)
+    if found is None:
+        users = [u for out in node.output for u in consumers.get(out, [])]
+        found = next((b for u in users if (b := block_of(u.name, scope))), None)
+    return found
 
 
 def _layer(name, scope):
@@ -160,6 +223,9 @@ def find_body(model, quantize_head=False, exclude=()):
     float_nodes = set(after_head)
     if not quantize_head:
         float_nodes |= set(head)
+    blocks = {n.name: node_block(n, scope, consumers) for n in nodes if n.name in named}
+    family_float = family_float_blocks(blocks.values())
+    float_nodes |= {name for name, block in blocks.items() if block in family_float}
     for n in nodes:
         layer = _layer(n.name, scope)
         if n.name in named and (layer in INPUT_LAYERS or n.name in exclude or layer in exclude):
@@ -179,6 +245,7 @@ def find_body(model, quantize_head=False, exclude=()):
         float_nodes=tuple(n for n in ordered if n in float_nodes),
         input_tensors=inputs,
         output_tensors=outputs,
+        family_float=family_float,
     )
 
 

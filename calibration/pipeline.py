@@ -6,7 +6,8 @@ and the TensorRT exporter all go through `Int8Pipeline`, so the steps of an
 INT8 build are written once:
 
 1. the body (`edgedet.calibration.body.find_body`), less the blocks kept
-   float (given, or found by the sensitivity search);
+   float (the model family's `int8_float_layers`, given, or found by the
+   sensitivity search);
 2. the ranges, collected once on the calibration images
    (`edgedet.calibration.qdq.collect_ranges`);
 3. each Q/DQ flavour (`quantize`: U8S8 for ONNX Runtime, S8S8 for TensorRT),

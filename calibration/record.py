@@ -71,7 +71,8 @@ def make_record(metadata, ranges, data, body, source_model="", files=None, model
         **key,
         "data": {"source": data.source, "seed": data.seed, "images": ranges.images},
         "body": {"scope": body.scope, "float_nodes": list(body.float_nodes),
-                 "quantized_nodes": len(body.quantize), "quantize_head": not body.float_head},
+                 "quantized_nodes": len(body.quantize), "quantize_head": not body.float_head,
+                 "family_float_blocks": list(body.family_float)},
         "files": dict(files or {}),
         "ranges": ranges.to_dict()["ranges"],
     }

@@ -27,15 +27,13 @@ quantize("model.onnx", ranges, "model_int8.onnx", exclude=result.float_nodes)
 """
 
 import dataclasses
-import re
 import tempfile
 from pathlib import Path
 
-from edgedet.calibration.body import find_body
+from edgedet.calibration.body import find_body, node_block
 from edgedet.calibration.qdq import quantize
 
 METRIC = "map50_95_vs_reference"
-_SUFFIX = re.compile(r"_(bn|conv|pad)$")
 
 
 @dataclasses.dataclass
@@ -69,19 +67,6 @@ class Sensitivity:
         return dataclasses.asdict(self)
 
 
-def strip_block_suffix(layer):
-    """The conv block of a Keras layer name (`stack2_c2f_pre_bn` -> `stack2_c2f_pre`)."""
-    return _SUFFIX.sub("", layer)
-
-
-def block_of(node_name, scope):
-    """The conv block of a body node (`<scope>/<block>_bn_1/...` -> `<block>`), or None."""
-    from edgedet.calibration.body import _layer
-
-    layer = _layer(node_name, scope)
-    return strip_block_suffix(layer) if layer else None
-
-
 def conv_blocks(model, body):
     """`{block: [node names]}` of every body block holding a quantized Conv or MatMul, in order.
 
@@ -95,16 +80,9 @@ def conv_blocks(model, body):
         for name in node.input:
             consumers.setdefault(name, []).append(node)
 
-    def block(node):
-        found = block_of(node.name, body.scope)
-        if found is None:
-            users = [u for out in node.output for u in consumers.get(out, [])]
-            found = next((b for u in users if (b := block_of(u.name, body.scope))), None)
-        return found
-
     blocks, has_conv = {}, set()
     for node in model.graph.node:
-        if node.name in quantized and (name := block(node)) is not None:
+        if node.name in quantized and (name := node_block(node, body.scope, consumers)):
             blocks.setdefault(name, []).append(node.name)
             if node.op_type in ("Conv", "MatMul"):  # MatMul: an attention core (YOLO11)
                 has_conv.add(name)

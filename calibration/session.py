@@ -33,7 +33,9 @@ class ExportCalibration:
             Defaults to False.
         float_blocks: iterable of str. Conv blocks to keep float in every
             INT8 artifact (e.g. `stack2_c2f_pre`, what a sensitivity search
-            keeps: `edgedet calibrate --sensitivity-data`). Defaults to `()`.
+            keeps: `edgedet calibrate --sensitivity-data`), besides the model
+            family's (`edgedet.calibration.body.family_float_blocks`).
+            Defaults to `()`.
         progress: callable or None. Called with one message per step.
         cpu: str. CPU class the ONNX U8S8 artifact is for (`edgedet.cpu`:
             `"vnni"`, `"avx512"`, `"avx2"`, `"arm"`), or `"auto"` for this

@@ -11,7 +11,9 @@ resize and the DFL/decode arithmetic (`float_ops`: the ops of `FLOAT_TYPES`
 but the FPN's nearest upsamples) are in NNCF's ignored scope, by name, so
 only the body's convolutions get int8 inputs; the head's output
 convolutions stay float too (unless the session's `quantize_head`), and so
-do the conv blocks of `float_blocks` (`--calib-keep-float`). NNCF collects
+do the model family's float conv blocks
+(`edgedet.calibration.body.family_float_blocks`) and those of `float_blocks`
+(`--calib-keep-float`). NNCF collects
 its own statistics: the session's `method` (`--calib-method`) does not apply.
 The preset is `mixed` (symmetric weights, asymmetric activations; NNCF's
 default for CNNs is `performance`, symmetric activations): the body's SiLU
@@ -26,8 +28,9 @@ images, what stayed float).
 """
 
 import dataclasses
+import re
 
-from edgedet.calibration.body import is_head_output
+from edgedet.calibration.body import family_float_blocks, is_head_output, strip_block_suffix
 from edgedet.exporters.base import require_precision, stage
 from edgedet.exporters.openvino_export import TARGET, check_paths, convert, fp32_onnx, write
 
@@ -35,6 +38,8 @@ from edgedet.exporters.openvino_export import TARGET, check_paths, convert, fp32
 #: the DFL and decode arithmetic (body convolutions still get int8 inputs), but
 #: not the body's nearest upsamples (`float_ops`).
 FLOAT_TYPES = ("Interpolate", "MatMul", "Multiply", "Add", "Subtract", "Divide", "Softmax")
+#: The op types of the body's convolutions (a depthwise one is a `GroupConvolution`).
+CONVOLUTIONS = ("Convolution", "GroupConvolution")
 
 
 def export(end_to_end, metadata, path, force=False, precision="int8", session=None):
@@ -71,12 +76,16 @@ def export(end_to_end, metadata, path, force=False, precision="int8", session=No
 
 
 def float_convolutions(ov_model, quantize_head=False, float_blocks=()):
-    """Friendly names of the convolutions kept float: head outputs and `float_blocks`."""
-    convs = [op for op in ov_model.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    """Friendly names of the convolutions kept float: head outputs, the model family's
+    float blocks (`edgedet.calibration.body.family_float_blocks`) and `float_blocks`."""
+    convs = [op for op in ov_model.get_ordered_ops() if op.get_type_name() in CONVOLUTIONS]
     names = [op.get_friendly_name() for op in convs]
     # A block's conv is `<scope>/<block>_bn_1/...`; one tf2onnx fused with its batch norm
     # is `Conv__N`, named by what it feeds (`<scope>/<block>_1/Sigmoid`), as `block_of` reads it.
-    marks = [f"/{block}_{part}" for block in float_blocks for part in ("bn_", "conv_", "1/")]
+    present = {strip_block_suffix(re.sub(r"_\d+$", "", part))
+               for op in ov_model.get_ordered_ops() for part in op.get_friendly_name().split("/")}
+    blocks = dict.fromkeys([*family_float_blocks(present), *float_blocks])
+    marks = [f"/{block}_{part}" for block in blocks for part in ("bn_", "conv_", "1/")]
     kept = [op.get_friendly_name() for op in convs
             if any(mark in name for mark in marks for name in _names_around(op))]
     if not quantize_head:

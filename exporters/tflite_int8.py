@@ -16,9 +16,11 @@ TensorFlow's own `QuantizationDebugger` does selective quantization:
 The body is found from the Keras name scope, as for ONNX
 (`edgedet.calibration.body`): ops named `<scope>/<layer>...`, minus the
 input rescaling, the head's output convolutions and what follows them
-(unless `quantize_head`). The body's convolutions run int8 with per-channel
-weights; the input stays uint8 and the outputs float32/int32, so the model
-runs on the plain LiteRT interpreter through the same runtime.
+(unless `quantize_head`), the model family's float conv blocks
+(`family_float_blocks`) and the session's `float_blocks`. The body's
+convolutions run int8 with per-channel weights; the input stays uint8 and
+the outputs float32/int32, so the model runs on the plain LiteRT
+interpreter through the same runtime.
 
 The flatbuffer analysis (`float_ops`, `int8_summary`) lives here because
 only this exporter (and its tests) read TFLite graphs; calibration owns the
@@ -32,7 +34,12 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from edgedet.calibration.body import INPUT_LAYERS, is_head_output
+from edgedet.calibration.body import (
+    INPUT_LAYERS,
+    family_float_blocks,
+    is_head_output,
+    strip_block_suffix,
+)
 from edgedet.calibration.methods import RULES, combine
 from edgedet.exporters.base import require_precision, serving_function, stage
 from edgedet.exporters.tflite import (
@@ -54,6 +61,8 @@ TARGET = "tflite"
 RANGES = {"minmax": "min_max", "entropy": "p90_min_max", "percentile": "p90_min_max",
           "p90_min_max": "p90_min_max"}
 RANGE_QUANTILES = RULES
+# The op types of the body's convolutions.
+CONVOLUTIONS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 
 def export(end_to_end, metadata, path, force=False, precision="int8", session=None):
@@ -95,8 +104,9 @@ def export(end_to_end, metadata, path, force=False, precision="int8", session=No
         ranges = (None if ranges_rule == "min_max"
                   else image_ranges(calibrated, data, RANGE_QUANTILES[ranges_rule]))
     with stage(TARGET, "quantize"):
-        content, floats = quantize(calibrated, quantize_head=session.quantize_head,
-                                   float_blocks=float_blocks, ranges=ranges)
+        content, floats, float_blocks = quantize(
+            calibrated, quantize_head=session.quantize_head, float_blocks=float_blocks,
+            ranges=ranges)
     with stage(TARGET, "check"):
         check(content)
     metadata = dataclasses.replace(
@@ -210,11 +220,13 @@ def float_ops(ops, names, quantize_head=False, float_blocks=()):
     """Indices of the ops that stay float, from `_op_graph`'s `(ops, names)`.
 
     Returns:
-        `(outside, kept)`: `outside` is everything off the int8 path (outside
-        the body, the input rescaling, the head's output convolutions unless
-        `quantize_head`, and what follows them); `kept` the ops of
-        `float_blocks` (conv blocks, as `edgedet.calibration.sensitivity`
-        names them), which sit inside the body between int8 ops.
+        `(outside, kept, blocks)`: `outside` is everything off the int8 path
+        (outside the body, the input rescaling, the head's output
+        convolutions unless `quantize_head`, and what follows them); `kept`
+        the ops of the conv blocks kept float (as
+        `edgedet.calibration.sensitivity` names them), which sit inside the
+        body between int8 ops; `blocks` those blocks: the model family's
+        (`edgedet.calibration.body.family_float_blocks`), then `float_blocks`.
     """
 
     def first(op):
@@ -254,21 +266,20 @@ def float_ops(ops, names, quantize_head=False, float_blocks=()):
     floats |= {op["index"] for op in ops if layer(op) in INPUT_LAYERS}
     if not quantize_head:
         floats |= head
-    kept = set()
-    if float_blocks:
-        from edgedet.calibration.sensitivity import strip_block_suffix
-
-        block = {op["index"]: strip_block_suffix(layer(op)) for op in ops if op["index"] in body}
-        unknown = sorted(set(float_blocks) - set(block.values()))
-        if unknown:
-            raise ValueError(f"Unknown conv block(s) to keep float: {unknown}; not in the "
-                             "TFLite model's body.")
-        kept = {index for index, name in block.items() if name in float_blocks}
-    return floats, kept
+    block = {op["index"]: strip_block_suffix(layer(op)) for op in ops if op["index"] in body}
+    unknown = sorted(set(float_blocks) - set(block.values()))
+    if unknown:
+        raise ValueError(f"Unknown conv block(s) to keep float: {unknown}; not in the "
+                         "TFLite model's body.")
+    blocks = tuple(dict.fromkeys([*family_float_blocks(block.values()), *float_blocks]))
+    kept = {index for index, name in block.items() if name in blocks}
+    return floats, kept, blocks
 
 
 def quantize(calibrated, quantize_head=False, float_blocks=(), ranges=None):
-    """Quantizes the body of a calibrated flatbuffer; returns `(bytes, float op indices)`.
+    """Quantizes the body of a calibrated flatbuffer.
+
+    Returns `(bytes, float op indices, conv blocks kept float)`.
 
     `ranges` (`{tensor index: (min, max)}`, from `image_ranges`) replaces the
     calibrator's ranges of those tensors; None keeps them.
@@ -280,7 +291,7 @@ def quantize(calibrated, quantize_head=False, float_blocks=(), ranges=None):
     from tensorflow.lite.tools import flatbuffer_utils
 
     ops, names = _op_graph(calibrated)
-    outside, kept = float_ops(ops, names, quantize_head, float_blocks)
+    outside, kept, blocks = float_ops(ops, names, quantize_head, float_blocks)
     floats = outside | kept
     denied_nodes = []
     for index in floats:
@@ -308,14 +319,15 @@ def quantize(calibrated, quantize_head=False, float_blocks=(), ranges=None):
             denylisted_ops=denied_ops,
             denylisted_nodes=sorted(set(denied_nodes)),
         )
-    return bytes(content), floats
+    return bytes(content), floats, blocks
 
 
 def int8_summary(content):
     """`{"body_int8_ops", "post_int8_ops", "float_convs"}` of a quantized flatbuffer.
 
     `post_int8_ops` lists ops outside the body with an int8 output (should
-    be empty); `float_convs` the CONV_2D ops with float outputs.
+    be empty); `float_convs` the convolutions (`CONV_2D`, `DEPTHWISE_CONV_2D`) with
+    float outputs.
     """
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
@@ -339,7 +351,7 @@ def int8_summary(content):
         elif quantized and not (op["op_name"] == "QUANTIZE"
                                 and _feeds_body(op, ops, details, scope)):
             post_int8.append(f"{op['op_name']} {out['name']}")
-        if op["op_name"] == "CONV_2D" and out["dtype"] == np.float32:
+        if op["op_name"] in CONVOLUTIONS and out["dtype"] == np.float32:
             float_convs.append(out["name"].split(";")[0])
     return {"body_int8_ops": body_int8, "post_int8_ops": post_int8, "float_convs": float_convs}
 

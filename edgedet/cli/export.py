@@ -93,7 +93,8 @@ def _trt_shapes(text):
               help="Calibration images sampled (deterministically) from --calib-data.")
 @click.option("--calib-keep-float", default=None, metavar="BLOCK[,BLOCK...]",
               help="INT8: conv blocks to keep in float, e.g. 'stack2_c2f_pre' (the blocks "
-                   "`edgedet calibrate --sensitivity-data` reports).")
+                   "`edgedet calibrate --sensitivity-data` reports), besides those the model "
+                   "family keeps float (`edgedet info MODEL`).")
 @click.option("--calib-cpu", type=click.Choice(CPU_CHOICES), default="auto", show_default=True,
               help="onnx INT8: the CPU class that will run the U8S8 model. x86 without VNNI "
                    "(avx2, avx512) gets 7-bit weights, which its int8 kernels compute exactly; "

@@ -4,7 +4,8 @@ A family row (keras-hub style) names the Keras class (imported only when a
 model is built, so this module costs no Keras import), its presets, the name
 Keras serializes it under, the Keras layers the INT8 path treats apart (the
 head's output convolutions, kept float and found by name in the exported
-graphs, and the input layers kept float), and the family's hooks: its decode
+graphs, the input layers and the conv blocks the INT8 artifacts keep float),
+and the family's hooks: its decode
 (stage 3 of the end-to-end graph), its head-bias initialisation (training),
 its layout description (`edgedet info`), the modules that register its Keras
 objects, and its Ultralytics key map. Hooks are `"module:attr"` strings,
@@ -57,6 +58,13 @@ class ModelFamily:
             `edgedet.calibration.body`).
         input_layers: tuple of str. Layers at the network's input kept float
             when quantizing. Defaults to `()`.
+        int8_float_layers: tuple of str. Conv blocks (Keras `conv_bn`
+            units, as `edgedet.calibration.sensitivity` names them:
+            `yolo11_head_1_class_1_dw`) that every INT8 artifact keeps float
+            by default (ONNX Q/DQ U8S8 and S8S8, the TensorRT cache, TFLite
+            INT8, OpenVINO INT8; `edgedet.calibration.body.family_float_blocks`).
+            Chosen by the sensitivity search on a trained model; the figures
+            and what they cost are in `docs/benchmarks.md`. Defaults to `()`.
         keras_modules: tuple of str. Modules whose import registers the
             family's Keras objects (`edgedet.keras_objects`). Defaults to
             the model class's module.
@@ -89,6 +97,7 @@ class ModelFamily:
     get_preset: object
     head_output_layers: tuple
     input_layers: tuple = ()
+    int8_float_layers: tuple = ()
     keras_modules: tuple = None
     decode_path: str = DFL_DECODE
     head_bias_init_path: str = DETECT_BIAS_INIT
@@ -162,6 +171,10 @@ _FAMILIES = {
         get_preset=yolo11_presets.get_preset,
         head_output_layers=_head_outputs("yolo11_head"),
         input_layers=("rescaling",),
+        # The sensitivity search's choice on a YOLO11n trained by Ultralytics (S8S8,
+        # docs/benchmarks.md "YOLO11"): the second stem conv, the P3 class branch's
+        # last 1x1 and the first C3k2's input conv.
+        int8_float_layers=("stem_2", "yolo11_head_1_class_2", "stack1_c3k2_cv1"),
         ultralytics_path="edgedet.models.yolo11_ultralytics",
     ),
     "yolo26": ModelFamily(
@@ -305,3 +318,8 @@ def head_output_layers():
 def input_layers():
     """Returns the float-kept input layer names of every family (a set)."""
     return {name for family in families() for name in family.input_layers}
+
+
+def int8_float_layers():
+    """Returns the conv blocks every family's INT8 artifacts keep float, in table order."""
+    return tuple(dict.fromkeys(name for family in families() for name in family.int8_float_layers))

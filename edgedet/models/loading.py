@@ -181,5 +181,6 @@ def describe_model(model):
         "parameters": int(model.count_params()),
         "trainable_parameters": trainable,
         "dtype_policy": model.dtype_policy.name,
+        "int8_float_blocks": list(family.int8_float_layers),
         "layout": family.describe_layout(model),
     }
