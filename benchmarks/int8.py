@@ -94,6 +94,9 @@ def parse_args(argv=None):
                         help="Most detections per image baked in (default: the model's).")
     parser.add_argument("--imgsz", type=int, default=None,
                         help="Letterbox size baked in (default: the model's).")
+    parser.add_argument("--head", choices=("one2many", "one2one"), default=None,
+                        help="Detection head (one2one: families with a one-to-one head, "
+                             "YOLO26). Default: the model's.")
     parser.add_argument("--tflite-ranges", default=None,
                         choices=["min_max", "mean_min_max", "p90_min_max", "p99_min_max"],
                         help="TFLite INT8 activation ranges (default: the exporter's rule for "
@@ -363,7 +366,8 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     model = (synthetic_yolov8n(args.imgsz) if args.model == SYNTHETIC_YOLOV8N
              else resolve_model(args.model))
-    config = inference_config(model, imgsz=args.imgsz, conf=args.conf, max_det=args.max_det)
+    config = inference_config(model, imgsz=args.imgsz, conf=args.conf, max_det=args.max_det,
+                              head=args.head)
     existing = {name: out / file_name for name, file_name in ARTIFACTS.items()}
     if args.no_tflite:
         existing = {k: v for k, v in existing.items() if not k.startswith("tflite")}

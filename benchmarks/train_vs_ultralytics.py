@@ -70,7 +70,7 @@ def parse_args(argv=None):
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--model", default="yolov8n", help="yolov8n, ..., yolo11n, ...")
+    parser.add_argument("--model", default="yolov8n", help="yolov8n, yolo11n, yolo26n, ...")
     parser.add_argument("--workers", type=int, default=2, help="Ultralytics dataloader workers")
     parser.add_argument("--warmup-steps", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
@@ -94,9 +94,9 @@ def parse_args(argv=None):
     if args.warmup_steps < 0 or args.warmup_steps >= args.images // args.batch:
         parser.error(f"--warmup-steps {args.warmup_steps}: expected 0 <= n < the steps per "
                      f"epoch ({args.images // args.batch})")
-    if not re.fullmatch(r"yolov8[nsmlx]|yolo11[nsmlx]", args.model):
-        parser.error(f"--model {args.model!r}: expected yolov8n ... yolov8x or yolo11n ... "
-                     "yolo11x")
+    if not re.fullmatch(r"yolov8[nsmlx]|yolo11[nsmlx]|yolo26[nsmlx]", args.model):
+        parser.error(f"--model {args.model!r}: expected yolov8n ... yolov8x, yolo11n ... "
+                     "yolo11x or yolo26n ... yolo26x")
     return args
 
 

@@ -31,12 +31,17 @@ def bench():
     (["--imgsz", "300"], "multiple of 32"),
     (["--images", "32", "--batch", "16", "--warmup-steps", "2"], "--warmup-steps"),
     (["--model", "resnet50"], "--model"),
+    (["--model", "yolo26q"], "yolo26n ... yolo26x"),
     (["--epochs", "0"], "--epochs"),
 ])
 def test_bad_arguments_are_refused(bench, argv, message, capsys):
     with pytest.raises(SystemExit):
         bench.parse_args(argv)
     assert message in capsys.readouterr().err
+
+
+def test_yolo26_models_are_accepted(bench):
+    assert bench.parse_args(["--model", "yolo26n"]).model == "yolo26n"
 
 
 def test_dataset_is_written_once_in_yolo_format(bench, tmp_path):
