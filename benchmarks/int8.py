@@ -296,12 +296,13 @@ def accuracy(model, paths, args):
     labelled = set(dataset.class_names) <= set(getattr(model, "class_names", ()) or ())
     result = run_parity(model, [paths[n] for n in names], dataset,
                         labels=dataset if labelled else None)
-    figures = {"labels": bool(labelled)}
+    figures = {"labels": bool(labelled), "clear_margin": clear_margin()}
     for name, artifact in zip(names, result.artifacts):
         summary = artifact.summary or {}
         figures[name] = {
             "status": artifact.status,
             "matched_reference_detections": summary.get("recall"),
+            "matched_clear_of_threshold": _matched_clear(result, artifact),
             "map50_95_vs_reference": summary.get("map50_95_vs_reference"),
             "map50_95_drop_points": (None if summary.get("map50_95_drop") is None
                                      else round(100 * summary["map50_95_drop"], 2)),
@@ -314,6 +315,30 @@ def accuracy(model, paths, args):
     figures["reference_labels_map"] = result.reference_runs[0].labels_map
     figures["labels_note"] = result.labels_note()
     return figures
+
+
+def clear_margin():
+    """The INT8 parity tolerance on the 95th percentile of |score delta|.
+
+    "Matched, clear of the threshold" leaves out the reference detections
+    scoring below conf + this margin: a score change within the tolerance can
+    push them across the threshold either way.
+    """
+    from edgedet.thresholds import DEFAULTS
+
+    return DEFAULTS["int8"].max_score_delta_p95
+
+
+def _matched_clear(result, artifact):
+    """Matched share of the reference detections scoring >= conf + `clear_margin()`."""
+    from edgedet.matching import matched_share
+    from edgedet.parity.compare import labels_settings
+
+    if not artifact.matches:  # It did not run.
+        return None
+    reference = result.reference_runs[artifact.reference_run or 0]
+    conf = labels_settings(reference.inference)["confidence_threshold"] or 0.0
+    return matched_share(artifact.matches, reference.detections, conf + clear_margin())
 
 
 def markdown(report):
@@ -332,13 +357,16 @@ def markdown(report):
                 f"{cpu.get(f'{name}_speedup', '')} |")
         lines.append("")
     if report.get("accuracy"):
-        lines += ["| artifact | matched ref. detections | mAP50-95 vs ref. | mAP drop (pts) | "
-                  "score delta p95 / worst | parity |", "|---|---|---|---|---|---|"]
+        margin = report["accuracy"].get("clear_margin") or clear_margin()
+        lines += ["| artifact | matched ref. detections | matched, score >= conf + "
+                  f"{margin:g} | mAP50-95 vs ref. | mAP drop (pts) | score delta p95 / worst | "
+                  "parity |", "|---|---|---|---|---|---|---|"]
         for name, row in report["accuracy"].items():
             if isinstance(row, dict) and "status" in row:
                 verdict = row["status"] + (f" ({', '.join(row['failed_checks'])})"
                                            if row.get("failed_checks") else "")
                 lines.append(f"| {name} | {_pct(row['matched_reference_detections'])} | "
+                             f"{_pct(row.get('matched_clear_of_threshold'))} | "
                              f"{_num(row['map50_95_vs_reference'])} | "
                              f"{_num(row['map50_95_drop_points'])} | "
                              f"{_num(row.get('score_delta_p95'))} / "

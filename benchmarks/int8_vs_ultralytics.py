@@ -51,6 +51,11 @@ from pathlib import Path
 
 DEFAULT_SETTINGS = "0.25:300,0.001:300"
 IOU = 0.7
+# Agreement with the side's own FP32 is counted on the detections a deployed
+# model keeps (score >= 0.25, edgedet's default threshold), at every setting.
+DEPLOYED_CONF = 0.25
+# The noise of a drop: the images are cut into this many disjoint chunks.
+CHUNKS = 10
 DETECTIONS_FILE = "ultralytics_detections.json"
 STARTED = time.perf_counter()
 
@@ -263,16 +268,74 @@ def score_setting(model, conf, max_det, args, ultralytics):
         runs[name] = ultralytics_detections(per_image, record.image_names)
     scores = {name: coco_map(record.truth, detections, record.image_shapes)
               for name, detections in runs.items()}
-    base = {"edgedet": scores["edgedet_onnx_fp32"]["map50_95"],
-            "ul": scores.get("ul_onnx_fp32", {}).get("map50_95")}
+    base = {"edgedet": "edgedet_onnx_fp32", "ul": "ul_onnx_fp32"}
     rows = {}
     for name, score in scores.items():
-        side = "edgedet" if name.startswith("edgedet") else "ul"
+        side = base["edgedet" if name.startswith("edgedet") else "ul"]
         rows[name] = {"map50_95": round(score["map50_95"], 4), "map50": round(score["map50"], 4),
-                      "drop_points": drop_points(base[side], score["map50_95"]),
+                      "drop_points": drop_points(scores.get(side, {}).get("map50_95"),
+                                                 score["map50_95"]),
                       "detections": int(sum(len(d) for d in runs[name]))}
+        if side in runs:
+            rows[name].update(agreement(runs[name], runs[side]))
         log(f"{key} {name}: {rows[name]}")
-    return {"images": len(record.image_names), "rows": rows}
+    log(f"{key}: the noise of each drop difference ({CHUNKS} chunks)")
+    noise = chunk_noise(record.truth, runs, record.image_shapes, base)
+    return {"images": len(record.image_names), "rows": rows, "noise": noise}
+
+
+def agreement(detections, fp32):
+    """Matched share of the side's FP32 detections (deployed threshold), all and clear of it.
+
+    Both lists are cut at `DEPLOYED_CONF`; "clear" counts only the FP32
+    detections scoring at least the INT8 score tolerance above it
+    (`edgedet.matching.matched_share`).
+    """
+    from edgedet.matching import match_detections, matched_share
+    from edgedet.thresholds import DEFAULTS
+
+    kept = [[d.at_least(DEPLOYED_CONF) for d in side] for side in (detections, fp32)]
+    matches = [match_detections(a, r) for a, r in zip(*kept)]
+    margin = DEFAULTS["int8"].max_score_delta_p95
+    share, clear = matched_share(matches, kept[1]), matched_share(
+        matches, kept[1], DEPLOYED_CONF + margin)
+    return {"matched": None if share is None else round(share, 4),
+            "matched_clear": None if clear is None else round(clear, 4)}
+
+
+def chunk_noise(truth, runs, shapes, base, chunks=CHUNKS):
+    """Mean and standard error of each INT8 drop, and of each edgedet drop minus Ultralytics'.
+
+    The images are cut into `chunks` disjoint parts; each part gives one drop
+    per artifact (against its side's FP32 on the same part), so the standard
+    error of the mean over the parts says how far a difference of drops is
+    from noise. Differences are against each Ultralytics INT8 row.
+    """
+    import numpy as np
+
+    from edgedet.metrics import coco_map
+
+    parts = np.array_split(np.arange(len(truth)), chunks)
+    per_part = {name: [] for name in runs}
+    for part in parts:
+        maps = {name: coco_map([truth[i] for i in part], [runs[name][i] for i in part],
+                               [shapes[i] for i in part])["map50_95"] for name in runs}
+        for name in runs:
+            side = base["edgedet" if name.startswith("edgedet") else "ul"]
+            if side in maps:
+                per_part[name].append(100 * (maps[side] - maps[name]))
+    drops = {n: np.asarray(v) for n, v in per_part.items() if v and "fp32" not in n}
+
+    def mean_se(values):
+        return {"mean": round(float(values.mean()), 3),
+                "se": round(float(values.std(ddof=1) / np.sqrt(len(values))), 3)}
+
+    noise = {"chunks": chunks, "drops": {n: mean_se(v) for n, v in drops.items()},
+             "differences": {}}
+    for ul in (n for n in drops if n.startswith("ul_")):
+        for ours in (n for n in drops if n.startswith("edgedet_")):
+            noise["differences"][f"{ours} - {ul}"] = mean_se(drops[ours] - drops[ul])
+    return noise
 
 
 def verdict(rows):
@@ -299,23 +362,47 @@ def markdown(report):
              f"(flags: {', '.join(report['machine']['int8_flags'])}); Ultralytics "
              f"{report['ultralytics']}.", ""]
     for key, setting in report["settings"].items():
-        lines += [f"**{key}** ({setting['images']} images; drop vs the side's own ONNX FP32)",
-                  "", "| artifact | mAP50-95 | mAP50 | drop (pts) | detections |",
-                  "|---|---|---|---|---|"]
+        noise = setting.get("noise") or {}
+        lines += [f"**{key}** ({setting['images']} images; drop vs the side's own ONNX FP32; "
+                  f"matched: share of the side's FP32 detections scoring >= {DEPLOYED_CONF} "
+                  "found, all / clear of the threshold by the INT8 score tolerance)", "",
+                  "| artifact | mAP50-95 | mAP50 | drop (pts) | drop over "
+                  f"{noise.get('chunks', '-')} chunks, mean ± SE | matched | matched, clear | "
+                  "detections |", "|---|---|---|---|---|---|---|---|"]
         for name, row in setting["rows"].items():
             drop = "-" if row["drop_points"] is None else f"{row['drop_points']:.2f}"
             lines.append(f"| {name} | {row['map50_95']:.3f} | {row['map50']:.3f} | {drop} | "
+                         f"{_mean_se(noise.get('drops', {}).get(name))} | "
+                         f"{_pct(row.get('matched'))} | {_pct(row.get('matched_clear'))} | "
                          f"{row['detections']} |")
         judged = setting.get("verdict")
         if judged:
             met = "holds" if judged["holds"] else "NOT met: " + ", ".join(judged["worse"])
             lines += ["", "Goal (each edgedet INT8 loses no more than Ultralytics' INT8, "
                           f"which lost {judged['ultralytics_best_loss']:.2f} pt): {met}."]
+        if noise.get("differences"):
+            lines += ["", "edgedet's drop minus Ultralytics' (points, mean ± SE over the "
+                          "chunks; more than 2 SE above 0 = measurably worse): " + "; ".join(
+                              f"{pair} {_mean_se(d)}{' (worse)' if measurably_worse(d) else ''}"
+                              for pair, d in noise["differences"].items())]
         lines.append("")
     if report["ultralytics_failed"]:
         lines += ["Ultralytics exports that failed: " + "; ".join(
             f"{k}: {v}" for k, v in report["ultralytics_failed"].items()), ""]
     return "\n".join(lines)
+
+
+def measurably_worse(difference):
+    """True when a drop difference (mean ± SE) is more than two standard errors above 0."""
+    return difference["mean"] > 2 * difference["se"]
+
+
+def _mean_se(value):
+    return "-" if not value else f"{value['mean']:.2f} ± {value['se']:.2f}"
+
+
+def _pct(value):
+    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 def merge_detections(documents):

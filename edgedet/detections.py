@@ -113,6 +113,12 @@ class Detections:
             and np.array_equal(self.classes, other.classes)
         )
 
+    def at_least(self, min_score):
+        """Returns a copy without the detections scoring below `min_score`."""
+        keep = self.confidence >= min_score
+        return Detections(self.boxes[keep], self.confidence[keep], self.classes[keep],
+                          self.bounding_box_format)
+
     def to_format(self, bounding_box_format, image_shape=None):
         """Returns a copy with boxes converted to another format.
 

@@ -159,3 +159,31 @@ def match_detections(artifact, reference, iou_threshold=DEFAULT_IOU_THRESHOLD, i
         num_reference=num_ref,
         num_artifact=num_art,
     )
+
+
+def matched_share(matches, references, min_score=0.0):
+    """Share of the reference detections scoring `>= min_score` that were matched.
+
+    With `min_score` above the confidence threshold it leaves out the
+    detections a small score change can push across the threshold, which
+    no quantized model can be expected to keep (INT8 moves most scores by a
+    few hundredths): `min_score = conf + margin` gives the agreement on the
+    detections that clear the threshold by `margin`.
+
+    Args:
+        matches: list of `ImageMatch`, one per image.
+        references: list of `Detections`, the reference side of each match.
+        min_score: float. Reference detections scoring below it are left out.
+            Defaults to 0.0 (every reference detection).
+
+    Returns:
+        A float in `[0, 1]`, or None when no reference detection scores
+        `>= min_score`.
+    """
+    counted = matched = 0
+    for match, reference in zip(matches, references):
+        scores = np.asarray(reference.confidence, np.float64)
+        keep = scores >= min_score
+        counted += int(keep.sum())
+        matched += int(keep[match.pairs[:, 1]].sum()) if match.num_matched else 0
+    return matched / counted if counted else None

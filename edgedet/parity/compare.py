@@ -16,7 +16,6 @@ import dataclasses
 import numpy as np
 
 from edgedet import thresholds as _thresholds
-from edgedet.detections import Detections
 from edgedet.files import printable
 from edgedet.matching import DEFAULT_IOU_THRESHOLD, match_detections
 from edgedet.metrics import coco_map, summarize_matches
@@ -111,12 +110,6 @@ def counted(match, artifact, reference, min_score=NOISE_SCORE):
                                num_artifact=match.num_matched + len(extra))
 
 
-def _at_least(detections, min_score):
-    keep = detections.confidence >= min_score
-    return Detections(detections.boxes[keep], detections.confidence[keep],
-                      detections.classes[keep], detections.bounding_box_format)
-
-
 def _compare_artifact(artifact, run, record, limits, iou_threshold):
     """The `ArtifactResult` of one artifact that ran."""
     shapes, class_names = record.image_shapes, record.class_names
@@ -128,7 +121,7 @@ def _compare_artifact(artifact, run, record, limits, iou_threshold):
     summary = summarize_matches(matches)
     summary["disagreeing_fraction"] = summary["disagreeing_images"] / len(record.image_names)
     # The reference's noise tail is no ground truth either (see `counted`).
-    truth = [_at_least(d, NOISE_SCORE) for d in run.detections]
+    truth = [d.at_least(NOISE_SCORE) for d in run.detections]
     vs_ref = coco_map(truth, detections, shapes)
     summary["map50_95_vs_reference"] = vs_ref["map50_95"]
     summary["map50_vs_reference"] = vs_ref["map50"]

@@ -34,7 +34,9 @@ def test_options_and_markdown(bench):
         "model": "shapes", "calibration": "entropy, 300 images", "command": "python b.py",
         "machine": {"cpu": "cpu", "cpu_class": "vnni", "int8_flags": ["avx512_vnni"]},
         "accuracy": {
+            "clear_margin": 0.1,
             "tflite_int8": {"status": "failed", "matched_reference_detections": 0.95,
+                            "matched_clear_of_threshold": 0.99,
                             "map50_95_vs_reference": 0.9, "map50_95_drop_points": 1.7,
                             "score_delta_p95": 0.04, "worst_score_delta": 0.3,
                             "failed_checks": ["max_map_drop"]},
@@ -42,5 +44,28 @@ def test_options_and_markdown(bench):
         },
     }
     text = bench.markdown(report)
-    assert "| tflite_int8 | 95.0% | 0.900 | 1.700 | 0.040 / 0.300 | failed (max_map_drop) |" in text
+    assert ("| tflite_int8 | 95.0% | 99.0% | 0.900 | 1.700 | 0.040 / 0.300 | failed "
+            "(max_map_drop) |") in text
+    assert "matched, score >= conf + 0.1 |" in text
     assert "computed at confidence >= 0.001" in text
+
+
+def test_matched_clear_of_the_threshold_uses_the_int8_score_tolerance(bench):
+    from types import SimpleNamespace
+
+    from edgedet.detections import Detections
+    from edgedet.matching import match_detections
+    from edgedet.thresholds import DEFAULTS
+
+    assert bench.clear_margin() == DEFAULTS["int8"].max_score_delta_p95
+    rows = np.array([[0, 0, 10, 10, 0.9, 0], [20, 20, 40, 40, 0.3, 1]], np.float32)
+    ref = Detections(rows[:, :4], rows[:, 4], rows[:, 5].astype(np.int32), "xyxy")
+    art = Detections(rows[:1, :4], rows[:1, 4], rows[:1, 5].astype(np.int32), "xyxy")
+    reference = SimpleNamespace(inference={"nms": {"confidence_threshold": 0.25}},
+                                detections=[ref])
+    result = SimpleNamespace(reference_runs=[reference])
+    ran = SimpleNamespace(matches=[match_detections(art, ref)], reference_run=0)
+    assert bench._matched_clear(result, ran) == 1.0  # The 0.3 detection is within 0.25 + 0.1.
+    reference.inference["nms"]["confidence_threshold"] = 0.1
+    assert bench._matched_clear(result, ran) == 0.5
+    assert bench._matched_clear(result, SimpleNamespace(matches=None, reference_run=0)) is None

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from edgedet.detections import Detections
-from edgedet.matching import corner_shift, match_detections
+from edgedet.matching import corner_shift, match_detections, matched_share
 
 
 def det(rows, fmt="xyxy"):
@@ -123,3 +123,20 @@ def test_other_formats_are_converted():
 def test_corner_shift_is_the_worse_corner():
     np.testing.assert_allclose(
         corner_shift([[0, 0, 10, 10]], [[1, 0, 10, 14]]), [4.0])
+
+
+def test_matched_share_leaves_out_detections_below_min_score():
+    # Image 1: the 0.9 pair matches, the 0.26 reference detection is lost.
+    ref1 = det([(0, 0, 10, 10, 0.9, 0), (20, 20, 40, 40, 0.26, 1)])
+    art1 = det([(0, 0, 10, 10, 0.88, 0)])
+    # Image 2: the 0.5 detection is lost, the 0.3 one kept.
+    ref2 = det([(0, 0, 10, 10, 0.5, 0), (20, 20, 40, 40, 0.3, 1)])
+    art2 = det([(20, 20, 40, 40, 0.31, 1)])
+    matches = [match_detections(art1, ref1), match_detections(art2, ref2)]
+    refs = [ref1, ref2]
+    assert matched_share(matches, refs) == pytest.approx(2 / 4)
+    assert matched_share(matches, refs, min_score=0.35) == pytest.approx(1 / 2)
+    assert matched_share(matches, refs, min_score=0.6) == pytest.approx(1.0)
+    assert matched_share(matches, refs, min_score=0.95) is None
+    empty = det([])
+    assert matched_share([match_detections(empty, empty)], [empty]) is None
