@@ -97,6 +97,10 @@ def parse_args(argv=None):
     parser.add_argument("--head", choices=("one2many", "one2one"), default=None,
                         help="Detection head (one2one: families with a one-to-one head, "
                              "YOLO26). Default: the model's.")
+    parser.add_argument("--lift-head-refusals", action="store_true",
+                        help="Build the combinations `edgedet.exporters.head_support` refuses "
+                             "(e.g. one2one TFLite INT8), to measure whether a refusal is "
+                             "still needed.")
     parser.add_argument("--tflite-ranges", default=None,
                         choices=["min_max", "mean_min_max", "p90_min_max", "p99_min_max"],
                         help="TFLite INT8 activation ranges (default: the exporter's rule for "
@@ -403,6 +407,11 @@ def main(argv=None):
         existing = {k: v for k, v in existing.items() if not k.startswith("openvino")}
     if args.only_tflite:
         existing = {k: v for k, v in existing.items() if k.startswith("tflite")}
+    if args.lift_head_refusals:
+        from unittest import mock
+
+        # What `edgedet.export` checks before any work (`check_head_support`).
+        mock.patch("edgedet.exporters.head_support.REFUSALS", ()).start()
     if args.reuse and all(p.exists() for p in existing.values()):
         paths, timings = existing, {}
         log("reusing the artifacts in " + str(out))
@@ -423,6 +432,7 @@ def main(argv=None):
 
     ranges = args.tflite_ranges or RANGES[args.calib_method]
     report = {"model": args.model, "machine": {"cpu": cpu_model(), **isa_summary()},
+              "head": config.head, "head_refusals_lifted": args.lift_head_refusals,
               "calibration": f"{args.calib_method} (TFLite ranges {ranges}), {args.calib_size} "
               f"images from {source}", "timings": timings, "family_float": args.family_float,
               "command": " ".join(["python", "benchmarks/int8.py", *(argv or sys.argv[1:])]),

@@ -30,6 +30,7 @@ def test_options_and_markdown(bench):
     args = bench.parse_args(["--out", "x", "--only-tflite", "--conf", "0.001", "--max-det", "300"])
     assert args.only_tflite and args.max_det == 300 and args.head is None
     assert bench.parse_args(["--out", "x", "--head", "one2one"]).head == "one2one"
+    assert bench.parse_args(["--out", "x", "--lift-head-refusals"]).lift_head_refusals
     report = {
         "model": "shapes", "calibration": "entropy, 300 images", "command": "python b.py",
         "machine": {"cpu": "cpu", "cpu_class": "vnni", "int8_flags": ["avx512_vnni"]},
