@@ -6,13 +6,14 @@ run it faithfully. Each row of `REFUSALS` names the combination, why, and
 what to export instead; `check_head_support` raises on the first row that
 applies, before the graph is built. The sources:
 
-- LiteRT INT8: static activation quantization collapses the one-to-one class
-  index; Ultralytics turns its NMS-free branch off for LiteRT INT8
-  (`engine/exporter.py`, 8.4.x). edgedet quantizes the body only, so the
-  selection and its int32 class index stay out of INT8 (on the two-head test
-  family, with the refusal lifted, LiteRT INT8 one2one matched the reference:
-  recall 1.000, mAP50-95 vs reference 0.998); the row stays until the head is
-  measured against labels on a trained YOLO26 (>= 97% matched, <= 1.0 point).
+- LiteRT INT8 is **not** refused, although Ultralytics turns its NMS-free
+  branch off there (`engine/exporter.py`, 8.4.x: its static activation
+  quantization collapses the one-to-one class index). edgedet quantizes the
+  body only; the top-k selection and its int32 class index stay out of INT8.
+  Measured on an Ultralytics-trained YOLO26n, 1000 labelled images, conf
+  0.25 (docs/benchmarks.md, "YOLO26"): the one-to-one TFLite INT8 matches the
+  FP32 reference's detections, class included, as well as the one-to-many
+  TFLite INT8 does, with no mAP50-95 lost.
 - TensorRT 10.3 (JetPack 6) implicit INT8: the builder fails on the NMS-free
   graph while optimising the calibration graph (`checkSanity.cpp::checkLinks`,
   ultralytics#23841; Ultralytics selects the one-to-many head there, and pins
@@ -23,7 +24,6 @@ applies, before the graph is built. The sources:
 
 | head | target | precision | when | alternative |
 | ---- | ------ | --------- | ---- | ----------- |
-| one2one | tflite | int8 | always | `--head one2many`, or TFLite FP32 |
 | one2one | trt | int8 | `--int8-mode implicit` on TensorRT 10.3.x | `--int8-mode explicit`, TensorRT >= 10.4, or `--head one2many` |
 """  # noqa: E501 (the table)
 
@@ -74,13 +74,6 @@ def _implicit_int8_on_trt_10_3(options):
 
 
 REFUSALS = (
-    HeadRefusal(
-        "one2one", "tflite", "int8",
-        reason="LiteRT INT8 is where the one-to-one class index collapses (Ultralytics turns "
-               "its NMS-free head off there), and edgedet has not yet measured this head's "
-               "accuracy under LiteRT INT8 on a trained YOLO26",
-        alternative="export the one-to-many head with --head one2many (NMS in the graph), or "
-                    "TFLite at --precision fp32"),
     HeadRefusal(
         "one2one", "trt", "int8",
         reason="TensorRT 10.3 (JetPack 6) fails building an implicit (calibration cache) INT8 "

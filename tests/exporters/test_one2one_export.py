@@ -194,20 +194,36 @@ def test_a_family_without_the_head_is_refused(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("target, options, match", [
-    ("tflite", {}, "LiteRT.*--head one2many"),
-    ("trt", {"trt": {"int8_mode": "implicit", "trt_version": "10.3.0"}},
-     "10.3.*int8-mode explicit"),
-])
-def test_refusals_come_before_any_work(model, tmp_path, target, options, match):
+def test_refusals_come_before_any_work(model, tmp_path):
     from edgedet.export import export
 
     notes = []
-    with pytest.raises(ValueError, match=match):
-        export(model, [target], tmp_path, config=_config(model, "one2one"), precision="int8",
-               target_options=options, progress=notes.append)
+    with pytest.raises(ValueError, match="10.3.*int8-mode explicit"):
+        export(model, ["trt"], tmp_path, config=_config(model, "one2one"), precision="int8",
+               target_options={"trt": {"int8_mode": "implicit", "trt_version": "10.3.0"}},
+               progress=notes.append)
     assert not any("building the end-to-end graph" in n for n in notes)
     assert not list(tmp_path.iterdir())
+
+
+def test_one2one_tflite_int8_keeps_the_class_index(model, tmp_path):
+    # Not refused (exporters/head_support.py): edgedet quantizes the body only, so the
+    # top-k selection's class index stays int32 (Ultralytics' LiteRT INT8 collapses it).
+    from edgedet.export import export
+    from edgedet.exporters.head_support import refusal
+    from edgedet.parity import run_parity
+
+    assert refusal("one2one", "tflite", "int8") is None
+    config = _config(model, "one2one", max_detections=100, confidence_threshold=0.5)
+    (result,) = export(model, ["tflite"], tmp_path, config=config, stem="m", precision="int8",
+                       calibration={"data": BUNDLE_IMAGES, "size": 12})
+    parity = run_parity(model, [result.path], BUNDLE_IMAGES)
+    (artifact,) = parity.artifacts
+    reference = parity.reference_runs[artifact.reference_run or 0].detections
+    assert artifact.summary["recall"] >= 0.9, artifact.summary  # a match needs the same class
+    counts = [np.bincount(np.concatenate([d.classes for d in side]), minlength=2)
+              for side in (reference, artifact.detections)]
+    assert counts[0].min() > 0 and np.abs(counts[0] - counts[1]).max() <= 0.1 * counts[0].sum()
 
 
 def test_cli_head_option(model, toy, tmp_path):
@@ -220,8 +236,9 @@ def test_cli_head_option(model, toy, tmp_path):
                                  "--head", "one2one", "--out", str(tmp_path / "a")])
     assert result.exit_code != 0
     assert "YOLOv8" in result.output and "one2many" in result.output
-    result = runner.invoke(cli, ["export", "--model", "two_head_p", "--target", "tflite",
-                                 "--head", "one2one", "--precision", "int8",
+    result = runner.invoke(cli, ["export", "--model", "two_head_p", "--target", "trt",
+                                 "--head", "one2one", "--precision", "int8", "--int8-mode",
+                                 "implicit", "--trt-version", "10.3.0",
                                  "--out", str(tmp_path / "b")])
     assert result.exit_code != 0 and "--head one2many" in result.output
 
