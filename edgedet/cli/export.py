@@ -140,7 +140,9 @@ def export_command(ctx, model_spec, targets, out, force, precision, calib_data, 
     returns `boxes [B, max_det, 4]` in original-image pixels, `confidence`,
     `classes` (-1 on padding rows) and `num_detections`. Thresholds, input size
     and box format are fixed at export time and stored in the artifact's
-    metadata (see `edgedet info ARTIFACT`).
+    metadata (see `edgedet info ARTIFACT`). Without --letterbox, the letterbox
+    is the targets' default (the target table's): rect when every target of
+    the call defaults to rect, else square; the choice is printed.
 
     TensorRT engines are built on the device that runs them. Without TensorRT
     or a GPU, `--target trt` writes the TensorRT-ready ONNX (and calibration
