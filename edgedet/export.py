@@ -54,7 +54,9 @@ def export(model, targets, out_dir, config=None, force=False, progress=None, ste
             machine can build.
         out_dir: str or path. Folder for the artifacts (created if missing).
         config: `InferenceConfig` or None. Letterbox, NMS and box format
-            baked into the graphs. Defaults to `model.default_inference_config()`.
+            baked into the graphs. Defaults to `model.default_inference_config()`
+            (a square letterbox: the target table's per-target default,
+            `registry.default_letterbox`, is applied by `edgedet export`).
         force: bool. Replace artifacts that already exist (the files this
             export writes, never anything else). Defaults to False.
         progress: callable or None. Called with one message string per step.

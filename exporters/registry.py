@@ -23,6 +23,7 @@ import importlib
 import importlib.util
 
 from edgedet import cuda
+from edgedet.config import LETTERBOX_SHAPES
 from edgedet.suggest import closest
 
 
@@ -59,6 +60,12 @@ class Target:
             depends on the image, `LetterboxConfig(shape="rect")`) is refused
             before any work; `""` when its runtime takes a data-dependent
             body shape. Defaults to `""`.
+        letterbox: str. The letterbox shape (`LetterboxConfig.shape`) an
+            export gets when none is given and every target of the export
+            defaults to it (`default_letterbox`): `"rect"` where the body on
+            a non-square frame is the runtime's largest cost saved (OpenVINO
+            on x86), `"square"` otherwise. A `static_body` target defaults
+            to `"square"`. Defaults to `"square"`.
     """
 
     name: str
@@ -75,6 +82,15 @@ class Target:
     in_all: bool = True
     options: tuple = ()
     static_body: str = ""
+    letterbox: str = "square"
+
+    def __post_init__(self):
+        if self.letterbox not in LETTERBOX_SHAPES:
+            raise ValueError(f"Target '{self.name}': invalid letterbox '{self.letterbox}'. "
+                             f"Expected one of {list(LETTERBOX_SHAPES)}.")
+        if self.letterbox == "rect" and self.static_body:
+            raise ValueError(f"Target '{self.name}' cannot default to a rect letterbox: it has "
+                             f"a static body ({self.static_body}).")
 
     def artifact_name(self, stem):
         """File or folder name of this target's artifact for a model called `stem`."""
@@ -175,6 +191,7 @@ TARGETS = (
         description="OpenVINO IR (.xml + .bin) from the end-to-end ONNX, dynamic batch and "
                     "image size; bf16 on CPUs that have it (x86 CPUs: Intel, AMD).",
         int8_exporter="edgedet.exporters.openvino_int8:export",
+        letterbox="rect",
     ),
     Target(
         name="trt",
@@ -325,6 +342,38 @@ def check_letterbox_shape(target, shape):
             f"Export it with the square letterbox (--letterbox square), or export a rect "
             f"artifact for one of {rect_ok}."
         )
+
+
+def default_letterbox(targets):
+    """The letterbox shape of an export of `targets` when none is given.
+
+    One end-to-end graph serves every target of an export, so the shape is
+    `"rect"` only when every target defaults to it (`Target.letterbox`), and
+    `"square"` (which every target takes) otherwise.
+
+    Args:
+        targets: list of `Target` (`resolve_targets`).
+
+    Returns:
+        `"rect"` or `"square"`.
+
+    Example:
+
+    >>> default_letterbox([get_target("openvino")])
+    'rect'
+    >>> default_letterbox([get_target("onnx"), get_target("openvino")])
+    'square'
+    """
+    return "rect" if targets and all(t.letterbox == "rect" for t in targets) else "square"
+
+
+def letterbox_help():
+    """`--letterbox` help: which targets take a rect body and which default to it."""
+    takes = ", ".join(t.name for t in TARGETS if not t.static_body)
+    rect = [t.name for t in TARGETS if t.letterbox == "rect"]
+    default = (f"square; export: rect when every target defaults to it ({', '.join(rect)}), "
+               "else square (one graph for every target)" if rect else "square")
+    return f"rect artifacts: {takes}. Default: {default}."
 
 
 def register_target(target):

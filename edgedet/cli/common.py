@@ -6,7 +6,7 @@ import pathlib
 import click
 
 from edgedet.config import HEADS, LETTERBOX_SHAPES
-from edgedet.exporters.registry import TARGETS
+from edgedet.exporters.registry import letterbox_help
 
 #: Exit code of predict / benchmark when some inputs could not be read (the rest
 #: were processed and written).
@@ -105,9 +105,7 @@ def inference_options(function):
                      help="Network input: square (imgsz x imgsz, every runtime) or rect "
                           "(the long side at imgsz, the short side padded only to a multiple "
                           "of 32, as Ultralytics' PyTorch predict: a 1280x720 frame runs at "
-                          "640x384). rect artifacts: "
-                          + ", ".join(t.name for t in TARGETS if not t.static_body)
-                          + ". Default: square."),
+                          "640x384). " + letterbox_help()),
         click.option("--conf", type=click.FloatRange(0, 1), default=None,
                      help="Confidence threshold. Default: 0.25."),
         click.option("--iou", type=click.FloatRange(0, 1), default=None,

@@ -140,7 +140,9 @@ def export_command(ctx, model_spec, targets, out, force, precision, calib_data, 
     returns `boxes [B, max_det, 4]` in original-image pixels, `confidence`,
     `classes` (-1 on padding rows) and `num_detections`. Thresholds, input size
     and box format are fixed at export time and stored in the artifact's
-    metadata (see `edgedet info ARTIFACT`).
+    metadata (see `edgedet info ARTIFACT`). Without --letterbox, the letterbox
+    is the targets' default (the target table's): rect when every target of
+    the call defaults to rect, else square; the choice is printed.
 
     TensorRT engines are built on the device that runs them. Without TensorRT
     or a GPU, `--target trt` writes the TensorRT-ready ONNX (and calibration
@@ -161,13 +163,20 @@ def export_command(ctx, model_spec, targets, out, force, precision, calib_data, 
               if p and pathlib.Path(p).exists()]
     with user_errors():
         from edgedet.export import export
+        from edgedet.exporters.registry import default_letterbox, resolve_targets
         from edgedet.files import check_replaceable, check_writable_folder
 
         check_writable_folder(out)  # Before any work, naming the folder.
         if parity and (report_dir.exists() or report_dir.is_symlink()):
             check_replaceable(report_dir, protected=inputs)  # Only edgedet's own report.
         model = resolve_model(model_spec)
-        config = inference_config(model, **options)
+        # Without --letterbox: the target table's default for this call (one graph for all).
+        given = options.pop("letterbox")
+        targets = resolve_targets(names, allow_fallback=True)
+        config = inference_config(model, letterbox=given or default_letterbox(targets),
+                                  **options)
+        if given is None:
+            _explain_letterbox(targets, config.letterbox)
 
         def progress(message):
             click.echo(f"[{time.perf_counter() - started:6.1f}s] {message}", err=True)
@@ -200,6 +209,25 @@ def export_command(ctx, model_spec, targets, out, force, precision, calib_data, 
         # The report folder was checked above: it is new or edgedet's own report.
         ctx.invoke(parity_command, model_spec=model, artifacts=artifacts, images=images,
                    out=str(report_dir), force=True)
+
+
+def _explain_letterbox(targets, letterbox):
+    """Prints which letterbox a call without `--letterbox` got and why, when one of its
+    `targets` defaults to rect (square-default targets alone get what they always got)."""
+    rect = [t.name for t in targets if t.letterbox == "rect"]
+    if not rect:
+        return
+    size = letterbox.size
+    if letterbox.shape == "rect":
+        why = (f"the {', '.join(rect)} target's default; --letterbox square for a fixed "
+               f"{size}x{size} body")
+    else:
+        square = [t.name for t in targets if t.letterbox != "rect"]
+        rect_ok = "" if any(t.static_body for t in targets) else ", or add --letterbox rect"
+        why = (f"one graph for every target, and {', '.join(square)} default to square; "
+               f"export {', '.join(rect)} alone{rect_ok} for a body padded only to a "
+               "multiple of 32")
+    click.echo(f"letterbox: {letterbox.shape} ({why})", err=True)
 
 
 def _target_options(texts):

@@ -118,16 +118,102 @@ def test_cli_letterbox_option_refuses_tflite(tmp_path):
 
 
 @pytest.mark.slow
-def test_rect_onnx_int8_calibrates_one_body_shape_at_a_time(model, tmp_path):
+def test_rect_int8_calibrates_bodies_of_several_shapes(model, tmp_path):
     # Calibration images of several sizes give rect bodies of several shapes: ONNX Runtime's
-    # range collectors stack a pass's activations, so a rect export calibrates image by image.
+    # range collectors stack a pass's activations, so a rect export calibrates image by image;
+    # NNCF (OpenVINO INT8, the openvino target's default rect) takes them one by one.
     from edgedet.export import export
     from edgedet.runtimes.registry import open_runtime
 
     pytest.importorskip("onnxruntime")
+    targets = ["onnx"] + (["openvino"] if importlib.util.find_spec("nncf") else [])
     calibration = {"data": "synthetic:shapes?n=6&seed=1&size=40-160x40-160", "size": 6}
-    (result,) = export(model, ["onnx"], tmp_path, config=rect_config(model), stem="m",
-                       precision="int8", calibration=calibration)
-    with open_runtime(str(result.path)) as runtime:
-        assert runtime.metadata.precision == "int8"
-        assert len(runtime.predict(frames())) == len(IMAGES)
+    results = export(model, targets, tmp_path, config=rect_config(model), stem="m",
+                     precision="int8", calibration=calibration)
+    assert [r.target for r in results] == targets
+    for result in results:
+        with open_runtime(str(result.path)) as runtime:
+            assert runtime.metadata.precision == "int8"
+            assert runtime.metadata.inference.letterbox.shape == "rect"
+            assert len(runtime.predict(frames())) == len(IMAGES)
+
+
+def test_default_letterbox_is_rect_only_when_every_target_defaults_to_it():
+    from edgedet.exporters.registry import default_letterbox
+
+    ov, onnx = get_target("openvino"), get_target("onnx")
+    assert ov.letterbox == "rect" and all(t.letterbox == "square" for t in TARGETS if t != ov)
+    assert default_letterbox([ov]) == "rect"
+    assert default_letterbox([onnx, ov]) == default_letterbox([ov, onnx]) == "square"
+    assert default_letterbox(list(TARGETS)) == "square"  # `--target all`: one graph for all
+    assert default_letterbox([]) == "square"
+
+
+def test_a_static_body_target_cannot_default_to_rect():
+    from edgedet.exporters.registry import Target
+
+    row = {"name": "toy", "aliases": (), "suffix": ".toy", "is_folder": False,
+           "exporter": "toy:export"}
+    with pytest.raises(ValueError, match="'toy' cannot default to a rect letterbox"):
+        Target(**row, static_body="fixed shapes", letterbox="rect")
+    with pytest.raises(ValueError, match="invalid letterbox 'round'"):
+        Target(**row, letterbox="round")
+
+
+def test_letterbox_help_comes_from_the_table():
+    from edgedet.exporters.registry import (
+        Target,
+        letterbox_help,
+        register_target,
+        unregister_target,
+    )
+
+    assert "rect when every target defaults to it (openvino)" in letterbox_help()
+    register_target(Target(name="toyrect", aliases=(), suffix=".toy", is_folder=False,
+                           exporter="toy:export", letterbox="rect"))
+    try:
+        assert "(openvino, toyrect)" in letterbox_help()
+        assert "toyrect" in letterbox_help().split("Default")[0]  # takes a rect body
+    finally:
+        unregister_target("toyrect")
+
+
+@pytest.mark.parametrize("args, shape, says", [
+    (["-t", "openvino"], "rect", "letterbox: rect (the openvino target's default"),
+    (["-t", "ov", "--letterbox", "square"], "square", None),
+    (["-t", "onnx,openvino"], "square", "letterbox: square (one graph for every target"),
+    (["-t", "onnx", "-t", "openvino", "--letterbox", "rect"], "rect", None),
+    (["-t", "onnx"], "square", None),
+])
+def test_cli_resolves_the_letterbox_from_the_targets(tmp_path, monkeypatch, args, shape, says):
+    # The export itself is stubbed: this is the CLI's choice of the one graph's config.
+    from click.testing import CliRunner
+
+    from edgedet.cli.main import cli
+
+    pytest.importorskip("openvino", reason="the openvino target needs OpenVINO")
+    seen = {}
+    monkeypatch.setattr("edgedet.export.export",
+                        lambda model, names, out, config, **kw: seen.update(config=config) or [])
+    result = CliRunner().invoke(cli, ["export", "-m", "tiny", "-o", str(tmp_path), *args])
+    assert result.exit_code == 0, result.output
+    assert seen["config"].letterbox.shape == shape
+    assert (says in result.output) if says else "letterbox:" not in result.output
+
+
+@pytest.mark.slow  # A 320 px export and its parity: about 25 s (busy machine: more).
+def test_cli_openvino_export_defaults_to_rect_and_passes_parity(tmp_path):
+    # The built-in trained model, bf16 where the CPU has it: what a user's plain
+    # `edgedet export -t openvino` writes and checks.
+    from click.testing import CliRunner
+
+    from edgedet.cli.main import cli
+    from edgedet.runtimes.registry import read_metadata
+
+    pytest.importorskip("openvino", reason="the openvino target needs OpenVINO")
+    result = CliRunner().invoke(cli, ["export", "-m", "shapes", "-t", "openvino", "-o",
+                                      str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "letterbox: rect (the openvino target's default" in result.output
+    assert "parity PASSED" in result.output
+    assert read_metadata(str(tmp_path / "shapes.xml")).inference.letterbox.shape == "rect"
