@@ -38,7 +38,8 @@ def test_artifacts_are_named_and_marked_int8(exported):
         assert metadata.precision == "int8" and metadata.target == target
         assert metadata.extra["quantization"]["calibration_images"] == 12
     if OPENVINO:  # NNCF's asymmetric-activation preset (docs/benchmarks.md, issue 25).
-        assert read_metadata(paths["openvino"]).extra["quantization"]["preset"] == "mixed"
+        facts = read_metadata(paths["openvino"]).extra["quantization"]
+        assert facts["preset"] == "mixed" and facts["bias_correction"] == "full"
     assert sum("calibrating" in m for m in messages) == 1  # ONNX Runtime pass, once
 
 
