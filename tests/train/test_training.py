@@ -25,19 +25,22 @@ KWARGS = dict(model="tiny", imgsz=64, batch=8, val_data=DATA, val_images=24, lr=
               warmup_epochs=0.2, ema_tau=20,
               augment=AugmentConfig(mosaic=0, scale=0.1, hsv_h=0, hsv_s=0, hsv_v=0),
               max_boxes=4, plot=True, verbose=0)
+EPOCHS = 8
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    # 4 epochs: with 3, thread-order nondeterminism in tf.data left mAP at 0 once in ~3 runs.
-    return train(DATA, epochs=4, out=out, **KWARGS)
+    # EPOCHS: with 3, thread-order nondeterminism in tf.data left mAP at 0 once in ~3 runs,
+    # and with 4 once in CI (loss 9.3, no box above the evaluation threshold yet). After
+    # the first (tracing) epoch each takes about a second.
+    return train(DATA, epochs=EPOCHS, out=out, **KWARGS)
 
 
 @pytest.mark.slow  # Trains a model for several epochs.
 def test_training_lowers_the_loss_and_finds_objects(run):
     history = run.history
-    assert [int(row["epoch"]) for row in history] == [1, 2, 3, 4]
+    assert [int(row["epoch"]) for row in history] == list(range(1, EPOCHS + 1))
     assert history[-1]["loss"] < history[0]["loss"]
     assert run.best_map50_95 > 0
     assert max(row["map50"] for row in history) > 0
@@ -72,11 +75,11 @@ def test_resume_continues_the_run(run, tmp_path):
 
     out = tmp_path / "resumed"
     shutil.copytree(run.out_dir, out)
-    resumed = train(DATA, epochs=5, out=out, resume=True, **KWARGS)
-    assert [int(row["epoch"]) for row in resumed.history] == [1, 2, 3, 4, 5]
-    assert resumed.epochs == 5
+    resumed = train(DATA, epochs=EPOCHS + 1, out=out, resume=True, **KWARGS)
+    assert [int(row["epoch"]) for row in resumed.history] == list(range(1, EPOCHS + 2))
+    assert resumed.epochs == EPOCHS + 1
     with pytest.raises(ValueError, match="already holds a run"):
-        train(DATA, epochs=5, out=out, **KWARGS)
+        train(DATA, epochs=EPOCHS + 1, out=out, **KWARGS)
 
 
 @pytest.mark.slow  # Trains a model for several epochs.
@@ -92,12 +95,12 @@ def test_nan_loss_stops_and_names_the_last_good_epoch(run, tmp_path, monkeypatch
         return total * math.nan, parts
 
     monkeypatch.setattr(losses.DetectionLoss, "__call__", poisoned)
-    with pytest.raises(NonFiniteLossError, match="Last good epoch: 4") as info:
-        train(DATA, epochs=5, out=out, resume=True, **KWARGS)
+    with pytest.raises(NonFiniteLossError, match=f"Last good epoch: {EPOCHS}") as info:
+        train(DATA, epochs=EPOCHS + 1, out=out, resume=True, **KWARGS)
     assert "last_state.npz" in str(info.value)
     assert (out / "last.keras").exists() and (out / "best.keras").exists()
     with open(out / "results.csv") as f:
-        assert len(list(csv.DictReader(f))) == 4  # nothing written for the bad epoch
+        assert len(list(csv.DictReader(f))) == EPOCHS  # nothing written for the bad epoch
 
 
 def test_bad_input(tmp_path):
