@@ -315,16 +315,17 @@ def chunk_noise(truth, runs, shapes, base, chunks=CHUNKS):
 
     from edgedet.metrics import coco_map
 
-    parts = np.array_split(np.arange(len(truth)), chunks)
-    per_part = {name: [] for name in runs}
-    for part in parts:
+    # Only the INT8 rows with their side's FP32 present, and those FP32s, are scored.
+    side = {n: base["edgedet" if n.startswith("edgedet") else "ul"] for n in runs}
+    quantized = [n for n in runs if "fp32" not in n and side[n] in runs]
+    scored = quantized + sorted({side[n] for n in quantized})
+    per_part = {name: [] for name in quantized}
+    for part in np.array_split(np.arange(len(truth)), chunks):
         maps = {name: coco_map([truth[i] for i in part], [runs[name][i] for i in part],
-                               [shapes[i] for i in part])["map50_95"] for name in runs}
-        for name in runs:
-            side = base["edgedet" if name.startswith("edgedet") else "ul"]
-            if side in maps:
-                per_part[name].append(100 * (maps[side] - maps[name]))
-    drops = {n: np.asarray(v) for n, v in per_part.items() if v and "fp32" not in n}
+                               [shapes[i] for i in part])["map50_95"] for name in scored}
+        for name in quantized:
+            per_part[name].append(100 * (maps[side[name]] - maps[name]))
+    drops = {n: np.asarray(v) for n, v in per_part.items()}
 
     def mean_se(values):
         return {"mean": round(float(values.mean()), 3),

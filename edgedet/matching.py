@@ -185,5 +185,5 @@ def matched_share(matches, references, min_score=0.0):
         scores = np.asarray(reference.confidence, np.float64)
         keep = scores >= min_score
         counted += int(keep.sum())
-        matched += int(keep[match.pairs[:, 1]].sum()) if match.num_matched else 0
+        matched += int(keep[match.pairs[:, 1]].sum())
     return matched / counted if counted else None
