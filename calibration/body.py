@@ -89,6 +89,13 @@ def is_head_output(layer):
     return bool(layer) and re.sub(r"(_\d+)+$", "", layer) in families.head_output_layers()
 
 
+def head_output_convs(model, body):
+    """Node names of the body's head output convolutions, float or quantized, in graph order."""
+    nodes = set(body.nodes)
+    return tuple(n.name for n in model.graph.node if n.op_type == "Conv" and n.name in nodes
+                 and is_head_output(_layer(n.name, body.scope)))
+
+
 def family_float_blocks(present):
     """The conv blocks every INT8 artifact of a model keeps float by default.
 

@@ -11,7 +11,8 @@ INT8 build are written once:
 2. the ranges, collected once on the calibration images
    (`edgedet.calibration.qdq.collect_ranges`);
 3. each Q/DQ flavour (`quantize`: U8S8 for ONNX Runtime, S8S8 for TensorRT),
-   placement-checked;
+   placement-checked; the S8S8 one bias-corrected
+   (`edgedet.calibration.bias_correction`: its biases stay float);
 4. the TensorRT calibration cache and its entry in the calibration record;
 5. the calibration record (the `.calib.json`).
 
@@ -124,6 +125,10 @@ class Int8Pipeline:
     def qdq(self, flavour, model=None):
         """The Q/DQ INT8 `ModelProto` of one flavour, placement-checked.
 
+        The S8S8 model is bias-corrected (`correct_biases`, on the first
+        `bias_correction.IMAGES` calibration images); the metadata's
+        `quantization` entry says so.
+
         Args:
             flavour: str. `"u8s8"` (ONNX Runtime CPU) or `"s8s8"` (TensorRT).
             model: `onnx.ModelProto` or None. The same FP32 model with the
@@ -140,7 +145,20 @@ class Int8Pipeline:
         problems = check_placement(quantized, self.body)
         if problems:
             raise ValueError("Q/DQ placement check failed: " + "; ".join(problems[:5]))
+        if flavour == "s8s8":
+            quantized = self._bias_corrected(quantized)
         return quantized
+
+    def _bias_corrected(self, quantized):
+        """`quantized` (S8S8) with its biases corrected, the facts in its metadata."""
+        from edgedet.calibration import bias_correction
+        from edgedet.calibration.qdq import update_quantization_metadata
+
+        feeds = [feed for _, feed in zip(range(bias_correction.IMAGES), self.data)]
+        corrected, facts = bias_correction.correct_biases(self.model, quantized, self.body, feeds,
+                                                          progress=self.notify)
+        update_quantization_metadata(corrected, {"bias_correction": facts})
+        return corrected
 
     def tensorrt_cache(self, trt_version, file_name):
         """The TensorRT calibration cache for `trt_version` and its record entry.

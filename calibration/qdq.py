@@ -367,6 +367,20 @@ def quantize(model, ranges, path=None, flavour="u8s8", body=None, quantize_head=
 
 
 
+def update_quantization_metadata(model, facts):
+    """Adds `facts` to the `quantization` entry of `model`'s edgedet metadata (if it has some)."""
+    import dataclasses as dc
+
+    from edgedet.metadata import METADATA_KEY, ArtifactMetadata
+
+    for entry in model.metadata_props:
+        if entry.key == METADATA_KEY:
+            metadata = ArtifactMetadata.from_json(entry.value)
+            quantization = {**metadata.extra.get("quantization", {}), **facts}
+            entry.value = dc.replace(
+                metadata, extra={**metadata.extra, "quantization": quantization}).to_json()
+
+
 def _update_metadata(quantized, original, flavour, ranges, body, kernels):
     """Copies the edgedet metadata with precision int8 and the quantization facts."""
     import dataclasses as dc

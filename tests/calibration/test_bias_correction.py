@@ -1,0 +1,94 @@
+"""Bias correction of the S8S8 model: the raw head's means back to FP32's, only its biases moved."""
+
+import types
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from edgedet.calibration.bias_correction import correct_biases, output_means
+from edgedet.calibration.body import find_body, head_output_convs
+from edgedet.calibration.qdq import quantize
+
+
+@pytest.fixture(scope="module")
+def corrected(fp32_onnx, ranges, calib_data):
+    reference = onnx.load(str(fp32_onnx))
+    body = find_body(reference)
+    raw = quantize(reference, ranges, flavour="s8s8", body=body)
+    feeds = list(calib_data)
+    model, facts = correct_biases(reference, raw, body, feeds)
+    return types.SimpleNamespace(reference=reference, body=body, raw=raw, model=model,
+                                 facts=facts, feeds=feeds, convs=head_output_convs(raw, body))
+
+
+def _worst_move(model, c):
+    target = output_means(c.reference, c.convs, c.feeds)
+    return max(float(np.abs(m - t).max())
+               for m, t in zip(output_means(model, c.convs, c.feeds), target))
+
+
+def test_the_head_output_means_come_back_to_fp32(corrected):
+    c = corrected
+    assert set(c.convs) == set(c.body.float_head) and len(c.convs) == 6
+    before, after = _worst_move(c.raw, c), _worst_move(c.model, c)
+    assert before > 1e-3
+    assert after < 1e-3 * max(1.0, before), (before, after)
+    assert c.facts == {"images": len(c.feeds), "convolutions": 6}
+
+
+def test_only_the_head_biases_move(corrected):
+    c = corrected
+    assert [(n.op_type, list(n.input), list(n.output)) for n in c.model.graph.node] == [
+        (n.op_type, list(n.input), list(n.output)) for n in c.raw.graph.node]
+    nodes = {n.name: n for n in c.model.graph.node}
+    biases = {nodes[name].input[2] for name in c.convs}
+    before = {i.name: numpy_helper.to_array(i) for i in c.raw.graph.initializer}
+    moved = []
+    for init in c.model.graph.initializer:
+        value = numpy_helper.to_array(init)
+        assert value.dtype == before[init.name].dtype and value.shape == before[init.name].shape
+        if not np.array_equal(value, before[init.name]):
+            moved.append(init.name)
+    assert set(moved) == biases
+
+
+def test_a_shared_bias_is_copied_then_corrected(corrected):
+    c = corrected
+    shared = onnx.ModelProto()
+    shared.CopyFrom(c.raw)
+    nodes = {n.name: n for n in shared.graph.node}
+    pair = [name for name in c.convs if "_class_" in name][:2]
+    nodes[pair[1]].input[2] = nodes[pair[0]].input[2]  # Two class convolutions share a bias.
+    fixed, _ = correct_biases(c.reference, shared, c.body, c.feeds)
+    fixed_nodes = {n.name: n for n in fixed.graph.node}
+    assert fixed_nodes[pair[0]].input[2] != fixed_nodes[pair[1]].input[2]
+    target = output_means(c.reference, pair, c.feeds)
+    for mean, want in zip(output_means(fixed, pair, c.feeds), target):
+        np.testing.assert_allclose(mean, want, atol=1e-3)
+
+
+def test_int32_biases_are_refused(fp32_onnx, calib_data):
+    from edgedet.calibration.qdq import collect_ranges
+
+    reference = onnx.load(str(fp32_onnx))
+    body = find_body(reference, quantize_head=True)
+    ranges = collect_ranges(reference, calib_data, method="minmax", body=body)
+    u8s8 = quantize(reference, ranges, flavour="u8s8", body=body)  # head quantized: int32 biases
+    with pytest.raises(ValueError, match="not a float initializer"):
+        correct_biases(reference, u8s8, body, list(calib_data)[:1])
+
+
+def test_the_pipeline_corrects_s8s8_only_and_says_so(fp32_onnx, calib_data):
+    from edgedet.calibration.pipeline import Int8Pipeline
+    from edgedet.metadata import METADATA_KEY, ArtifactMetadata
+
+    def quantization(model):
+        (text,) = [p.value for p in model.metadata_props if p.key == METADATA_KEY]
+        return ArtifactMetadata.from_json(text).extra["quantization"]
+
+    pipeline = Int8Pipeline(onnx.load(str(fp32_onnx)), calib_data, method="minmax")
+    assert quantization(pipeline.qdq("s8s8"))["bias_correction"] == {
+        "images": len(calib_data), "convolutions": 6}
+    assert "bias_correction" not in quantization(pipeline.qdq("u8s8"))
