@@ -11,16 +11,15 @@ for OpenVINO IRs) measures each output channel's mean on calibration images
 in the FP32 model and in the quantized one, and takes the difference off the
 convolution's bias.
 
-Only the head's output convolutions are corrected. They read the body and
-feed no other convolution, so one pass measures them all. Correcting every
-body convolution as well (one pass per depth, each matching its own FP32
-mean) made the YOLOv8n of docs/benchmarks.md worse at conf 0.25 (0.61 pt
-mAP50-95 lost instead of 0.18; head only: -0.03): a hidden layer's mean is
-not what a SiLU after it needs.
+Only the head's output convolutions are corrected: they feed no other
+convolution, so one pass over the images measures them all, and correcting
+the body's convolutions too made a trained YOLOv8n worse at conf 0.25
+(docs/benchmarks.md, "The S8S8 model bias-corrected").
 
 TensorRT keeps the S8S8 model's biases float (`qdq.TENSORRT_OPTIONS`), so the
-correction changes float initializers only: the Q/DQ placement, scales and
-weights stay, and the model passes the TensorRT lint as before.
+correction changes the head's biases only (a shared one is copied first, a
+missing one added): the Q/DQ placement, scales and weights stay, and the
+model passes the TensorRT lint as before.
 
 Written here, not taken from a library: ONNX Runtime's quantizer has no bias
 correction, and NNCF's runs inside its own `quantize`, which places Q/DQ the
@@ -42,25 +41,49 @@ import numpy as np
 
 # Images the means are taken on (the first of the calibration set): a mean
 # needs fewer images than a range, and each costs one inference per model.
-IMAGES = 128
+MEAN_IMAGES = 128
 
 
 def output_means(model, convs, feeds):
-    """Per-channel means of each of `convs`' (node names) outputs, averaged over `feeds`."""
+    """Per-channel means of the outputs of `convs` (node names) over `feeds`.
+
+    Args:
+        model: `onnx.ModelProto`.
+        convs: list of str. Convolution node names.
+        feeds: iterable of `{input_name: array}`, one image each.
+
+    Returns:
+        A list of float64 arrays `[channels]`, one per convolution (the mean
+        over the images of each image's mean).
+    """
+    return _means([model], convs, feeds)[0][0]
+
+
+def _means(models, convs, feeds):
+    """`(means of each model, images)`: `output_means` of `models`, going over `feeds` once."""
     import onnx
     import onnxruntime as ort
 
-    probe = copy.deepcopy(model)
-    outputs = {n.name: n.output[0] for n in probe.graph.node}
-    names = [outputs[c] for c in convs]
-    present = {o.name for o in probe.graph.output}
-    probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in present)
-    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
-    sums = [0.0] * len(names)
+    sessions = []
+    for model in models:
+        probe = copy.deepcopy(model)
+        outputs = {n.name: n.output[0] for n in probe.graph.node}
+        names = [outputs[c] for c in convs]
+        present = {o.name for o in probe.graph.output}
+        probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in present)
+        sessions.append((ort.InferenceSession(probe.SerializeToString(),
+                                              providers=["CPUExecutionProvider"]), names))
+    sums = [[0.0] * len(convs) for _ in sessions]
+    count = 0
     for feed in feeds:
-        for index, value in enumerate(session.run(names, feed)):
-            sums[index] = sums[index] + value.mean(axis=(0, 2, 3), dtype=np.float64)
-    return [s / len(feeds) for s in sums]
+        count += 1
+        for (session, names), total in zip(sessions, sums):
+            for index, value in enumerate(session.run(names, feed)):
+                axes = (0, *range(2, value.ndim))  # all but the channels (NCHW)
+                total[index] = total[index] + value.mean(axis=axes, dtype=np.float64)
+    if not count:
+        raise ValueError("Bias correction needs at least one calibration image.")
+    return [[s / count for s in total] for total in sums], count
 
 
 def correct_biases(reference, quantized, body, feeds, progress=None):
@@ -74,11 +97,13 @@ def correct_biases(reference, quantized, body, feeds, progress=None):
         quantized: `onnx.ModelProto`. Its S8S8 Q/DQ model (float biases);
             not modified.
         body: `edgedet.calibration.body.Body` of `reference`.
-        feeds: list of `{input_name: uint8 [1, H, W, 3]}` (calibration images).
+        feeds: iterable of `{input_name: uint8 [1, H, W, 3]}` (calibration
+            images), gone over once.
         progress: callable or None. Called with one message.
 
     Returns:
-        `(model, facts)`: the corrected copy and `{"images", "convolutions"}`.
+        `(model, facts)`: the corrected copy and `{"images", "convolutions"}`
+        (both 0 when the body has no head convolution to correct).
 
     Raises:
         ValueError: no images, or a bias that is not a float initializer
@@ -86,17 +111,16 @@ def correct_biases(reference, quantized, body, feeds, progress=None):
     """
     from edgedet.calibration.body import head_output_convs
 
-    if not feeds:
-        raise ValueError("Bias correction needs at least one calibration image.")
     model = copy.deepcopy(quantized)
-    convs = head_output_convs(model, body)
+    convs = list(head_output_convs(model, body))
+    if not convs:
+        return model, {"images": 0, "convolutions": 0}
     _check_biases(model, convs)
     if progress:
-        progress(f"bias correction of {len(convs)} head convolutions on {len(feeds)} images")
-    moves = [mean - target for mean, target in zip(output_means(model, convs, feeds),
-                                                    output_means(reference, convs, feeds))]
-    _subtract_from_biases(model, convs, moves)
-    return model, {"images": len(feeds), "convolutions": len(convs)}
+        progress(f"bias correction of {len(convs)} head convolutions")
+    (measured, target), images = _means([model, reference], convs, feeds)
+    _subtract_from_biases(model, convs, [m - t for m, t in zip(measured, target)])
+    return model, {"images": images, "convolutions": len(convs)}
 
 
 def _check_biases(model, convs):

@@ -32,6 +32,7 @@ text, entry = pipeline.tensorrt_cache("10.3.0", "model.calib.cache")
 """
 
 import hashlib
+import itertools
 
 from edgedet.calibration.qdq import DEFAULT_METHOD
 
@@ -126,7 +127,7 @@ class Int8Pipeline:
         """The Q/DQ INT8 `ModelProto` of one flavour, placement-checked.
 
         The S8S8 model is bias-corrected (`correct_biases`, on the first
-        `bias_correction.IMAGES` calibration images); the metadata's
+        `bias_correction.MEAN_IMAGES` calibration images); the metadata's
         `quantization` entry says so.
 
         Args:
@@ -154,7 +155,7 @@ class Int8Pipeline:
         from edgedet.calibration import bias_correction
         from edgedet.calibration.qdq import update_quantization_metadata
 
-        feeds = [feed for _, feed in zip(range(bias_correction.IMAGES), self.data)]
+        feeds = itertools.islice(self.data, bias_correction.MEAN_IMAGES)
         corrected, facts = bias_correction.correct_biases(self.model, quantized, self.body, feeds,
                                                           progress=self.notify)
         update_quantization_metadata(corrected, {"bias_correction": facts})
