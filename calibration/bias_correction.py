@@ -1,4 +1,4 @@
-"""Bias correction of the S8S8 (TensorRT) Q/DQ model: the raw head's means back to FP32's.
+"""Bias correction of the S8S8 (TensorRT) Q/DQ model: the class logits' means back to FP32's.
 
 Rounding the body's weights and activations, and clipping them to their
 ranges, moves the mean of what the head's output convolutions compute: the
@@ -11,13 +11,16 @@ for OpenVINO IRs) measures each output channel's mean on calibration images
 in the FP32 model and in the quantized one, and takes the difference off the
 convolution's bias.
 
-Only the head's output convolutions are corrected: they feed no other
-convolution, so one pass over the images measures them all, and correcting
-the body's convolutions too made a trained YOLOv8n worse at conf 0.25
-(docs/benchmarks.md, "The S8S8 model bias-corrected").
+Only the head's class output convolutions are corrected: they feed no other
+convolution, so one pass over the images measures them all. Correcting the
+body's convolutions too made a trained YOLOv8n worse at conf 0.25, and
+correcting the box outputs as well made a trained YOLO26n's one-to-many head
+worse (its box outputs are the distances themselves: a mean over every
+anchor is not a box's) (docs/benchmarks.md, "The S8S8 model
+bias-corrected").
 
 TensorRT keeps the S8S8 model's biases float (`qdq.TENSORRT_OPTIONS`), so the
-correction changes the head's biases only (a shared one is copied first, a
+correction changes the class biases only (a shared one is copied first, a
 missing one added): the Q/DQ placement, scales and weights stay, and the
 model passes the TensorRT lint as before.
 
@@ -31,7 +34,7 @@ Example:
 from edgedet.calibration.bias_correction import correct_biases
 
 corrected, facts = correct_biases(fp32_model, s8s8_model, body, feeds)
-facts  # {"images": 128, "convolutions": 6}
+facts  # {"images": 128, "convolutions": 3}
 ```
 """
 
@@ -87,7 +90,7 @@ def _means(models, convs, feeds):
 
 
 def correct_biases(reference, quantized, body, feeds, progress=None):
-    """Returns a copy of `quantized` whose head output convolutions' biases are corrected.
+    """Returns a copy of `quantized` whose class output convolutions' biases are corrected.
 
     A head convolution without a bias (tf2onnx leaves some unfused) gets one;
     a bias two convolutions share is copied first.
@@ -112,12 +115,12 @@ def correct_biases(reference, quantized, body, feeds, progress=None):
     from edgedet.calibration.body import head_output_convs
 
     model = copy.deepcopy(quantized)
-    convs = list(head_output_convs(model, body))
+    convs = list(head_output_convs(model, body, branch="class"))
     if not convs:
         return model, {"images": 0, "convolutions": 0}
     _check_biases(model, convs)
     if progress:
-        progress(f"bias correction of {len(convs)} head convolutions")
+        progress(f"bias correction of {len(convs)} class output convolutions")
     (measured, target), images = _means([model, reference], convs, feeds)
     _subtract_from_biases(model, convs, [m - t for m, t in zip(measured, target)])
     return model, {"images": images, "convolutions": len(convs)}

@@ -89,11 +89,20 @@ def is_head_output(layer):
     return bool(layer) and re.sub(r"(_\d+)+$", "", layer) in families.head_output_layers()
 
 
-def head_output_convs(model, body):
-    """Node names of the body's head output convolutions, float or quantized, in graph order."""
+def head_output_convs(model, body, branch=None):
+    """Node names of the body's head output convolutions, float or quantized, in graph order.
+
+    Args:
+        model: `onnx.ModelProto`.
+        body: `Body` of `model`.
+        branch: str or None. `"class"` or `"box"` for that branch's only
+            (every family names them `..._{box,class}_3_conv`). Defaults to
+            None (both).
+    """
     nodes = set(body.nodes)
+    wanted = f"_{branch}_" if branch else ""
     return tuple(n.name for n in model.graph.node if n.op_type == "Conv" and n.name in nodes
-                 and is_head_output(_layer(n.name, body.scope)))
+                 and is_head_output(layer := _layer(n.name, body.scope)) and wanted in layer)
 
 
 def family_float_blocks(present):

@@ -1,4 +1,4 @@
-"""Bias correction of the S8S8 model: the raw head's means back to FP32's, only its biases moved."""
+"""Bias correction of the S8S8 model: class logits' means back to FP32's, only those biases move."""
 
 import types
 
@@ -20,7 +20,8 @@ def corrected(fp32_onnx, ranges, calib_data):
     feeds = list(calib_data)
     model, facts = correct_biases(reference, raw, body, feeds)
     return types.SimpleNamespace(reference=reference, body=body, raw=raw, model=model,
-                                 facts=facts, feeds=feeds, convs=head_output_convs(raw, body))
+                                 facts=facts, feeds=feeds,
+                                 convs=head_output_convs(raw, body, branch="class"))
 
 
 def _worst_move(model, c):
@@ -29,16 +30,17 @@ def _worst_move(model, c):
                for m, t in zip(output_means(model, c.convs, c.feeds), target))
 
 
-def test_the_head_output_means_come_back_to_fp32(corrected):
+def test_the_class_output_means_come_back_to_fp32(corrected):
     c = corrected
-    assert set(c.convs) == set(c.body.float_head) and len(c.convs) == 6
+    assert len(c.convs) == 3 and set(c.convs) < set(c.body.float_head)
+    assert all("_class_3_conv" in name for name in c.convs)
     before, after = _worst_move(c.raw, c), _worst_move(c.model, c)
     assert before > 1e-3
     assert after < 1e-5 + 1e-3 * before, (before, after)  # exact: the bias is float
-    assert c.facts == {"images": len(c.feeds), "convolutions": 6}
+    assert c.facts == {"images": len(c.feeds), "convolutions": 3}
 
 
-def test_only_the_head_biases_move(corrected):
+def test_only_the_class_biases_move(corrected):
     c = corrected
     assert [(n.op_type, list(n.input), list(n.output)) for n in c.model.graph.node] == [
         (n.op_type, list(n.input), list(n.output)) for n in c.raw.graph.node]
@@ -59,7 +61,7 @@ def test_a_shared_bias_is_copied_then_corrected(corrected):
     shared = onnx.ModelProto()
     shared.CopyFrom(c.raw)
     nodes = {n.name: n for n in shared.graph.node}
-    pair = [name for name in c.convs if "_class_" in name][:2]
+    pair = list(c.convs[:2])
     nodes[pair[1]].input[2] = nodes[pair[0]].input[2]  # Two class convolutions share a bias.
     fixed, _ = correct_biases(c.reference, shared, c.body, c.feeds)
     fixed_nodes = {n.name: n for n in fixed.graph.node}
@@ -97,7 +99,7 @@ def test_a_head_conv_without_bias_gets_one(corrected):
     reference, bare = _bias_to_add(c.reference, name), _bias_to_add(c.raw, name)
     fixed, facts = correct_biases(reference, bare, c.body, c.feeds)
     conv = next(n for n in fixed.graph.node if n.name == name)
-    assert len(conv.input) == 3 and conv.input[2] and facts["convolutions"] == 6
+    assert len(conv.input) == 3 and conv.input[2] and facts["convolutions"] == 3
     [want] = output_means(reference, [name], c.feeds)
     [before] = output_means(bare, [name], c.feeds)
     [after] = output_means(fixed, [name], c.feeds)
@@ -112,7 +114,7 @@ def test_the_pipeline_takes_the_first_images_only(fp32_onnx, calib_data, monkeyp
     monkeypatch.setattr(bias_correction, "MEAN_IMAGES", 2)
     pipeline = Int8Pipeline(onnx.load(str(fp32_onnx)), calib_data, method="minmax")
     metadata = _quantization(pipeline.qdq("s8s8"))
-    assert metadata["bias_correction"] == {"images": 2, "convolutions": 6}
+    assert metadata["bias_correction"] == {"images": 2, "convolutions": 3}
 
 
 def _quantization(model):
@@ -138,5 +140,5 @@ def test_the_pipeline_corrects_s8s8_only_and_says_so(fp32_onnx, calib_data):
 
     pipeline = Int8Pipeline(onnx.load(str(fp32_onnx)), calib_data, method="minmax")
     assert _quantization(pipeline.qdq("s8s8"))["bias_correction"] == {
-        "images": len(calib_data), "convolutions": 6}
+        "images": len(calib_data), "convolutions": 3}
     assert "bias_correction" not in _quantization(pipeline.qdq("u8s8"))
