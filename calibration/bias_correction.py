@@ -106,7 +106,7 @@ def correct_biases(reference, quantized, body, feeds, progress=None):
 
     Returns:
         `(model, facts)`: the corrected copy and `{"images", "convolutions"}`
-        (both 0 when the body has no head convolution to correct).
+        (both 0 when the body has no class output convolution).
 
     Raises:
         ValueError: no images, or a bias that is not a float initializer

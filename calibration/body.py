@@ -101,8 +101,13 @@ def head_output_convs(model, body, branch=None):
     """
     nodes = set(body.nodes)
     wanted = f"_{branch}_" if branch else ""
-    return tuple(n.name for n in model.graph.node if n.op_type == "Conv" and n.name in nodes
-                 and is_head_output(layer := _layer(n.name, body.scope)) and wanted in layer)
+    return tuple(n.name for n in model.graph.node if n.name in nodes
+                 and _is_head_conv(n, body.scope) and wanted in _layer(n.name, body.scope))
+
+
+def _is_head_conv(node, scope):
+    """True when ONNX `node` is a head output convolution of a known model family."""
+    return node.op_type == "Conv" and is_head_output(_layer(node.name, scope))
 
 
 def family_float_blocks(present):
@@ -226,8 +231,7 @@ def find_body(model, quantize_head=False, exclude=()):
                 named.add(n.name)
                 changed = True
 
-    head = [n.name for n in nodes if n.name in named and n.op_type == "Conv"
-            and is_head_output(_layer(n.name, scope))]
+    head = [n.name for n in nodes if n.name in named and _is_head_conv(n, scope)]
     if not head:
         known = ", ".join(f"{f.title} {list(f.head_output_layers)}" for f in families.families())
         raise BodyNotFoundError(
